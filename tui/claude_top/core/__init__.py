@@ -1,0 +1,1 @@
+"""Data only: OTLP decoding, the DuckDB store, queries and export. Never imports textual."""

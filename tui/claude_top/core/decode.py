@@ -1,0 +1,549 @@
+"""Decode OTLP export requests (protobuf bytes or OTLP/JSON) into column-oriented rows.
+
+The rows follow `core.schema`. Everything the sender sent is kept as JSON beside the typed
+columns; string-typed numbers and booleans (Claude Code sends `"42"`, `"true"`) are coerced.
+Unknown names are kept, never fatal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from claude_top.core.schema import column_names
+
+SIGNALS = ("traces", "metrics", "logs")
+REQUEST_TYPES: dict[str, type[Message]] = {
+    "traces": ExportTraceServiceRequest,
+    "metrics": ExportMetricsServiceRequest,
+    "logs": ExportLogsServiceRequest,
+}
+_JSON_ROOT_KEYS = {
+    "resourceSpans": "traces",
+    "resource_spans": "traces",
+    "resourceMetrics": "metrics",
+    "resource_metrics": "metrics",
+    "resourceLogs": "logs",
+    "resource_logs": "logs",
+}
+_INT64_MAX = (1 << 63) - 1
+_TEMPORALITY = {0: "unspecified", 1: "delta", 2: "cumulative"}
+EVENT_PREFIX = "claude_code."
+
+
+class DecodeFailure(ValueError):
+    """The payload is not a valid OTLP export of the expected signal."""
+
+
+@dataclass
+class Decoded:
+    """Rows decoded from one export request, ready for the store writer.
+
+    `rows[table]` holds one tuple per row in `core.schema` column order.
+    """
+
+    signal: str
+    rows: dict[str, list[tuple]] = field(
+        default_factory=lambda: {"spans": [], "events": [], "metric_points": [], "resources": []}
+    )
+    rejected: int = 0
+    rejected_reason: str = ""
+
+    @property
+    def count(self) -> int:
+        """Rows of telemetry (resources not counted)."""
+        r = self.rows
+        return len(r["spans"]) + len(r["events"]) + len(r["metric_points"])
+
+    def column(self, table: str, name: str) -> list:
+        i = column_names(table).index(name)
+        return [row[i] for row in self.rows[table]]
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def parse_protobuf(signal: str, body: bytes) -> Message:
+    """Parse an Export*ServiceRequest; raise DecodeFailure on malformed bytes."""
+    request = REQUEST_TYPES[signal]()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeFailure(f"malformed OTLP {signal} protobuf: {exc}") from None
+    return request
+
+
+def guess_protobuf_signal(body: bytes) -> str:
+    """Tell which signal a protobuf body carries (for `POST /`): the type it parses as cleanly."""
+    best: tuple[int, str] | None = None
+    for signal, cls in REQUEST_TYPES.items():
+        msg = cls()
+        try:
+            msg.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError):
+            continue
+        size = msg.ByteSize()
+        msg.DiscardUnknownFields()
+        unknown = size - msg.ByteSize()
+        if best is None or unknown < best[0]:
+            best = (unknown, signal)
+    if best is None:
+        raise DecodeFailure("body is not an OTLP traces, metrics or logs protobuf")
+    return best[1]
+
+
+def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
+    """Parse an OTLP/JSON body (hex ids, enums as ints or names, ints as strings or numbers)."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeFailure(f"malformed OTLP JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DecodeFailure("malformed OTLP JSON: the top level must be an object")
+    if signal is None:
+        found = {_JSON_ROOT_KEYS[k] for k in doc if k in _JSON_ROOT_KEYS}
+        if len(found) != 1:
+            raise DecodeFailure(
+                "cannot tell the signal: expected one of resourceSpans, resourceMetrics, "
+                "resourceLogs"
+            )
+        signal = found.pop()
+    try:
+        _hex_ids_to_base64(doc)
+        request = json_format.ParseDict(doc, REQUEST_TYPES[signal](), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise DecodeFailure(f"malformed OTLP JSON {signal}: {exc}") from None
+    return signal, request
+
+
+_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise DecodeFailure(f"{key} is not a hex string: {value[:40]!r}") from None
+            elif isinstance(value, dict | list):
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict | list):
+                _hex_ids_to_base64(item)
+
+
+# --- values --------------------------------------------------------------------------------
+
+
+def _finite(x: float) -> float | str:
+    return x if math.isfinite(x) else str(x)
+
+
+def any_value(v) -> Any:
+    """AnyValue -> a JSON-safe Python value (bytes as base64, non-finite doubles as strings)."""
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return v.int_value
+    if which == "bool_value":
+        return v.bool_value
+    if which == "double_value":
+        return _finite(v.double_value)
+    if which == "array_value":
+        return [any_value(x) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+    if which == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    return None
+
+
+def attributes_dict(kvs) -> dict[str, Any]:
+    """Repeated KeyValue -> dict (later duplicates win, as in the SDKs)."""
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        v = kv.value
+        which = v.WhichOneof("value")
+        if which == "string_value":
+            out[kv.key] = v.string_value
+        elif which == "int_value":
+            out[kv.key] = v.int_value
+        elif which == "bool_value":
+            out[kv.key] = v.bool_value
+        else:
+            out[kv.key] = any_value(v)
+    return out
+
+
+def to_int(x: Any) -> int | None:
+    """Coerce an attribute to int: ints, integral floats and numeric strings."""
+    if x is None or isinstance(x, bool):
+        return None if x is None else int(x)
+    if isinstance(x, int):
+        return x if -_INT64_MAX <= x <= _INT64_MAX else None
+    if isinstance(x, float):
+        return int(x) if math.isfinite(x) and abs(x) <= _INT64_MAX else None
+    if isinstance(x, str):
+        try:
+            return to_int(int(x))
+        except ValueError:
+            try:
+                return to_int(float(x))
+            except ValueError:
+                return None
+    return None
+
+
+def to_float(x: Any) -> float | None:
+    """Coerce an attribute to a finite float."""
+    if x is None or isinstance(x, bool):
+        return None
+    if isinstance(x, int | float):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, str):
+        try:
+            f = float(x)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def to_bool(x: Any) -> bool | None:
+    """Coerce an attribute to bool: bools, "true"/"false", 1/0."""
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, str):
+        s = x.strip().lower()
+        if s in ("true", "1", "yes"):
+            return True
+        if s in ("false", "0", "no"):
+            return False
+        return None
+    if isinstance(x, int | float):
+        return bool(x)
+    return None
+
+
+def to_str(x: Any) -> str | None:
+    if x is None:
+        return None
+    if isinstance(x, str):
+        return x
+    return json.dumps(x, ensure_ascii=False)
+
+
+def _ns(x: int) -> int | None:
+    """A fixed64 nanosecond time as a BIGINT; 0 (unset) and out-of-range become None."""
+    if not x:
+        return None
+    return x if x <= _INT64_MAX else None
+
+
+def _dumps(d: Any) -> str:
+    return orjson.dumps(d).decode()
+
+
+def _digest(*parts: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(len(p).to_bytes(4, "little"))
+        h.update(p)
+    return h.digest()
+
+
+def _first(a: Any, b: Any) -> Any:
+    return a if a is not None and a != "" else b
+
+
+class _Resource:
+    """What every record of one Resource* shares: its id, attributes and service name."""
+
+    __slots__ = ("attrs", "service", "uid")
+
+    def __init__(self, resource, out: Decoded, now: int) -> None:
+        self.attrs = attributes_dict(resource.attributes)
+        self.uid = _digest(b"resource", resource.SerializeToString(deterministic=True))
+        self.service = to_str(self.attrs.get("service.name"))
+        out.rows["resources"].append((self.uid, self.service, _dumps(self.attrs), now))
+
+    def session(self, a: dict[str, Any]) -> str | None:
+        return to_str(_first(a.get("session.id"), self.attrs.get("session.id")))
+
+
+# --- spans ---------------------------------------------------------------------------------
+
+
+def _span_events(span) -> str | None:
+    if not span.events:
+        return None
+    return _dumps(
+        [
+            {
+                "name": e.name,
+                "time_ns": e.time_unix_nano,
+                "attributes": attributes_dict(e.attributes),
+            }
+            for e in span.events
+        ]
+    )
+
+
+def _span_links(span) -> str | None:
+    if not span.links:
+        return None
+    return _dumps(
+        [
+            {
+                "trace_id": ln.trace_id.hex(),
+                "span_id": ln.span_id.hex(),
+                "attributes": attributes_dict(ln.attributes),
+            }
+            for ln in span.links
+        ]
+    )
+
+
+def decode_traces(request: ExportTraceServiceRequest, received_ns: int | None = None) -> Decoded:
+    """ExportTraceServiceRequest -> span rows. Spans with invalid ids are rejected and counted."""
+    out = Decoded("traces")
+    rows = out.rows["spans"]
+    append = rows.append
+    now = received_ns or time.time_ns()
+    for rs in request.resource_spans:
+        res = _Resource(rs.resource, out, now)
+        for ss in rs.scope_spans:
+            scope_name = ss.scope.name or None
+            for span in ss.spans:
+                tid, sid = span.trace_id, span.span_id
+                if len(tid) != 16 or len(sid) != 8 or tid == _ZERO16 or sid == _ZERO8:
+                    out.rejected += 1
+                    out.rejected_reason = "span with an invalid trace_id or span_id"
+                    continue
+                a = attributes_dict(span.attributes)
+                get = a.get
+                start, end = _ns(span.start_time_unix_nano), _ns(span.end_time_unix_nano)
+                status = span.status
+                append(
+                    (
+                        tid + sid,
+                        tid.hex(),
+                        sid.hex(),
+                        span.parent_span_id.hex() or None,
+                        span.name,
+                        span.kind,
+                        start,
+                        end,
+                        (end - start) / 1e6 if start is not None and end is not None else None,
+                        status.code,
+                        status.message or None,
+                        res.session(a),
+                        to_str(get("span.type")),
+                        to_str(_first(get("model"), get("gen_ai.request.model"))),
+                        to_str(_first(get("tool_name"), get("gen_ai.tool.name"))),
+                        to_str(_first(get("tool_use_id"), get("gen_ai.tool.call.id"))),
+                        to_int(_first(get("input_tokens"), get("gen_ai.usage.input_tokens"))),
+                        to_int(_first(get("output_tokens"), get("gen_ai.usage.output_tokens"))),
+                        to_int(get("cache_read_tokens")),
+                        to_int(get("cache_creation_tokens")),
+                        to_bool(get("success")),
+                        to_int(get("attempt")),
+                        to_str(get("agent_id")),
+                        to_str(get("parent_agent_id")),
+                        _dumps(a),
+                        _span_events(span),
+                        _span_links(span),
+                        res.uid,
+                        scope_name,
+                        res.service,
+                        now,
+                    )
+                )
+    return out
+
+
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
+
+
+# --- log events ----------------------------------------------------------------------------
+
+
+def event_name(body: Any, attrs: dict[str, Any]) -> str:
+    """Normalised event name: `claude_code.api_request` whether from the body or `event.name`."""
+    short = attrs.get("event.name")
+    if isinstance(body, str) and body and " " not in body and "." in body and len(body) < 200:
+        return body
+    if isinstance(short, str) and short:
+        return short if "." in short else EVENT_PREFIX + short
+    return "log"
+
+
+def decode_logs(request: ExportLogsServiceRequest, received_ns: int | None = None) -> Decoded:
+    """ExportLogsServiceRequest -> event rows; the uid is a digest of the record's content."""
+    out = Decoded("logs")
+    append = out.rows["events"].append
+    now = received_ns or time.time_ns()
+    for rl in request.resource_logs:
+        res = _Resource(rl.resource, out, now)
+        for sl in rl.scope_logs:
+            scope_name = sl.scope.name or None
+            scope_digest = sl.scope.SerializeToString(deterministic=True)
+            for rec in sl.log_records:
+                a = attributes_dict(rec.attributes)
+                get = a.get
+                body = any_value(rec.body) if rec.HasField("body") else None
+                append(
+                    (
+                        _digest(
+                            b"log", res.uid, scope_digest, rec.SerializeToString(deterministic=True)
+                        ),
+                        event_name(body, a),
+                        res.session(a),
+                        to_str(get("prompt.id")),
+                        _ns(rec.time_unix_nano) or _ns(rec.observed_time_unix_nano) or now,
+                        to_int(get("event.sequence")),
+                        rec.trace_id.hex() or None,
+                        rec.span_id.hex() or None,
+                        rec.severity_number or None,
+                        to_str(body),
+                        to_str(_first(get("model"), get("gen_ai.request.model"))),
+                        to_str(get("tool_name")),
+                        to_str(get("tool_use_id")),
+                        to_float(get("cost_usd")),
+                        to_int(get("input_tokens")),
+                        to_int(get("output_tokens")),
+                        to_int(get("cache_read_tokens")),
+                        to_int(get("cache_creation_tokens")),
+                        to_float(get("duration_ms")),
+                        to_bool(get("success")),
+                        to_str(get("decision")),
+                        to_str(get("error")),
+                        to_int(get("attempt")),
+                        to_str(get("query_source")),
+                        _dumps(a),
+                        res.uid,
+                        scope_name,
+                        res.service,
+                        now,
+                    )
+                )
+    return out
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def _point_value(p) -> float | None:
+    which = p.WhichOneof("value")
+    if which == "as_double":
+        return p.as_double if math.isfinite(p.as_double) else None
+    if which == "as_int":
+        return float(p.as_int)
+    return None
+
+
+def decode_metrics(request: ExportMetricsServiceRequest, received_ns: int | None = None) -> Decoded:
+    """ExportMetricsServiceRequest -> one row per data point.
+
+    Sums carry `increment`: the value itself for DELTA; for CUMULATIVE it is left None here and
+    filled by the store writer, which keeps each series' last running total.
+    """
+    out = Decoded("metrics")
+    append = out.rows["metric_points"].append
+    now = received_ns or time.time_ns()
+    for rm in request.resource_metrics:
+        res = _Resource(rm.resource, out, now)
+        for sm in rm.scope_metrics:
+            scope_name = sm.scope.name or None
+            scope_digest = sm.scope.SerializeToString(deterministic=True)
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    out.rejected += 1
+                    out.rejected_reason = f"metric {metric.name!r} has no data"
+                    continue
+                data = getattr(metric, kind)
+                temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
+                monotonic = data.is_monotonic if kind == "sum" else None
+                name_b = metric.name.encode()
+                for p in data.data_points:
+                    a = attributes_dict(p.attributes)
+                    attrs_json = _dumps(a)
+                    count: int | None = None
+                    extra: str | None = None
+                    if kind in ("sum", "gauge"):
+                        value = _point_value(p)
+                    else:
+                        count = p.count if p.count <= _INT64_MAX else None
+                        has_sum = kind == "summary" or p.HasField("sum")
+                        value = p.sum if has_sum and math.isfinite(p.sum) else None
+                        point = json_format.MessageToDict(p, preserving_proto_field_name=True)
+                        point.pop("attributes", None)
+                        extra = json.dumps(point, ensure_ascii=False)
+                    append(
+                        (
+                            _digest(
+                                b"metric",
+                                res.uid,
+                                scope_digest,
+                                name_b,
+                                kind.encode(),
+                                p.SerializeToString(deterministic=True),
+                            ),
+                            _digest(res.uid, scope_digest, name_b, attrs_json.encode()),
+                            metric.name,
+                            kind,
+                            temporality,
+                            monotonic,
+                            metric.unit or None,
+                            res.session(a),
+                            to_str(a.get("model")),
+                            to_str(a.get("type")),
+                            _ns(p.start_time_unix_nano),
+                            _ns(p.time_unix_nano) or now,
+                            value,
+                            value if kind == "sum" and temporality == "delta" else None,
+                            count,
+                            attrs_json,
+                            extra,
+                            res.uid,
+                            scope_name,
+                            res.service,
+                            now,
+                        )
+                    )
+    return out
+
+
+DECODERS = {"traces": decode_traces, "metrics": decode_metrics, "logs": decode_logs}
+
+
+def decode_request(signal: str, request: Message, received_ns: int | None = None) -> Decoded:
+    """Decode a parsed Export*ServiceRequest of the given signal."""
+    return DECODERS[signal](request, received_ns)
+
+
+def decode_protobuf(signal: str, body: bytes, received_ns: int | None = None) -> Decoded:
+    """Parse and decode protobuf bytes of the given signal."""
+    return decode_request(signal, parse_protobuf(signal, body), received_ns)

@@ -1,0 +1,145 @@
+"""The store's tables: one column list per table, shared by the decoder, the writer and the DDL.
+
+Typed columns hold what panes query; `attributes` (and for spans `events` and `links`) keep
+everything as JSON so nothing a sender sent is lost. Resource attributes are stored once in
+`resources` (keyed by a digest of the resource) and referenced by `resource_id`.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+APP_ID = "claude-top"
+
+_SQL_TO_ARROW = {
+    "BLOB": pa.binary(),
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
+
+SPANS: tuple[tuple[str, str], ...] = (
+    ("uid", "BLOB"),
+    ("trace_id", "VARCHAR"),
+    ("span_id", "VARCHAR"),
+    ("parent_span_id", "VARCHAR"),
+    ("name", "VARCHAR"),
+    ("kind", "INTEGER"),
+    ("start_ns", "BIGINT"),
+    ("end_ns", "BIGINT"),
+    ("duration_ms", "DOUBLE"),
+    ("status_code", "INTEGER"),
+    ("status_message", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("span_type", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("tool_name", "VARCHAR"),
+    ("tool_use_id", "VARCHAR"),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("cache_read_tokens", "BIGINT"),
+    ("cache_creation_tokens", "BIGINT"),
+    ("success", "BOOLEAN"),
+    ("attempt", "INTEGER"),
+    ("agent_id", "VARCHAR"),
+    ("parent_agent_id", "VARCHAR"),
+    ("attributes", "JSON"),
+    ("events", "JSON"),
+    ("links", "JSON"),
+    ("resource_id", "BLOB"),
+    ("scope_name", "VARCHAR"),
+    ("service_name", "VARCHAR"),
+    ("received_ns", "BIGINT"),
+)
+
+EVENTS: tuple[tuple[str, str], ...] = (
+    ("uid", "BLOB"),
+    ("name", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("prompt_id", "VARCHAR"),
+    ("time_ns", "BIGINT"),
+    ("sequence", "BIGINT"),
+    ("trace_id", "VARCHAR"),
+    ("span_id", "VARCHAR"),
+    ("severity_number", "INTEGER"),
+    ("body", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("tool_name", "VARCHAR"),
+    ("tool_use_id", "VARCHAR"),
+    ("cost_usd", "DOUBLE"),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("cache_read_tokens", "BIGINT"),
+    ("cache_creation_tokens", "BIGINT"),
+    ("duration_ms", "DOUBLE"),
+    ("success", "BOOLEAN"),
+    ("decision", "VARCHAR"),
+    ("error", "VARCHAR"),
+    ("attempt", "INTEGER"),
+    ("query_source", "VARCHAR"),
+    ("attributes", "JSON"),
+    ("resource_id", "BLOB"),
+    ("scope_name", "VARCHAR"),
+    ("service_name", "VARCHAR"),
+    ("received_ns", "BIGINT"),
+)
+
+METRIC_POINTS: tuple[tuple[str, str], ...] = (
+    ("uid", "BLOB"),
+    ("series", "BLOB"),
+    ("name", "VARCHAR"),
+    ("metric_type", "VARCHAR"),
+    ("temporality", "VARCHAR"),
+    ("monotonic", "BOOLEAN"),
+    ("unit", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("type", "VARCHAR"),
+    ("start_ns", "BIGINT"),
+    ("time_ns", "BIGINT"),
+    ("value", "DOUBLE"),
+    ("increment", "DOUBLE"),
+    ("count", "BIGINT"),
+    ("attributes", "JSON"),
+    ("data", "JSON"),
+    ("resource_id", "BLOB"),
+    ("scope_name", "VARCHAR"),
+    ("service_name", "VARCHAR"),
+    ("received_ns", "BIGINT"),
+)
+
+RESOURCES: tuple[tuple[str, str], ...] = (
+    ("uid", "BLOB"),
+    ("service_name", "VARCHAR"),
+    ("attributes", "JSON"),
+    ("received_ns", "BIGINT"),
+)
+
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "spans": SPANS,
+    "events": EVENTS,
+    "metric_points": METRIC_POINTS,
+    "resources": RESOURCES,
+}
+
+
+def column_names(table: str) -> tuple[str, ...]:
+    """The column names of a table, in order."""
+    return tuple(name for name, _ in TABLES[table])
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema matching a table, used for bulk inserts."""
+    return pa.schema([(name, _SQL_TO_ARROW[sql]) for name, sql in TABLES[table]])
+
+
+def create_table_sql(table: str) -> str:
+    """CREATE TABLE statement; `uid` is the idempotency key (a redelivered export counts once)."""
+    cols = ",\n  ".join(
+        f"{name} {sql}{' PRIMARY KEY' if name == 'uid' else ''}" for name, sql in TABLES[table]
+    )
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)"
