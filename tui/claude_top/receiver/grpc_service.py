@@ -1,0 +1,100 @@
+"""OTLP/gRPC: the Trace, Metrics and Logs `Export` services on grpc.aio.
+
+Requests arrive as raw bytes so a malformed payload is answered INVALID_ARGUMENT with the
+parser's message (grpc's own deserializer would answer INTERNAL).
+"""
+
+from __future__ import annotations
+
+import errno
+
+import grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from claude_top.core.decode import Decoded, DecodeFailure, decode_protobuf
+from claude_top.core.store import Backpressure
+
+SERVICES = {
+    "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
+    "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
+}
+RESPONSES = {
+    "traces": ExportTraceServiceResponse,
+    "metrics": ExportMetricsServiceResponse,
+    "logs": ExportLogsServiceResponse,
+}
+_REJECTED_FIELD = {
+    "traces": "rejected_spans",
+    "metrics": "rejected_data_points",
+    "logs": "rejected_log_records",
+}
+
+
+def export_response(decoded: Decoded):
+    """The Export*ServiceResponse for a decoded request: empty, or with partial_success."""
+    response = RESPONSES[decoded.signal]()
+    if decoded.rejected:
+        partial = response.partial_success
+        setattr(partial, _REJECTED_FIELD[decoded.signal], decoded.rejected)
+        partial.error_message = decoded.rejected_reason
+    return response
+
+
+def _export_handler(signal: str, ingest):
+    from claude_top.receiver.server import WriteFailed
+
+    async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            decoded = await ingest.run(decode_protobuf, body, signal)
+        except DecodeFailure as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            await ingest.commit(decoded)
+        except Backpressure as exc:
+            await context.send_initial_metadata((("retry-after", str(Backpressure.retry_after_s)),))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except WriteFailed as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return export_response(decoded).SerializeToString()
+
+    return grpc.unary_unary_rpc_method_handler(export)
+
+
+async def start_grpc(ingest, config) -> tuple[grpc.aio.Server, int]:
+    """Start the gRPC server; returns it and the bound port. Raises PortInUse."""
+    from claude_top.receiver.server import PortInUse
+
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", config.max_body),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ],
+    )
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                service, {"Export": _export_handler(signal, ingest)}
+            )
+            for signal, service in SERVICES.items()
+        ]
+    )
+    host = config.bind if ":" not in config.bind else f"[{config.bind}]"
+    try:
+        port = server.add_insecure_port(f"{host}:{config.grpc_port}")
+    except RuntimeError:
+        port = 0
+    if not port:
+        raise PortInUse(config.grpc_port, "OTLP/gRPC", "--grpc-port")
+    try:
+        await server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(config.grpc_port, "OTLP/gRPC", "--grpc-port") from None
+        raise
+    return server, port

@@ -1,0 +1,127 @@
+"""OTLP/HTTP on aiohttp: `POST /v1/traces|metrics|logs` and `POST /`, protobuf and JSON.
+
+gzip bodies are inflated by aiohttp as they stream in and cut off at the size limit, so a
+gzip bomb costs at most `max_body`. Errors carry a google.rpc.Status in the request's format.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+
+from aiohttp import web
+from google.protobuf import json_format
+
+from claude_top.core.decode import (
+    DecodeFailure,
+    decode_protobuf,
+    decode_request,
+    guess_protobuf_signal,
+    parse_json,
+)
+from claude_top.core.store import Backpressure
+from claude_top.receiver.grpc_service import export_response
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_PATHS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs", "/": None}
+_GRPC_CODE = {400: 3, 413: 8, 415: 3, 503: 14, 500: 13}
+
+
+def _status_body(content_type: str, http_status: int, message: str) -> bytes:
+    """A google.rpc.Status (code, message) encoded as protobuf or JSON."""
+    code = _GRPC_CODE.get(http_status, 2)
+    if content_type == PROTOBUF:
+        msg = message.encode()
+        return b"\x08" + bytes([code]) + b"\x12" + _varint(len(msg)) + msg
+    return json.dumps({"code": code, "message": message}).encode()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _error(content_type: str, status: int, message: str, headers=None) -> web.Response:
+    ctype = content_type if content_type in (PROTOBUF, JSON) else JSON
+    return web.Response(
+        status=status,
+        body=_status_body(ctype, status, message),
+        content_type=ctype,
+        headers=headers,
+    )
+
+
+def _decode_protobuf_any(signal: str | None, body: bytes):
+    return decode_protobuf(signal or guess_protobuf_signal(body), body)
+
+
+def _decode_json(signal: str | None, body: bytes):
+    found, request = parse_json(signal, body)
+    return decode_request(found, request)
+
+
+def make_app(ingest, max_body: int) -> web.Application:
+    """The aiohttp application serving OTLP/HTTP."""
+    from claude_top.receiver.server import WriteFailed
+
+    async def export(request: web.Request) -> web.Response:
+        signal = _PATHS[request.path]
+        ctype = request.content_type
+        if ctype not in (PROTOBUF, JSON):
+            return _error(
+                JSON,
+                415,
+                f"unsupported content type {ctype!r}: send {PROTOBUF} or {JSON}",
+            )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(ctype, 413, f"body larger than the {max_body}-byte limit")
+        except Exception as exc:  # truncated chunked body, bad gzip stream, ...
+            return _error(ctype, 400, f"cannot read the request body: {exc}")
+        decode = _decode_protobuf_any if ctype == PROTOBUF else _decode_json
+        try:
+            decoded = await ingest.run(decode, body, signal)
+        except DecodeFailure as exc:
+            return _error(ctype, 400, str(exc))
+        try:
+            await ingest.commit(decoded)
+        except Backpressure as exc:
+            return _error(ctype, 503, str(exc), {"Retry-After": str(Backpressure.retry_after_s)})
+        except WriteFailed as exc:
+            return _error(ctype, 503, str(exc), {"Retry-After": "1"})
+        response = export_response(decoded)
+        if ctype == PROTOBUF:
+            return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
+        doc = json_format.MessageToDict(response) if decoded.rejected else {}
+        return web.json_response(doc)
+
+    app = web.Application(client_max_size=max_body)
+    for path in _PATHS:
+        app.router.add_post(path, export)
+    return app
+
+
+async def start_http(ingest, config) -> tuple[web.AppRunner, int]:
+    """Start the HTTP server; returns its runner and the bound port. Raises OSError."""
+    from claude_top.receiver.server import PortInUse
+
+    runner = web.AppRunner(make_app(ingest, config.max_body), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.bind, config.http_port, shutdown_timeout=1.0)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(config.http_port, "OTLP/HTTP", "--http-port") from None
+        raise
+    return runner, runner.addresses[0][1]

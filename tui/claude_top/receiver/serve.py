@@ -1,0 +1,66 @@
+"""`claude-top serve`: the receivers headless, until SIGINT/SIGTERM; then flush and exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+
+from claude_top.core.connect import shell_exports
+from claude_top.core.store import Store, StoreError, StoreWriter
+from claude_top.receiver.server import PortInUse, ReceiverConfig, Receivers
+
+EXIT_USAGE = 2
+
+
+def _config(args) -> ReceiverConfig:
+    return ReceiverConfig(
+        bind=args.bind, grpc_port=args.grpc_port, http_port=args.http_port, max_body=args.max_body
+    )
+
+
+async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> int:
+    receivers = Receivers(writer, config)
+    try:
+        await receivers.start()
+    except PortInUse as exc:
+        print(f"claude-top: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ep = receivers.endpoints
+    print(f"claude-top serve: OTLP/gRPC on {ep['grpc']}, OTLP/HTTP on {ep['http']}", flush=True)
+    print(f"database: {store.path}", flush=True)
+    print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
+    print(shell_exports(receivers.env_block()), flush=True)
+    await stop.wait()
+    await receivers.stop()
+    return 0
+
+
+def run_serve(args, db_path: str) -> int:
+    """Run the receivers until a signal; returns the process exit code."""
+    try:
+        store = Store.open(db_path)
+    except StoreError as exc:
+        print(f"claude-top: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    writer = StoreWriter(store)
+    started = time.monotonic()
+    try:
+        code = asyncio.run(_serve(store, writer, _config(args)))
+    finally:
+        writer.close()
+        store.checkpoint()
+        store.close()
+    if code == 0:
+        s = writer.stats
+        print(
+            f"claude-top serve: stopped after {time.monotonic() - started:.0f}s; "
+            f"{s.exports_committed} exports, {s.rows_committed} rows committed",
+            flush=True,
+        )
+    return code
