@@ -332,10 +332,7 @@ class StoreWriter:
         with self._lock:
             if self._closed:
                 raise Backpressure("claude-top is shutting down")
-            if (
-                self.stats.pending_rows
-                and self.stats.pending_rows + batch.rows > self.max_pending_rows
-            ):
+            if self.stats.pending_rows and self.stats.pending_rows + rows > self.max_pending_rows:
                 raise Backpressure(
                     f"writer is behind ({self.stats.pending_rows} rows pending); retry shortly"
                 )
