@@ -35,6 +35,63 @@ def grpc_requests(name: str) -> list[tuple[str, bytes]]:
     return [(d["kind"], base64.b64decode(d["pb"])) for d in fixture_lines(name)]
 
 
+def http_requests(name: str) -> list[dict]:
+    """Each request of an HTTP fixture: path, ctype, enc and the raw body (bytes)."""
+    return [{**d, "body": base64.b64decode(d["body"])} for d in fixture_lines(name)]
+
+
+_PATH_SIGNAL = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
+_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+
+
+def _hex_ids_to_b64(node) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in _ID_KEYS and isinstance(v, str):
+                node[k] = base64.b64encode(bytes.fromhex(v)).decode()
+            else:
+                _hex_ids_to_b64(v)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_b64(item)
+
+
+def request_docs(name: str) -> list[tuple[str, dict]]:
+    """(signal, request in protobuf's JSON mapping, as a gRPC fixture's `req`) for any fixture.
+
+    HTTP bodies are read with the opentelemetry-proto classes only, never claude-top code.
+    """
+    if name.endswith(".grpc"):
+        return [(d["kind"], d["req"]) for d in fixture_lines(name)]
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    types = {
+        "traces": ExportTraceServiceRequest,
+        "metrics": ExportMetricsServiceRequest,
+        "logs": ExportLogsServiceRequest,
+    }
+    out = []
+    for d in http_requests(name):
+        assert d["enc"] is None, "compressed fixture bodies are not handled here"
+        signal = _PATH_SIGNAL[d["path"]]
+        msg = types[signal]()
+        if d["ctype"] == "application/json":
+            doc = json.loads(d["body"])
+            _hex_ids_to_b64(doc)
+            json_format.ParseDict(doc, msg)
+        else:
+            msg.ParseFromString(d["body"])
+        out.append((signal, json_format.MessageToDict(msg)))
+    return out
+
+
 def _value(v: dict):
     if not v:
         return None
@@ -52,16 +109,19 @@ def _attrs(items) -> dict:
     return {i["key"]: _value(i.get("value", {})) for i in items or []}
 
 
+_METRIC_KINDS = ("sum", "gauge", "histogram", "exponentialHistogram", "summary")
+
+
 class Truth:
-    """Expected values computed from a gRPC fixture's JSON requests."""
+    """Expected values computed from fixtures' JSON requests (gRPC `req` or HTTP bodies)."""
 
     def __init__(self, *names: str) -> None:
         self.events: list[dict] = []
         self.spans: list[dict] = []
         self.metric_points: list[dict] = []
+        self.data_points = 0  # every metric data point, whatever its type
         for name in names:
-            for d in fixture_lines(name):
-                req = d["req"]
+            for _signal, req in request_docs(name):
                 for rl in req.get("resourceLogs", []):
                     for sl in rl.get("scopeLogs", []):
                         for r in sl.get("logRecords", []):
@@ -73,6 +133,7 @@ class Truth:
                         for s in ss.get("spans", []):
                             a = _attrs(s.get("attributes"))
                             a["_name"] = s["name"]
+                            a["_trace_id"] = base64.b64decode(s["traceId"]).hex()
                             a["_span_id"] = base64.b64decode(s["spanId"]).hex()
                             a["_parent"] = base64.b64decode(s.get("parentSpanId", "")).hex()
                             a["_status"] = s.get("status", {}).get("code")
@@ -80,10 +141,14 @@ class Truth:
                 for rm in req.get("resourceMetrics", []):
                     for sm in rm.get("scopeMetrics", []):
                         for m in sm.get("metrics", []):
+                            for kind in _METRIC_KINDS:
+                                self.data_points += len(m.get(kind, {}).get("dataPoints", []))
                             for p in m.get("sum", {}).get("dataPoints", []):
                                 a = _attrs(p.get("attributes"))
                                 a["_name"] = m["name"]
-                                a["_value"] = p.get("asDouble", p.get("asInt"))
+                                a["_value"] = (
+                                    float(p["asDouble"]) if "asDouble" in p else int(p["asInt"])
+                                )
                                 self.metric_points.append(a)
 
     def api_requests(self, session: str | None = None) -> list[dict]:
