@@ -9,10 +9,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+# Test modules import these helpers as `from truth import ...`: `import conftest` stops meaning
+# this file once a sub-directory has a conftest.py of its own (pytest swaps the module).
+sys.modules.setdefault("truth", sys.modules[__name__])
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(
