@@ -1,0 +1,149 @@
+"""An in-process claude-top receiver on ephemeral ports, a real gRPC channel and HTTP client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import grpc
+from truth import grpc_requests, http_requests
+
+from claude_top.core.store import Store, StoreWriter
+from claude_top.receiver.server import ReceiverConfig, Receivers
+
+SERVICES = {
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+TABLES = ("spans", "events", "metric_points")
+SIGNAL_TABLE = {"traces": "spans", "logs": "events", "metrics": "metric_points"}
+
+
+@dataclass
+class HttpReply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Server:
+    """A running receiver and clients for it."""
+
+    def __init__(self, store: Store, writer: StoreWriter, rx: Receivers) -> None:
+        self.store = store
+        self.writer = writer
+        self.rx = rx
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{rx.grpc_port}")
+        self.session = aiohttp.ClientSession()
+        self.url = f"http://127.0.0.1:{rx.http_port}"
+
+    async def export(self, signal: str, body: bytes, timeout: float = 10.0) -> bytes:
+        """One gRPC Export call with raw protobuf bytes; returns the raw response bytes."""
+        return await self.channel.unary_unary(SERVICES[signal])(body, timeout=timeout)
+
+    async def post(
+        self,
+        path: str,
+        body,
+        ctype: str | None = PROTOBUF,
+        headers: dict[str, str] | None = None,
+    ) -> HttpReply:
+        """One HTTP POST; `body` may be bytes or an async generator (sent chunked)."""
+        hdrs = dict(headers or {})
+        if ctype is not None:
+            hdrs["Content-Type"] = ctype
+        async with self.session.post(self.url + path, data=body, headers=hdrs) as resp:
+            return HttpReply(resp.status, dict(resp.headers), await resp.read())
+
+    async def replay(self, name: str) -> None:
+        """Send every request of a fixture the way it was captured; each must succeed."""
+        if name.endswith(".grpc"):
+            for signal, body in grpc_requests(name):
+                assert await self.export(signal, body) == b""
+        else:
+            for d in http_requests(name):
+                headers = {"Content-Encoding": d["enc"]} if d["enc"] else None
+                reply = await self.post(d["path"], d["body"], d["ctype"], headers)
+                assert reply.status == 200, reply.body
+
+    def settle(self) -> None:
+        """Wait until every acknowledged export is indexed into the tables."""
+        sync = getattr(self.writer, "sync", None)  # a writer that indexes behind its journal
+        if sync is not None:
+            assert sync(10.0), "acknowledged exports were not indexed within 10 s"
+
+    def query(self, sql: str, *params, settle: bool = True) -> list[tuple]:
+        """Run a query on a fresh cursor (after `settle()` unless told not to)."""
+        if settle:
+            self.settle()
+        cur = self.store.cursor()
+        try:
+            return cur.execute(sql, list(params)).fetchall()
+        finally:
+            cur.close()
+
+    def counts(self) -> dict[str, int]:
+        """Rows per telemetry table, once everything acknowledged is indexed."""
+        self.settle()
+        return {t: self.query(f"SELECT count(*) FROM {t}", settle=False)[0][0] for t in TABLES}
+
+    def durable_records(self) -> dict[str, int]:
+        """Records per signal a fresh cursor sees committed: indexed, or still journalled.
+
+        One statement, so one snapshot: an export moving from the journal to the tables
+        meanwhile is counted exactly once.
+        """
+        has_journal = self.query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_journal'",
+            settle=False,
+        )[0][0]
+        parts = []
+        for signal, table in SIGNAL_TABLE.items():
+            part = f"(SELECT count(*) FROM {table})"
+            if has_journal:
+                part += (
+                    " + (SELECT coalesce(sum(records), 0) FROM ingest_journal "
+                    f"WHERE signal = '{signal}')"
+                )
+            parts.append(part)
+        row = self.query("SELECT " + ", ".join(parts), settle=False)[0]
+        return {"traces": int(row[0]), "logs": int(row[1]), "metrics": int(row[2])}
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.channel.close()
+        await self.rx.stop(grace=0)
+        self.writer.close()
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    store: Store | None = None,
+    *,
+    max_pending_rows: int | None = None,
+    **config,
+) -> AsyncIterator[Server]:
+    """Start receivers on ephemeral ports over `store` (a fresh in-memory one by default)."""
+    own_store = store is None
+    store = store or Store.open(":memory:")
+    limits = {} if max_pending_rows is None else {"max_pending_rows": max_pending_rows}
+    writer = StoreWriter(store, **limits)
+    rx = Receivers(writer, ReceiverConfig(grpc_port=0, http_port=0, **config))
+    try:
+        await rx.start()
+    except BaseException:
+        writer.close()
+        raise
+    server = Server(store, writer, rx)
+    try:
+        yield server
+    finally:
+        await server.close()
+        if own_store:
+            store.close()
