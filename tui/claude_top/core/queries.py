@@ -93,7 +93,7 @@ def _dicts(result: duckdb.DuckDBPyConnection) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 
-def _where(f: Filter, time_col: str, params: dict[str, Any], *, session: bool = True) -> str:
+def filter_where(f: Filter, time_col: str, params: dict[str, Any], *, session: bool = True) -> str:
     """Window and session conditions; only the ones in use, so DuckDB can push them down."""
     conds = ["TRUE"]
     if f.since_ns is not None:
@@ -122,18 +122,29 @@ def _ratio(read: str, inp: str, creation: str) -> str:
 
 
 def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
-    """One row per session with telemetry in the filter, most recent activity first."""
+    """One row per session with telemetry in the filter, most recent activity first.
+
+    The first thirteen columns are the export's `sessions.csv` minimum columns, in order.
+    """
     now_ns = time.time_ns() if now_ns is None else now_ns
     p: dict[str, Any] = {"active_since": now_ns - ACTIVE_WITHIN_S * 1_000_000_000}
-    ev_where = _where(f, "time_ns", p)
-    sp_where = _where(f, "start_ns", p)
-    mp_where = _where(f, "time_ns", p)
-    text = _text_cond(f, p, "session_id", "models", "tool_names")
+    ev_where = filter_where(f, "time_ns", p)
+    sp_where = filter_where(f, "start_ns", p)
+    mp_where = filter_where(f, "time_ns", p)
+    text = "TRUE"
+    if f.needle is not None:
+        p["text"] = f.needle
+        text = (
+            "(contains(lower(s.session_id), $text) OR contains(lower(s.models), $text) "
+            "OR s.session_id IN (SELECT session_id FROM events "
+            f"WHERE name = '{TOOL_RESULT}' AND {ev_where} "
+            "AND contains(lower(coalesce(tool_name, '')), $text)))"
+        )
     sql = f"""
 WITH ev AS (
   SELECT session_id,
     min(time_ns) AS first_ns, max(time_ns) AS last_ns, max(received_ns) AS recv_ns,
-    count(DISTINCT prompt_id) AS prompts,
+    count(*) FILTER (WHERE name = '{USER_PROMPT}') AS prompts,
     count(*) FILTER (WHERE name = '{API_REQUEST}') AS api_requests,
     sum(cost_usd) FILTER (WHERE name = '{API_REQUEST}') AS cost_usd,
     sum(input_tokens) FILTER (WHERE name = '{API_REQUEST}') AS input_tokens,
@@ -142,13 +153,13 @@ WITH ev AS (
     sum(cache_creation_tokens) FILTER (WHERE name = '{API_REQUEST}') AS cache_creation_tokens,
     count(*) FILTER (WHERE name = '{TOOL_RESULT}') AS tool_calls,
     count(*) FILTER (WHERE name = '{TOOL_RESULT}' AND success = false) AS tool_errors,
-    string_agg(DISTINCT model, ', ' ORDER BY model) FILTER (WHERE name = '{API_REQUEST}')
-      AS models,
-    string_agg(DISTINCT tool_name, ', ' ORDER BY tool_name) FILTER (WHERE name = '{TOOL_RESULT}')
-      AS tool_names,
-    arg_max(resource_id, time_ns) AS resource_id,
-    arg_max(uid, time_ns) FILTER (WHERE name = '{USER_PROMPT}') AS prompt_uid
+    arg_max(resource_id, time_ns) AS resource_id
   FROM events WHERE session_id IS NOT NULL AND {ev_where}
+  GROUP BY session_id
+), ev_models AS (
+  SELECT session_id, string_agg(model, ', ' ORDER BY model) AS models
+  FROM (SELECT DISTINCT session_id, model FROM events
+        WHERE name = '{API_REQUEST}' AND model IS NOT NULL AND {ev_where})
   GROUP BY session_id
 ), sp AS (
   SELECT session_id, min(start_ns) AS first_ns, max(coalesce(end_ns, start_ns)) AS last_ns,
@@ -175,19 +186,18 @@ WITH ev AS (
       AS prompts,
     coalesce(ev.api_requests, 0) AS api_requests,
     coalesce(ev.cost_usd, 0.0) AS cost_usd,
-    coalesce(ev.input_tokens, 0) AS input_tokens,
-    coalesce(ev.output_tokens, 0) AS output_tokens,
-    coalesce(ev.cache_read_tokens, 0) AS cache_read_tokens,
-    coalesce(ev.cache_creation_tokens, 0) AS cache_creation_tokens,
+    coalesce(ev.input_tokens, 0)::BIGINT AS input_tokens,
+    coalesce(ev.output_tokens, 0)::BIGINT AS output_tokens,
+    coalesce(ev.cache_read_tokens, 0)::BIGINT AS cache_read_tokens,
+    coalesce(ev.cache_creation_tokens, 0)::BIGINT AS cache_creation_tokens,
     coalesce(ev.tool_calls, 0) AS tool_calls,
     coalesce(ev.tool_errors, 0) AS tool_errors,
-    coalesce(ev.models, '') AS models,
-    coalesce(ev.tool_names, '') AS tool_names,
+    coalesce(ev_models.models, '') AS models,
     mp.metric_cost_usd,
-    coalesce(ev.resource_id, sp.resource_id, mp.resource_id) AS resource_id,
-    ev.prompt_uid
+    coalesce(ev.resource_id, sp.resource_id, mp.resource_id) AS resource_id
   FROM ids
   LEFT JOIN ev ON ev.session_id = ids.session_id
+  LEFT JOIN ev_models ON ev_models.session_id = ids.session_id
   LEFT JOIN sp ON sp.session_id = ids.session_id
   LEFT JOIN mp ON mp.session_id = ids.session_id
 )
@@ -198,8 +208,8 @@ SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests,
     THEN 'active' ELSE 'idle' END AS status,
   {_ratio("s.cache_read_tokens", "s.input_tokens", "s.cache_creation_tokens")}
     AS cache_hit_ratio,
-  s.metric_cost_usd, s.tool_names, s.last_received_ns,
-  r.attributes AS resource_attributes, s.resource_id, s.prompt_uid
+  s.metric_cost_usd, s.last_received_ns,
+  r.attributes AS resource_attributes, s.resource_id
 FROM s LEFT JOIN resources r ON r.uid = s.resource_id
 WHERE {text}
 ORDER BY s.last_seen_ns DESC NULLS LAST, s.session_id
@@ -236,23 +246,47 @@ def custom_attributes(resource_json: str | None, resource_id: bytes | None = Non
     return out
 
 
+_terminal_cache: dict[str, tuple[int, str | None]] = {}
+
+
+def _terminals(cur: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, str | None]:
+    """terminal.type per session, read from a user_prompt event once and then remembered.
+
+    A session whose lookup found nothing is looked up again when its prompt count changes.
+    """
+    missing = [
+        r["session_id"]
+        for r in rows
+        if (hit := _terminal_cache.get(r["session_id"])) is None
+        or (hit[1] is None and hit[0] != r["prompts"])
+    ]
+    if missing:
+        found = dict(
+            cur.execute(
+                f"""
+SELECT session_id, json_extract_string(arg_max(attributes, time_ns), '$."terminal.type"')
+FROM events WHERE name = '{USER_PROMPT}' AND session_id IN (SELECT unnest($ids::VARCHAR[]))
+GROUP BY session_id
+""",
+                {"ids": missing},
+            ).fetchall()
+        )
+        if len(_terminal_cache) > 100_000:
+            _terminal_cache.clear()
+        prompts = {r["session_id"]: r["prompts"] for r in rows}
+        for sid in missing:
+            _terminal_cache[sid] = (prompts[sid], found.get(sid))
+    return {r["session_id"]: _terminal_cache[r["session_id"]][1] for r in rows}
+
+
 def sessions(cur: duckdb.DuckDBPyConnection, f: Filter, now_ns: int | None = None) -> list[dict]:
     """Sessions with telemetry in the filter, by last activity (newest first)."""
     rows = sessions_query(f, now_ns).fetch(cur)
-    uids = [r["prompt_uid"] for r in rows if r["prompt_uid"] is not None]
-    terminals: dict[bytes, str | None] = {}
-    if uids:
-        terminals = dict(
-            cur.execute(
-                "SELECT uid, json_extract_string(attributes, '$.\"terminal.type\"') "
-                "FROM events WHERE uid IN (SELECT unnest($uids::BLOB[]))",
-                {"uids": uids},
-            ).fetchall()
-        )
+    terminals = _terminals(cur, rows)
     for r in rows:
         r["first_seen"] = _dt(r["first_seen_ns"])
         r["last_seen"] = _dt(r["last_seen_ns"])
-        r["terminal"] = terminals.get(r.pop("prompt_uid"))
+        r["terminal"] = terminals[r["session_id"]]
         r["custom"] = custom_attributes(r.pop("resource_attributes"), r.pop("resource_id"))
     return rows
 
@@ -263,7 +297,7 @@ def sessions(cur: duckdb.DuckDBPyConnection, f: Filter, now_ns: int | None = Non
 def models_query(f: Filter) -> Query:
     """Per model: requests, cost and its share, tokens by kind, cache hit ratio; by cost."""
     p: dict[str, Any] = {}
-    where = _where(f, "time_ns", p)
+    where = filter_where(f, "time_ns", p)
     text = _text_cond(f, p, "model", "session_id")
     sql = f"""
 WITH m AS (
@@ -294,7 +328,7 @@ def models(cur: duckdb.DuckDBPyConnection, f: Filter) -> list[dict]:
 def tools_query(f: Filter) -> Query:
     """Per tool, from tool_result events: calls, errors, latency percentiles; by total time."""
     p: dict[str, Any] = {}
-    where = _where(f, "time_ns", p)
+    where = filter_where(f, "time_ns", p)
     text = _text_cond(f, p, "tool_name", "session_id")
     sql = f"""
 WITH t AS (
@@ -320,7 +354,7 @@ def tools(cur: duckdb.DuckDBPyConnection, f: Filter) -> list[dict]:
 def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) -> list[float]:
     """Every duration (ms) of one tool in the filter, for the latency histogram."""
     p: dict[str, Any] = {"tool": tool_name}
-    where = _where(f, "time_ns", p)
+    where = filter_where(f, "time_ns", p)
     text = _text_cond(f, p, "tool_name", "session_id")
     rows = cur.execute(
         f"SELECT duration_ms FROM events WHERE name = '{TOOL_RESULT}' AND tool_name = $tool "
@@ -336,9 +370,9 @@ def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) ->
 def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
     """Header totals in the window/session (text filter ignored); received figures are global."""
     p: dict[str, Any] = {}
-    ev_where = _where(f, "time_ns", p)
-    sp_where = _where(f, "start_ns", p)
-    mp_where = _where(f, "time_ns", p)
+    ev_where = filter_where(f, "time_ns", p)
+    sp_where = filter_where(f, "start_ns", p)
+    mp_where = filter_where(f, "time_ns", p)
     row = cur.execute(
         f"""
 SELECT
