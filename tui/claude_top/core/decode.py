@@ -43,6 +43,8 @@ _JSON_ROOT_KEYS = {
 _INT64_MAX = (1 << 63) - 1
 _TEMPORALITY = {0: "unspecified", 1: "delta", 2: "cumulative"}
 EVENT_PREFIX = "claude_code."
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
 
 
 class DecodeFailure(ValueError):
@@ -148,6 +150,69 @@ def _hex_ids_to_base64(node: Any) -> None:
         for item in node:
             if isinstance(item, dict | list):
                 _hex_ids_to_base64(item)
+
+
+# --- accepting an export (validate and count; full decoding happens in the indexer) -------
+
+
+@dataclass
+class Export:
+    """One validated export request, as the ingest journal keeps it until it is indexed."""
+
+    signal: str
+    body: bytes
+    count: int
+    rejected: int = 0
+    rejected_reason: str = ""
+    received_ns: int = field(default_factory=time.time_ns)
+
+
+def inspect(signal: str, request: Message, body: bytes) -> Export:
+    """Count the records of a parsed request and the ones the decoder will reject."""
+    count = rejected = 0
+    reason = ""
+    if signal == "traces":
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    tid, sid = span.trace_id, span.span_id
+                    if len(tid) != 16 or len(sid) != 8 or tid == _ZERO16 or sid == _ZERO8:
+                        rejected += 1
+                        reason = "span with an invalid trace_id or span_id"
+                    else:
+                        count += 1
+    elif signal == "logs":
+        for rl in request.resource_logs:
+            for sl in rl.scope_logs:
+                count += len(sl.log_records)
+    else:
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    kind = metric.WhichOneof("data")
+                    if kind is None:
+                        rejected += 1
+                        reason = f"metric {metric.name!r} has no data"
+                    else:
+                        count += len(getattr(metric, kind).data_points)
+    return Export(signal, body, count, rejected, reason)
+
+
+def accept_protobuf(signal: str | None, body: bytes) -> Export:
+    """Validate protobuf bytes (telling the signal when `signal` is None) into an Export."""
+    signal = signal or guess_protobuf_signal(body)
+    return inspect(signal, parse_protobuf(signal, body), body)
+
+
+def accept_json(signal: str | None, body: bytes) -> Export:
+    """Validate an OTLP/JSON body into an Export holding the equivalent protobuf bytes."""
+    signal, request = parse_json(signal, body)
+    return inspect(signal, request, request.SerializeToString())
+
+
+def decode_export(export: Export) -> Decoded:
+    """Fully decode a journalled export into rows."""
+    return decode_protobuf(export.signal, export.body, export.received_ns)
 
 
 # --- values --------------------------------------------------------------------------------
@@ -380,10 +445,6 @@ def decode_traces(request: ExportTraceServiceRequest, received_ns: int | None = 
                     )
                 )
     return out
-
-
-_ZERO16 = bytes(16)
-_ZERO8 = bytes(8)
 
 
 # --- log events ----------------------------------------------------------------------------

@@ -1,19 +1,30 @@
-"""The DuckDB store: opening (schema stamp, clear errors) and the group-commit writer.
+"""The DuckDB store: opening (schema stamp, clear errors), the ingest journal and the indexer.
 
-One process owns the file. The writer thread gathers the exports that arrive within a few
-milliseconds into one transaction, commits, then resolves every waiting future: receivers
-acknowledge only after that. Readers use their own cursors (`Store.cursor()`), one per thread.
+One process owns the file. Ingest is two steps, each its own thread:
+
+1. The journal writer gathers the validated exports that arrive within a few milliseconds
+   into one transaction on `ingest_journal` (the request bytes), commits, then resolves every
+   waiting future: receivers acknowledge only after that, so an acknowledged export survives a
+   crash.
+2. The indexer decodes journalled exports into `spans`, `events` and `metric_points` and
+   deletes them from the journal in the same transaction (exactly once, in arrival order,
+   resumed at the next start after a crash). It runs right behind the journal: milliseconds at
+   Claude Code's rates, a bounded backlog under bursts.
+
+Readers use their own cursors (`Store.cursor()`), one per thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing as mp
 import os
 import queue
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +33,7 @@ import platformdirs
 import pyarrow as pa
 
 from claude_top import __version__
-from claude_top.core.decode import Decoded
+from claude_top.core.decode import Decoded, Export, decode_export
 from claude_top.core.schema import (
     APP_ID,
     SCHEMA_VERSION,
@@ -36,9 +47,25 @@ MEMORY = ":memory:"
 META_TABLE = "claude_top_meta"
 DEFAULT_THREADS = 2
 DEFAULT_MEMORY_LIMIT = "1GB"
-DEFAULT_MAX_PENDING_ROWS = 100_000
+DEFAULT_MAX_PENDING_ROWS = 200_000
+DEFAULT_MAX_BACKLOG_ROWS = 2_000_000
 GROUP_WINDOW_S = 0.003
 GROUP_MAX_ROWS = 50_000
+INDEX_CHUNK_EXPORTS = 32
+ACK_PRIORITY_MAX_WAIT_S = 0.05
+JOURNAL_DDL = (
+    "CREATE TABLE IF NOT EXISTS ingest_journal "
+    "(seq BIGINT, signal VARCHAR, received_ns BIGINT, records BIGINT, body BLOB)"
+)
+_JOURNAL_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("signal", pa.string()),
+        ("received_ns", pa.int64()),
+        ("records", pa.int64()),
+        ("body", pa.binary()),
+    ]
+)
 
 
 class StoreError(RuntimeError):
@@ -147,6 +174,7 @@ class Store:
         con.begin()
         for table in TABLES:
             con.execute(create_table_sql(table))
+        con.execute(JOURNAL_DDL)
         con.execute(
             "CREATE TABLE IF NOT EXISTS metric_series "
             "(series BLOB PRIMARY KEY, start_ns BIGINT, time_ns BIGINT, value DOUBLE)"
@@ -180,6 +208,50 @@ class Store:
             self.con.close()
 
 
+def to_arrow(table: str, rows: list[tuple]) -> pa.Table:
+    """Row tuples (in `core.schema` order) as an Arrow table for a bulk insert."""
+    schema = arrow_schema(table)
+    columns = zip(*rows, strict=True)
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+
+
+def decode_for_index(signal: str, body: bytes, count: int, received_ns: int) -> Decoded:
+    """Decode a journalled export, spans and events already as Arrow (runs in the decode worker)."""
+    decoded = decode_export(Export(signal, body, count, received_ns=received_ns))
+    for table in ("spans", "events"):
+        if decoded.rows[table]:
+            decoded.rows[table] = to_arrow(table, decoded.rows[table])
+    return decoded
+
+
+def _lower_priority() -> None:
+    """Indexing is background work: acknowledgements and the UI come first."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
+_decode_pool: ProcessPoolExecutor | None = None
+_decode_pool_lock = threading.Lock()
+
+
+def _shared_decode_pool() -> ProcessPoolExecutor | None:
+    """One decode worker process for the whole program: decoding is pure Python, and a second
+    process lets it use the second core instead of contending for the receivers' GIL."""
+    global _decode_pool
+    with _decode_pool_lock:
+        if _decode_pool is None:
+            try:
+                _decode_pool = ProcessPoolExecutor(
+                    1, mp_context=mp.get_context("spawn"), initializer=_lower_priority
+                )
+            except (OSError, ValueError):
+                return None
+        return _decode_pool
+
+
 @dataclass
 class _SeriesState:
     start_ns: int | None
@@ -200,25 +272,41 @@ class _Committer:
             ).fetchall()
         }
 
-    def commit(self, batches: list[Decoded]) -> int:
-        """Write the batches in one transaction; returns the telemetry rows offered."""
+    def commit(self, batches: list[Decoded], journal_seqs: list[int] | None = None) -> int:
+        """Write the batches in one transaction; returns the telemetry rows offered.
+
+        `journal_seqs` are deleted from the ingest journal in the same transaction.
+        """
         merged: dict[str, list[tuple]] = {table: [] for table in TABLES}
+        prebuilt: dict[str, list[pa.Table]] = {table: [] for table in TABLES}
         for b in batches:
             for table, rows in b.rows.items():
-                merged[table].extend(rows)
+                if isinstance(rows, pa.Table):
+                    prebuilt[table].append(rows)
+                else:
+                    merged[table].extend(rows)
         merged["resources"] = list({r[0]: r for r in merged["resources"]}.values())
         metric_rows, series_updates = self._cumulative_to_increments(merged["metric_points"])
         merged["metric_points"] = metric_rows
+        offered = 0
         cur = self.cur
         cur.begin()
         try:
             for table, rows in merged.items():
-                if rows:
-                    self._insert(table, rows)
+                parts = prebuilt[table] + ([to_arrow(table, rows)] if rows else [])
+                if parts:
+                    arrow = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                    offered += arrow.num_rows if table != "resources" else 0
+                    self._insert(table, arrow)
             if series_updates:
                 cur.executemany(
                     "INSERT OR REPLACE INTO metric_series VALUES (?, ?, ?, ?)",
                     [(k, s.start_ns, s.time_ns, s.value) for k, s in series_updates.items()],
+                )
+            if journal_seqs:
+                cur.execute(
+                    "DELETE FROM ingest_journal WHERE seq IN (SELECT unnest(?::BIGINT[]))",
+                    [journal_seqs],
                 )
             cur.commit()
         except BaseException:
@@ -229,16 +317,10 @@ class _Committer:
             with contextlib.suppress(duckdb.Error):
                 self.cur.unregister("_incoming")
         self.series.update(series_updates)
-        return sum(len(merged[t]) for t in TABLES if t != "resources")
+        return offered
 
-    def _insert(self, table: str, rows: list[tuple]) -> None:
-        schema = arrow_schema(table)
-        columns = zip(*rows, strict=True)
-        arrow = pa.Table.from_arrays(
-            [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
-            schema=schema,
-        )
-        names = ", ".join(schema.names)
+    def _insert(self, table: str, arrow: pa.Table) -> None:
+        names = ", ".join(arrow.schema.names)
         self.cur.register("_incoming", arrow)
         self.cur.execute(f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM _incoming")
         self.cur.unregister("_incoming")
@@ -301,46 +383,79 @@ _M_START, _M_TIME, _M_VALUE, _M_INCREMENT = (
 class WriterStats:
     """Counters the UI header and `serve` show."""
 
-    rows_committed: int = 0
     exports_committed: int = 0
+    rows_committed: int = 0
     commits: int = 0
     last_commit_ns: int = 0
     pending_rows: int = 0
+    rows_indexed: int = 0
+    backlog_rows: int = 0
+    last_index_ns: int = 0
+    index_errors: int = 0
+    last_index_error: str = ""
 
 
 class StoreWriter:
-    """The single writer thread: group commit, then resolve every waiting future."""
+    """The journal writer (group commit, then acknowledge) and the indexer behind it."""
 
-    def __init__(self, store: Store, max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
+        max_backlog_rows: int = DEFAULT_MAX_BACKLOG_ROWS,
+        decode_in_worker: bool = True,
+    ) -> None:
         self.store = store
+        self.decode_in_worker = decode_in_worker
         self.max_pending_rows = max_pending_rows
+        self.max_backlog_rows = max_backlog_rows
         self.stats = WriterStats()
-        self._queue: queue.Queue[tuple[Decoded, Future] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Export, Future] | None] = queue.Queue()
         self._lock = threading.Lock()
+        self._indexed = threading.Condition(self._lock)
+        self._journal_cur = store.cursor()
+        lo, hi, backlog = self._journal_cur.execute(
+            "SELECT min(seq), max(seq), coalesce(sum(records), 0) FROM ingest_journal"
+        ).fetchone()
+        self._committed_seq = hi or 0
+        self._indexed_seq = (lo - 1) if lo is not None else self._committed_seq
+        self.stats.backlog_rows = int(backlog)
         self._committer = _Committer(store)
-        self._thread = threading.Thread(target=self._run, name="claude-top-writer", daemon=True)
         self._closed = False
-        self._thread.start()
+        self._stop_index_at: float | None = None
+        self._journal_thread = threading.Thread(
+            target=self._run_journal, name="claude-top-journal", daemon=True
+        )
+        self._index_thread = threading.Thread(
+            target=self._run_indexer, name="claude-top-indexer", daemon=True
+        )
+        self._journal_thread.start()
+        self._index_thread.start()
 
-    def submit(self, batch: Decoded) -> Future:
-        """Queue a batch; the future resolves once it is committed. Raises Backpressure."""
+    # -- journal ------------------------------------------------------------------------------
+
+    def submit(self, export: Export) -> Future:
+        """Queue an export; the future resolves once it is committed. Raises Backpressure."""
         fut: Future = Future()
-        rows = batch.count
+        rows = export.count
         if not rows:
             fut.set_result(0)
             return fut
         with self._lock:
             if self._closed:
                 raise Backpressure("claude-top is shutting down")
-            if self.stats.pending_rows and self.stats.pending_rows + rows > self.max_pending_rows:
+            s = self.stats
+            if s.pending_rows and s.pending_rows + rows > self.max_pending_rows:
                 raise Backpressure(
-                    f"writer is behind ({self.stats.pending_rows} rows pending); retry shortly"
+                    f"writer is behind ({s.pending_rows} rows pending); retry shortly"
                 )
-            self.stats.pending_rows += rows
-        self._queue.put((batch, fut))
+            if s.backlog_rows and s.backlog_rows + rows > self.max_backlog_rows:
+                raise Backpressure(f"indexer is behind ({s.backlog_rows} rows); retry shortly")
+            s.pending_rows += rows
+        self._queue.put((export, fut))
         return fut
 
-    def _run(self) -> None:
+    def _run_journal(self) -> None:
         q = self._queue
         while True:
             item = q.get()
@@ -361,34 +476,169 @@ class StoreWriter:
                     break
                 group.append(nxt)
                 rows += nxt[0].count
-            self._commit_group(group, rows)
+            self._commit_journal(group, rows)
             if stop:
                 break
+        with self._indexed:
+            self._indexed.notify_all()
 
-    def _commit_group(self, group: list[tuple[Decoded, Future]], rows: int) -> None:
+    def _commit_journal(self, group: list[tuple[Export, Future]], rows: int) -> None:
+        first = self._committed_seq + 1
+        seqs = list(range(first, first + len(group)))
+        table = pa.Table.from_arrays(
+            [
+                pa.array(seqs, pa.int64()),
+                pa.array([e.signal for e, _ in group], pa.string()),
+                pa.array([e.received_ns for e, _ in group], pa.int64()),
+                pa.array([e.count for e, _ in group], pa.int64()),
+                pa.array([e.body for e, _ in group], pa.binary()),
+            ],
+            schema=_JOURNAL_SCHEMA,
+        )
+        cur = self._journal_cur
         try:
-            self._committer.commit([b for b, _ in group])
-        except Exception as exc:  # the exporters are told to retry; nothing was acknowledged
-            for _, fut in group:
-                fut.set_exception(exc)
-        else:
-            now = time.time_ns()
-            with self._lock:
-                self.stats.rows_committed += rows
-                self.stats.exports_committed += len(group)
-                self.stats.commits += 1
-                self.stats.last_commit_ns = now
-            for batch, fut in group:
-                fut.set_result(batch.count)
-        finally:
+            cur.begin()
+            try:
+                cur.register("_journal_in", table)
+                cur.execute("INSERT INTO ingest_journal SELECT * FROM _journal_in")
+                cur.commit()
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cur.rollback()
+                raise
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    cur.unregister("_journal_in")
+        except Exception as exc:  # nothing was acknowledged: the exporters retry
             with self._lock:
                 self.stats.pending_rows -= rows
+            for _, fut in group:
+                fut.set_exception(exc)
+            return
+        with self._indexed:
+            s = self.stats
+            s.pending_rows -= rows
+            s.backlog_rows += rows
+            s.rows_committed += rows
+            s.exports_committed += len(group)
+            s.commits += 1
+            s.last_commit_ns = time.time_ns()
+            self._committed_seq = seqs[-1]
+            self._indexed.notify_all()
+        for export, fut in group:
+            fut.set_result(export.count)
+
+    # -- indexer ------------------------------------------------------------------------------
+
+    def _run_indexer(self) -> None:
+        cur = self.store.cursor()
+        while True:
+            with self._indexed:
+                while self._indexed_seq >= self._committed_seq and not self._closed:
+                    self._indexed.wait(0.5)
+                if self._indexed_seq >= self._committed_seq and self._journal_done():
+                    return
+                if self._stop_index_at is not None and time.monotonic() > self._stop_index_at:
+                    return
+                after = self._indexed_seq
+            rows = cur.execute(
+                "SELECT seq, signal, received_ns, records, body FROM ingest_journal "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                [after, INDEX_CHUNK_EXPORTS],
+            ).fetchall()
+            if not rows:
+                with self._indexed:
+                    if self._journal_done() or self._indexed_seq >= self._committed_seq:
+                        self._indexed_seq = max(self._indexed_seq, self._committed_seq)
+                        self._indexed.notify_all()
+                        if self._journal_done():
+                            return
+                continue
+            self._index_chunk(rows)
+
+    def _yield_to_acks(self) -> None:
+        """Let waiting exports be journalled (and acknowledged) first; bounded, so never starved."""
+        deadline = time.monotonic() + ACK_PRIORITY_MAX_WAIT_S
+        while self.stats.pending_rows and not self._closed and time.monotonic() < deadline:
+            time.sleep(0.0005)
+
+    def _journal_done(self) -> bool:
+        return self._closed and not self._journal_thread.is_alive()
+
+    def _decode_chunk(self, rows: list[tuple]) -> list[Decoded | Exception]:
+        """Decode journal rows in the worker process (in this thread if it is unavailable)."""
+        pool = _shared_decode_pool() if self.decode_in_worker else None
+        if pool is not None:
+            try:
+                futures = [
+                    pool.submit(decode_for_index, signal, body, count, received_ns)
+                    for _, signal, received_ns, count, body in rows
+                ]
+                outcomes = [f.exception() or f.result() for f in futures]
+            except BrokenProcessPool:
+                outcomes = [BrokenProcessPool()]
+            if not any(isinstance(o, BrokenProcessPool) for o in outcomes):
+                return outcomes
+            self.decode_in_worker = False
+        out: list[Decoded | Exception] = []
+        for _, signal, received_ns, count, body in rows:
+            try:
+                out.append(decode_for_index(signal, body, count, received_ns))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def _index_chunk(self, rows: list[tuple]) -> None:
+        self._yield_to_acks()
+        decoded: list[Decoded] = []
+        done: list[int] = []
+        records = sum(r[3] for r in rows)
+        for row, outcome in zip(rows, self._decode_chunk(rows), strict=True):
+            if isinstance(outcome, Exception):  # kept in the journal for a fixed claude-top
+                with self._lock:
+                    self.stats.index_errors += 1
+                    self.stats.last_index_error = f"export {row[0]}: {outcome}"
+                continue
+            decoded.append(outcome)
+            done.append(row[0])
+        try:
+            self._committer.commit(decoded, journal_seqs=done)
+        except Exception as exc:
+            with self._lock:
+                self.stats.index_errors += 1
+                self.stats.last_index_error = str(exc)
+            time.sleep(0.2)
+            return
+        with self._indexed:
+            s = self.stats
+            s.rows_indexed += records
+            s.backlog_rows -= records
+            s.last_index_ns = time.time_ns()
+            self._indexed_seq = rows[-1][0]
+            self._indexed.notify_all()
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """Wait until everything acknowledged so far is indexed (queryable)."""
+        deadline = time.monotonic() + timeout
+        with self._indexed:
+            target = self._committed_seq
+            while self._indexed_seq < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._indexed.wait(remaining)
+        return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Commit what is queued, then stop the thread."""
+        """Commit what is queued, index what time allows (the rest at the next start), stop."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        deadline = time.monotonic() + timeout
         self._queue.put(None)
-        self._thread.join(timeout)
+        self._journal_thread.join(max(0.0, deadline - time.monotonic()))
+        with self._indexed:
+            self._stop_index_at = deadline
+            self._indexed.notify_all()
+        self._index_thread.join(max(0.0, deadline - time.monotonic()))

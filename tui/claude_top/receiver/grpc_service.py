@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from claude_top.core.decode import Decoded, DecodeFailure, decode_protobuf
+from claude_top.core.decode import DecodeFailure, Export, accept_protobuf
 from claude_top.core.store import Backpressure
 
 SERVICES = {
@@ -35,34 +35,34 @@ _REJECTED_FIELD = {
 }
 
 
-def export_response(decoded: Decoded):
-    """The Export*ServiceResponse for a decoded request: empty, or with partial_success."""
-    response = RESPONSES[decoded.signal]()
-    if decoded.rejected:
+def export_response(export: Export):
+    """The Export*ServiceResponse for an accepted request: empty, or with partial_success."""
+    response = RESPONSES[export.signal]()
+    if export.rejected:
         partial = response.partial_success
-        setattr(partial, _REJECTED_FIELD[decoded.signal], decoded.rejected)
-        partial.error_message = decoded.rejected_reason
+        setattr(partial, _REJECTED_FIELD[export.signal], export.rejected)
+        partial.error_message = export.rejected_reason
     return response
 
 
 def _export_handler(signal: str, ingest):
     from claude_top.receiver.server import WriteFailed
 
-    async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def handle_export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            decoded = await ingest.run(decode_protobuf, body, signal)
+            export = await ingest.run(accept_protobuf, body, signal)
         except DecodeFailure as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            await ingest.commit(decoded)
+            await ingest.commit(export)
         except Backpressure as exc:
             await context.send_initial_metadata((("retry-after", str(Backpressure.retry_after_s)),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except WriteFailed as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        return export_response(decoded).SerializeToString()
+        return export_response(export).SerializeToString()
 
-    return grpc.unary_unary_rpc_method_handler(export)
+    return grpc.unary_unary_rpc_method_handler(handle_export)
 
 
 async def start_grpc(ingest, config) -> tuple[grpc.aio.Server, int]:

@@ -12,13 +12,7 @@ import json
 from aiohttp import web
 from google.protobuf import json_format
 
-from claude_top.core.decode import (
-    DecodeFailure,
-    decode_protobuf,
-    decode_request,
-    guess_protobuf_signal,
-    parse_json,
-)
+from claude_top.core.decode import DecodeFailure, accept_json, accept_protobuf
 from claude_top.core.store import Backpressure
 from claude_top.receiver.grpc_service import export_response
 
@@ -59,20 +53,11 @@ def _error(content_type: str, status: int, message: str, headers=None) -> web.Re
     )
 
 
-def _decode_protobuf_any(signal: str | None, body: bytes):
-    return decode_protobuf(signal or guess_protobuf_signal(body), body)
-
-
-def _decode_json(signal: str | None, body: bytes):
-    found, request = parse_json(signal, body)
-    return decode_request(found, request)
-
-
 def make_app(ingest, max_body: int) -> web.Application:
     """The aiohttp application serving OTLP/HTTP."""
     from claude_top.receiver.server import WriteFailed
 
-    async def export(request: web.Request) -> web.Response:
+    async def handle_export(request: web.Request) -> web.Response:
         signal = _PATHS[request.path]
         ctype = request.content_type
         if ctype not in (PROTOBUF, JSON):
@@ -87,26 +72,26 @@ def make_app(ingest, max_body: int) -> web.Application:
             return _error(ctype, 413, f"body larger than the {max_body}-byte limit")
         except Exception as exc:  # truncated chunked body, bad gzip stream, ...
             return _error(ctype, 400, f"cannot read the request body: {exc}")
-        decode = _decode_protobuf_any if ctype == PROTOBUF else _decode_json
+        accept = accept_protobuf if ctype == PROTOBUF else accept_json
         try:
-            decoded = await ingest.run(decode, body, signal)
+            export = await ingest.run(accept, body, signal)
         except DecodeFailure as exc:
             return _error(ctype, 400, str(exc))
         try:
-            await ingest.commit(decoded)
+            await ingest.commit(export)
         except Backpressure as exc:
             return _error(ctype, 503, str(exc), {"Retry-After": str(Backpressure.retry_after_s)})
         except WriteFailed as exc:
             return _error(ctype, 503, str(exc), {"Retry-After": "1"})
-        response = export_response(decoded)
+        response = export_response(export)
         if ctype == PROTOBUF:
             return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
-        doc = json_format.MessageToDict(response) if decoded.rejected else {}
+        doc = json_format.MessageToDict(response) if export.rejected else {}
         return web.json_response(doc)
 
     app = web.Application(client_max_size=max_body)
     for path in _PATHS:
-        app.router.add_post(path, export)
+        app.router.add_post(path, handle_export)
     return app
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from claude_top.core.connect import endpoint_host, env_block
-from claude_top.core.decode import Decoded
+from claude_top.core.decode import Export
 from claude_top.core.store import StoreWriter
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
@@ -46,21 +46,21 @@ class ReceiverConfig:
 
 
 class Ingest:
-    """Decode off the loop when large, hand off to the writer, wait for the commit."""
+    """Validate off the loop when large, hand off to the writer, wait for the commit."""
 
     def __init__(self, writer: StoreWriter) -> None:
         self.writer = writer
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="claude-top-decode")
 
     async def run(self, fn, body: bytes, *args):
-        """Run a decode function, in the decode thread when the body is large."""
+        """Run a validating function, in the decode thread when the body is large."""
         if len(body) < INLINE_DECODE_BYTES:
             return fn(*args, body)
         return await asyncio.get_running_loop().run_in_executor(self._decode_pool, fn, *args, body)
 
-    async def commit(self, decoded: Decoded) -> None:
-        """Resolve once `decoded` is committed. Raises Backpressure or WriteFailed."""
-        future = self.writer.submit(decoded)
+    async def commit(self, export: Export) -> None:
+        """Resolve once `export` is committed. Raises Backpressure or WriteFailed."""
+        future = self.writer.submit(export)
         try:
             await asyncio.wrap_future(future)
         except Exception as exc:
