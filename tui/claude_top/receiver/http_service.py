@@ -71,7 +71,10 @@ def make_app(ingest, max_body: int) -> web.Application:
         except web.HTTPRequestEntityTooLarge:
             return _error(ctype, 413, f"body larger than the {max_body}-byte limit")
         except Exception as exc:  # truncated chunked body, bad gzip stream, ...
-            return _error(ctype, 400, f"cannot read the request body: {exc}")
+            # the rest of the body cannot be read, so the connection cannot be reused: say so
+            response = _error(ctype, 400, f"cannot read the request body: {exc}")
+            response.force_close()
+            return response
         accept = accept_protobuf if ctype == PROTOBUF else accept_json
         try:
             export = await ingest.run(accept, body, signal)
