@@ -102,9 +102,9 @@ async def start_http(ingest, config) -> tuple[web.AppRunner, int]:
     """Start the HTTP server; returns its runner and the bound port. Raises OSError."""
     from claude_top.receiver.server import PortInUse
 
-    runner = web.AppRunner(make_app(ingest, config.max_body), access_log=None)
+    runner = web.AppRunner(make_app(ingest, config.max_body), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.bind, config.http_port, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, config.bind, config.http_port)
     try:
         await site.start()
     except OSError as exc:
