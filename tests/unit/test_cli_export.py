@@ -1,0 +1,117 @@
+"""`claude-top export` end to end: a file database, the files it writes, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from truth import GRPC_FIXTURES, Truth, grpc_requests
+
+from claude_top.cli import main
+from claude_top.core.decode import decode_protobuf
+from claude_top.core.store import Store
+
+
+@pytest.fixture
+def db_file(tmp_path):
+    path = tmp_path / "claude-top.duckdb"
+    store = Store.open(path)
+    for name in GRPC_FIXTURES:
+        for signal, body in grpc_requests(name):
+            store.write([decode_protobuf(signal, body)])
+    store.checkpoint()
+    store.close()
+    return path
+
+
+def rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_export_command_writes_the_snapshot(db_file, tmp_path, capsys):
+    out = tmp_path / "snap"
+    assert main(["export", "--db", str(db_file), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    truth = Truth(*GRPC_FIXTURES)
+    counts = {
+        "sessions": len(truth.sessions()),
+        "models": 2,
+        "tools": 4,
+        "spans": len(truth.spans),
+        "events": len(truth.events),
+    }
+    for name, count in counts.items():
+        assert len(rows(out / f"{name}.csv")) == count
+        assert f"{count:>8}  {out / (name + '.csv')}" in printed
+    snap = json.loads((out / "snapshot.json").read_text())
+    assert snap["db"] == str(db_file)
+    assert snap["window"] == "all"
+    assert snap["counts"] == {f"{n}.csv": c for n, c in counts.items()}
+    cost = {r["session_id"]: float(r["cost_usd"]) for r in rows(out / "sessions.csv")}
+    for sid in truth.sessions():
+        assert cost[sid] == pytest.approx(truth.cost(sid), abs=1e-9)
+
+
+def test_export_command_session_filter(db_file, tmp_path):
+    out = tmp_path / "one"
+    sid = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
+    assert main(["export", "--db", str(db_file), "--out", str(out), "--session", sid]) == 0
+    assert [r["session_id"] for r in rows(out / "sessions.csv")] == [sid]
+    assert {r["tool_name"]: r["calls"] for r in rows(out / "tools.csv")} == {
+        "Bash": "2",
+        "Write": "1",
+    }
+
+
+def test_export_bad_window_is_a_usage_error(db_file, tmp_path, capsys):
+    code = main(["export", "--db", str(db_file), "--out", str(tmp_path / "x"), "--since", "soon"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "claude-top export: bad time window 'soon'" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_missing_db(tmp_path, capsys):
+    code = main(["export", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "no claude-top database at" in capsys.readouterr().err
+
+
+def test_export_while_a_running_claude_top_holds_the_db(db_file, tmp_path, capsys):
+    """Another process owns the file (as `claude-top serve` does): a plain message, exit 2."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                from claude_top.core.store import Store
+                store = Store.open({str(db_file)!r})
+                print("ready", flush=True)
+                sys.stdin.read()
+                store.close()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        code = main(["export", "--db", str(db_file), "--out", str(tmp_path / "locked")])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert f"claude-top export: {db_file} is in use by a running claude-top" in err
+        assert not (tmp_path / "locked").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+    assert main(["export", "--db", str(db_file), "--out", str(tmp_path / "after")]) == 0
