@@ -3,6 +3,7 @@ answers the next good request (over the same HTTP connection)."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import tracemalloc
@@ -21,6 +22,7 @@ GOOD_LOGS = {"spans": 0, "events": len(TRUTH.events), "metric_points": 0}
 MAX_BODY = 64 * 1024
 
 
+@functools.cache
 def gzip_bomb(megabytes: int) -> bytes:
     """`megabytes` MiB of zeros, gzip-compressed a MiB at a time (about 200 KB for 200 MiB)."""
     z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
