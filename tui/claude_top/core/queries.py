@@ -368,33 +368,49 @@ def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) ->
 
 
 def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
-    """Header totals in the window/session (text filter ignored); received figures are global."""
-    p: dict[str, Any] = {}
-    ev_where = filter_where(f, "time_ns", p)
-    sp_where = filter_where(f, "start_ns", p)
-    mp_where = filter_where(f, "time_ns", p)
-    row = cur.execute(
+    """Header totals in the window/session (text filter ignored).
+
+    `last_received_ns` and `received_total` (rows of every kind) ignore the filter: they are
+    for the ingest rate and the age of the last export.
+    """
+    pe: dict[str, Any] = {}
+    ps: dict[str, Any] = {}
+    ev_where = filter_where(f, "time_ns", pe)
+    sp_where = filter_where(f, "start_ns", ps)
+    mp_where = filter_where(f, "time_ns", {})
+    (sessions_n,) = cur.execute(
         f"""
-SELECT
-  (SELECT count(*) FROM (
-     SELECT DISTINCT session_id FROM events WHERE session_id IS NOT NULL AND {ev_where}
-     UNION SELECT DISTINCT session_id FROM spans WHERE session_id IS NOT NULL AND {sp_where}
-     UNION SELECT DISTINCT session_id FROM metric_points
-       WHERE session_id IS NOT NULL AND {mp_where})) AS sessions,
-  e.cost_usd, e.api_requests, e.events_total,
-  (SELECT count(*) FROM spans WHERE {sp_where}) AS spans_total,
-  greatest((SELECT max(received_ns) FROM events), (SELECT max(received_ns) FROM spans),
-           (SELECT max(received_ns) FROM metric_points)) AS last_received_ns,
-  (SELECT count(*) FROM events) + (SELECT count(*) FROM spans)
-    + (SELECT count(*) FROM metric_points) AS received_total
-FROM (
-  SELECT coalesce(sum(cost_usd) FILTER (WHERE name = '{API_REQUEST}'), 0.0) AS cost_usd,
-    count(*) FILTER (WHERE name = '{API_REQUEST}') AS api_requests, count(*) AS events_total
-  FROM events WHERE {ev_where}) e
+SELECT count(*) FROM (
+  SELECT session_id FROM events WHERE session_id IS NOT NULL AND {ev_where}
+  UNION SELECT session_id FROM spans WHERE session_id IS NOT NULL AND {sp_where}
+  UNION SELECT session_id FROM metric_points WHERE session_id IS NOT NULL AND {mp_where})
 """,
-        p,
-    )
-    return _dicts(row)[0]
+        {**pe, **ps},
+    ).fetchone()
+    out = _dicts(
+        cur.execute(
+            f"""
+SELECT coalesce(sum(cost_usd) FILTER (WHERE name = '{API_REQUEST}'), 0.0) AS cost_usd,
+  count(*) FILTER (WHERE name = '{API_REQUEST}') AS api_requests, count(*) AS events_total
+FROM events WHERE {ev_where}
+""",
+            pe,
+        )
+    )[0]
+    (out["spans_total"],) = cur.execute(
+        f"SELECT count(*) FROM spans WHERE {sp_where}",
+        ps,
+    ).fetchone()
+    out["last_received_ns"], out["received_total"] = cur.execute(
+        """
+SELECT greatest((SELECT max(received_ns) FROM events), (SELECT max(received_ns) FROM spans),
+                (SELECT max(received_ns) FROM metric_points)),
+  (SELECT count(*) FROM events) + (SELECT count(*) FROM spans)
+    + (SELECT count(*) FROM metric_points)
+"""
+    ).fetchone()
+    out["sessions"] = sessions_n
+    return out
 
 
 # --- turns ---------------------------------------------------------------------------------
@@ -407,8 +423,12 @@ def _preview(text: str | None, width: int = 80) -> str:
     return one if len(one) <= width else one[: width - 1] + "…"
 
 
-def _tools_text(counts: list[tuple[str, int]]) -> str:
-    return ", ".join(name if n == 1 else f"{name}\u00d7{n}" for name, n in counts)
+def _tools_text(names: list[str] | None) -> str:
+    """Tool names in order of first use with counts: "Bash\u00d72, Read"."""
+    counts = Counter(names or ())
+    return ", ".join(
+        name if counts[name] == 1 else f"{name}\u00d7{counts[name]}" for name in counts
+    )
 
 
 def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
@@ -426,6 +446,8 @@ SELECT prompt_id, min(time_ns) AS start_ns, max(time_ns) AS end_ns,
   count(*) FILTER (WHERE name = '{API_REQUEST}') AS api_requests,
   sum(cost_usd) FILTER (WHERE name = '{API_REQUEST}') AS cost_usd,
   count(*) FILTER (WHERE name = '{TOOL_RESULT}' AND success = false) AS tool_errors,
+  list(coalesce(tool_name, '?') ORDER BY time_ns, sequence)
+    FILTER (WHERE name = '{TOOL_RESULT}') AS tool_list,
   arg_min(json_extract_string(attributes, '$.prompt'), time_ns)
     FILTER (WHERE name = '{USER_PROMPT}') AS prompt
 FROM events WHERE session_id = $s AND prompt_id IS NOT NULL
@@ -434,46 +456,34 @@ GROUP BY prompt_id
             p,
         )
     )
-    ev_tools: dict[str, list[tuple[str, int]]] = {}
-    for prompt_id, tool, n in cur.execute(
-        f"""
-SELECT prompt_id, coalesce(tool_name, '?'), count(*) FROM events
-WHERE session_id = $s AND prompt_id IS NOT NULL AND name = '{TOOL_RESULT}'
-GROUP BY 1, 2 ORDER BY 1, min(time_ns)
-""",
-        p,
-    ).fetchall():
-        ev_tools.setdefault(prompt_id, []).append((tool, n))
     interactions = _dicts(
         cur.execute(
             f"""
-SELECT i.trace_id, i.start_ns, i.duration_ms, i.status_code,
+WITH sp AS MATERIALIZED (
+  SELECT trace_id, span_id, parent_span_id, name, start_ns, duration_ms, status_code, success,
+    tool_name, CASE WHEN name = '{INTERACTION}' THEN attributes END AS attributes
+  FROM spans WHERE session_id = $s
+), execs AS (
+  SELECT trace_id, parent_span_id, bool_or(status_code = {STATUS_ERROR} OR success = false) AS err
+  FROM sp WHERE name = 'claude_code.tool.execution' GROUP BY ALL
+), per_trace AS (
+  SELECT sp.trace_id,
+    count(*) FILTER (WHERE sp.name = '{LLM_REQUEST}') AS llm_requests,
+    list(coalesce(sp.tool_name, '?') ORDER BY sp.start_ns)
+      FILTER (WHERE sp.name = '{TOOL_SPAN}') AS tool_list,
+    count(*) FILTER (WHERE sp.name = '{TOOL_SPAN}' AND coalesce(x.err, false)) AS tool_errors
+  FROM sp LEFT JOIN execs x ON x.trace_id = sp.trace_id AND x.parent_span_id = sp.span_id
+  GROUP BY sp.trace_id
+)
+SELECT i.trace_id, i.start_ns, i.duration_ms,
   json_extract_string(i.attributes, '$.user_prompt') AS prompt,
-  (SELECT count(*) FROM spans l WHERE l.trace_id = i.trace_id AND l.name = '{LLM_REQUEST}')
-    AS llm_requests
-FROM spans i WHERE i.session_id = $s AND i.name = '{INTERACTION}'
+  t.llm_requests, t.tool_list, t.tool_errors
+FROM sp i JOIN per_trace t ON t.trace_id = i.trace_id
+WHERE i.name = '{INTERACTION}'
 """,
             p,
         )
     )
-    sp_tools: dict[str, list[tuple[str, int]]] = {}
-    sp_errors: Counter[str] = Counter()
-    traced = {i["trace_id"] for i in interactions}
-    if traced:
-        for trace_id, tool, n, errors in cur.execute(
-            f"""
-SELECT t.trace_id, coalesce(t.tool_name, '?'), count(*),
-  count(*) FILTER (WHERE x.status_code = {STATUS_ERROR} OR x.success = false)
-FROM spans t LEFT JOIN spans x
-  ON x.trace_id = t.trace_id AND x.parent_span_id = t.span_id
-  AND x.name = 'claude_code.tool.execution'
-WHERE t.session_id = $s AND t.name = '{TOOL_SPAN}'
-GROUP BY 1, 2 ORDER BY 1, min(t.start_ns)
-""",
-            p,
-        ).fetchall():
-            sp_tools.setdefault(trace_id, []).append((tool, n))
-            sp_errors[trace_id] += errors
     by_trace = {i["trace_id"]: i for i in interactions}
     out: list[dict] = []
     for e in ev_rows:
@@ -494,7 +504,7 @@ GROUP BY 1, 2 ORDER BY 1, min(t.start_ns)
                 "duration_ms": duration,
                 "cost_usd": e["cost_usd"] or 0.0,
                 "api_requests": e["api_requests"],
-                "tools": _tools_text(ev_tools.get(e["prompt_id"], [])),
+                "tools": _tools_text(e["tool_list"]),
                 "tool_errors": e["tool_errors"],
                 "has_spans": inter is not None,
             }
@@ -511,8 +521,8 @@ GROUP BY 1, 2 ORDER BY 1, min(t.start_ns)
                 "duration_ms": inter["duration_ms"],
                 "cost_usd": None,
                 "api_requests": inter["llm_requests"],
-                "tools": _tools_text(sp_tools.get(trace_id, [])),
-                "tool_errors": sp_errors[trace_id],
+                "tools": _tools_text(inter["tool_list"]),
+                "tool_errors": inter["tool_errors"],
                 "has_spans": True,
             }
         )
