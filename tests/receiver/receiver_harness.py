@@ -96,9 +96,7 @@ class Server:
 
     def settle(self) -> None:
         """Wait until every acknowledged export is indexed into the tables."""
-        sync = getattr(self.writer, "sync", None)  # a writer that indexes behind its journal
-        if sync is not None:
-            assert sync(10.0), "acknowledged exports were not indexed within 10 s"
+        assert self.writer.sync(10.0), "acknowledged exports were not indexed within 10 s"
 
     def query(self, sql: str, *params, settle: bool = True) -> list[tuple]:
         """Run a query on a fresh cursor (after `settle()` unless told not to)."""
@@ -121,21 +119,18 @@ class Server:
         One statement, so one snapshot: an export moving from the journal to the tables
         meanwhile is counted exactly once.
         """
-        has_journal = self.query(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_journal'",
-            settle=False,
-        )[0][0]
-        parts = []
-        for signal, table in SIGNAL_TABLE.items():
-            part = f"(SELECT count(*) FROM {table})"
-            if has_journal:
-                part += (
-                    " + (SELECT coalesce(sum(records), 0) FROM ingest_journal "
-                    f"WHERE signal = '{signal}')"
-                )
-            parts.append(part)
+        parts = [
+            f"(SELECT count(*) FROM {table}) + (SELECT coalesce(sum(records), 0) "
+            f"FROM ingest_journal WHERE signal = '{signal}')"
+            for signal, table in SIGNAL_TABLE.items()
+        ]
         row = self.query("SELECT " + ", ".join(parts), settle=False)[0]
-        return {"traces": int(row[0]), "logs": int(row[1]), "metrics": int(row[2])}
+        return dict(zip(SIGNAL_TABLE, map(int, row), strict=True))
+
+    def journal_records(self) -> int:
+        """Records acknowledged but not yet indexed."""
+        q = "SELECT coalesce(sum(records), 0)::BIGINT FROM ingest_journal"
+        return self.query(q, settle=False)[0][0]
 
     async def close(self) -> None:
         await self.session.close()
@@ -148,14 +143,16 @@ class Server:
 async def running_server(
     store: Store | None = None,
     *,
-    max_pending_rows: int | None = None,
+    writer_options: dict | None = None,
     **config,
 ) -> AsyncIterator[Server]:
-    """Start receivers on ephemeral ports over `store` (a fresh in-memory one by default)."""
+    """Start receivers on ephemeral ports over `store` (a fresh in-memory one by default).
+
+    `writer_options` go to StoreWriter; `config` to ReceiverConfig.
+    """
     own_store = store is None
     store = store or Store.open(":memory:")
-    limits = {} if max_pending_rows is None else {"max_pending_rows": max_pending_rows}
-    writer = StoreWriter(store, **limits)
+    writer = StoreWriter(store, **(writer_options or {}))
     rx = Receivers(writer, ReceiverConfig(grpc_port=0, http_port=0, **config))
     try:
         await rx.start()
