@@ -527,3 +527,35 @@ def test_spans_only_store(truth):
 
 def test_span_tree_unknown_turn_is_empty(cur):
     assert Q.span_tree(cur, ERRORS_SESSION, "no-such-prompt") == ([], "events")
+
+
+def test_turn_in_progress_before_its_interaction_span_arrives(truth):
+    """The interaction span is exported when the turn ends; its children arrive first."""
+    store = store_of({"traces", "logs", "metrics"})
+    try:
+        cur = store.cursor()
+        cur.execute("DELETE FROM spans WHERE name = 'claude_code.interaction'")
+        (turn,) = Q.turns(cur, ERRORS_SESSION)
+        assert turn["has_spans"] is True
+        assert turn["tools"] == "Bash\u00d72, Write"
+        roots, source = Q.span_tree(cur, ERRORS_SESSION, turn["key"])
+        assert source == "spans"
+        (root,) = roots
+        assert root.kind == "interaction" and "in progress" in root.label
+        spans = [
+            s
+            for s in truth.spans
+            if s["_trace_id"] == turn["trace_id"] and s["_name"] != "claude_code.interaction"
+        ]
+        assert len(flatten(roots)) == len(spans) + 1
+        assert [c.kind for c in root.children] == [
+            "llm_request",
+            "tool",
+            "llm_request",
+            "tool",
+            "llm_request",
+            "tool",
+            "llm_request",
+        ]
+    finally:
+        store.close()

@@ -85,6 +85,7 @@ class Query:
     params: dict[str, Any]
 
     def fetch(self, cur: duckdb.DuckDBPyConnection) -> list[dict]:
+        """Run it; one dict per row, keyed by column name."""
         return _dicts(cur.execute(self.sql, self.params))
 
 
@@ -460,14 +461,15 @@ GROUP BY prompt_id
         cur.execute(
             f"""
 WITH sp AS MATERIALIZED (
-  SELECT trace_id, span_id, parent_span_id, name, start_ns, duration_ms, status_code, success,
-    tool_name, CASE WHEN name = '{INTERACTION}' THEN attributes END AS attributes
+  SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, duration_ms, status_code,
+    success, tool_name, CASE WHEN name = '{INTERACTION}' THEN attributes END AS attributes
   FROM spans WHERE session_id = $s
 ), execs AS (
   SELECT trace_id, parent_span_id, bool_or(status_code = {STATUS_ERROR} OR success = false) AS err
   FROM sp WHERE name = 'claude_code.tool.execution' GROUP BY ALL
 ), per_trace AS (
-  SELECT sp.trace_id,
+  SELECT sp.trace_id, min(sp.start_ns) AS first_ns,
+    max(coalesce(sp.end_ns, sp.start_ns)) AS last_ns,
     count(*) FILTER (WHERE sp.name = '{LLM_REQUEST}') AS llm_requests,
     list(coalesce(sp.tool_name, '?') ORDER BY sp.start_ns)
       FILTER (WHERE sp.name = '{TOOL_SPAN}') AS tool_list,
@@ -475,11 +477,12 @@ WITH sp AS MATERIALIZED (
   FROM sp LEFT JOIN execs x ON x.trace_id = sp.trace_id AND x.parent_span_id = sp.span_id
   GROUP BY sp.trace_id
 )
-SELECT i.trace_id, i.start_ns, i.duration_ms,
+SELECT t.trace_id, coalesce(i.start_ns, t.first_ns) AS start_ns,
+  coalesce(i.duration_ms, (t.last_ns - t.first_ns) / 1e6) AS duration_ms,
+  i.span_id IS NOT NULL AS has_interaction,
   json_extract_string(i.attributes, '$.user_prompt') AS prompt,
   t.llm_requests, t.tool_list, t.tool_errors
-FROM sp i JOIN per_trace t ON t.trace_id = i.trace_id
-WHERE i.name = '{INTERACTION}'
+FROM per_trace t LEFT JOIN sp i ON i.trace_id = t.trace_id AND i.name = '{INTERACTION}'
 """,
             p,
         )
@@ -489,7 +492,7 @@ WHERE i.name = '{INTERACTION}'
     for e in ev_rows:
         inter = by_trace.pop(e["trace_id"], None) if e["trace_id"] else None
         start = e["start_ns"] if inter is None else min(e["start_ns"], inter["start_ns"])
-        if inter is not None and inter["duration_ms"] is not None:
+        if inter is not None and inter["has_interaction"] and inter["duration_ms"] is not None:
             duration = inter["duration_ms"]
         else:
             duration = (e["end_ns"] - e["start_ns"]) / 1e6
@@ -655,7 +658,7 @@ ORDER BY start_ns, span_id
             {"t": traces},
         )
     )
-    api = _dicts(
+    events = _dicts(
         cur.execute(
             """
 SELECT time_ns, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
@@ -668,9 +671,38 @@ ORDER BY time_ns, sequence
             {"s": session_id, "p": prompt_id, "t": traces},
         )
     )
-    if span_rows:
-        return _tree_from_spans(span_rows, [e for e in api if e["name"] == API_REQUEST]), "spans"
-    return _tree_from_events(prompt_id, api), "events"
+    if not span_rows:
+        return _tree_from_events(prompt_id, events), "events"
+    roots = _tree_from_spans(span_rows, [e for e in events if e["name"] == API_REQUEST])
+    if not any(r.kind == "interaction" for r in roots):
+        roots = [_pending_root(prompt_id, events, roots)]
+    return roots, "spans"
+
+
+def _pending_root(key: str, events: list[dict], children: list[TreeNode]) -> TreeNode:
+    """Stands in for an interaction span not received yet (it is exported when the turn ends)."""
+    prompt_ev = next((e for e in events if e["name"] == USER_PROMPT), None)
+    attrs = {"prompt.id": key, **(_loads(prompt_ev["attributes"]) if prompt_ev else {})}
+    attrs["note"] = "interaction span not received yet (turn in progress?)"
+    starts = [c.start_ns for c in children if c.start_ns is not None]
+    ends = [
+        c.start_ns + int((c.duration_ms or 0) * 1e6) for c in children if c.start_ns is not None
+    ]
+    dur = (max(ends) - min(starts)) / 1e6 if starts else None
+    prompt = attrs.get("prompt")
+    return TreeNode(
+        key=f"turn:{key}",
+        name=INTERACTION,
+        kind="interaction",
+        label=_join(
+            "interaction (in progress)", _ms(dur), f'"{_preview(prompt, 60)}"' if prompt else None
+        ),
+        duration_ms=dur,
+        is_error=False,
+        attributes=attrs,
+        children=children,
+        start_ns=min(starts) if starts else None,
+    )
 
 
 def _pair_costs(llm: list[dict], api: list[dict]) -> dict[str, dict]:
