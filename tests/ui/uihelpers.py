@@ -1,0 +1,49 @@
+"""Helpers for the UI tests: a pinned clock, deterministic receive times, waiting for refreshes."""
+
+from __future__ import annotations
+
+import contextlib
+
+from textual.worker import WorkerCancelled
+
+from claude_top.core.store import Store
+from claude_top.ui.app import ClaudeTopApp
+
+NOW_NS = 1_795_310_980 * 1_000_000_000
+"""2026-11-22 01:29:40 UTC: 27 s after the last fixture event. Sessions that sent telemetry
+in the minute before (the continued one) are active, the others idle."""
+
+
+def pin_received(store: Store) -> Store:
+    """Make `received_ns` the telemetry's own time, so the header's "last export" is fixed."""
+    cur = store.cursor()
+    cur.execute("UPDATE events SET received_ns = time_ns")
+    cur.execute("UPDATE spans SET received_ns = coalesce(end_ns, start_ns)")
+    cur.execute("UPDATE metric_points SET received_ns = time_ns")
+    cur.close()
+    return store
+
+
+def make_app(store: Store, **kw) -> ClaudeTopApp:
+    """The app over `store`, window "all", "now" pinned to NOW_NS."""
+    kw.setdefault("window", "all")
+    kw.setdefault("clock", lambda: NOW_NS)
+    return ClaudeTopApp(store, **kw)
+
+
+async def settle(pilot, rounds: int = 200) -> None:
+    """Wait until the current screen has loaded and applied its data."""
+    app = pilot.app
+    for _ in range(rounds):
+        with contextlib.suppress(WorkerCancelled):
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not getattr(app.screen, "busy", False):
+            await pilot.pause()
+            return
+    raise AssertionError(f"{type(app.screen).__name__} never finished loading")
+
+
+def shown(table, key: str, column: str) -> str:
+    """The text a DataTable cell displays."""
+    return table.get_cell(key, column).plain

@@ -1,0 +1,272 @@
+"""The Textual app: owns the store, writer and receivers; screens read through `core.queries`.
+
+`run_app` is what `claude-top` (no subcommand) runs. For tests, `ClaudeTopApp(store)` runs on an
+existing store with no writer and no receivers, and `clock` pins "now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from claude_top.core.connect import env_block
+from claude_top.core.queries import WINDOWS
+from claude_top.core.store import Store, StoreError, StoreWriter
+from claude_top.ui.panes.header import HeaderState
+from claude_top.ui.panes.table import KeyedTable
+from claude_top.ui.screens.main import PANE_NAMES, PANES, MainScreen
+
+EXIT_USAGE = 2
+DEFAULT_WINDOW = "24h"
+SHUTDOWN_GRACE_S = 0.5
+RATE_SPAN_S = 5.0
+
+
+class ClaudeTopApp(App):
+    """claude-top's UI over one store."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "claude-top"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("t", "cycle_window", "Window", id="app.window"),
+        Binding("slash", "filter", "Filter", id="app.filter"),
+        Binding("p", "toggle_pause", "Pause", id="app.pause"),
+    ]
+
+    def __init__(
+        self,
+        store: Store,
+        writer: StoreWriter | None = None,
+        receivers=None,
+        *,
+        db_path: str | None = None,
+        window: str = DEFAULT_WINDOW,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.writer = writer
+        self.receivers = receivers
+        self.db_path = db_path if db_path is not None else store.path
+        self.window = window
+        self.clock = clock
+        self.paused = False
+        self.filter_text = ""
+        self.startup_error: str | None = None
+        self.last_received_ns: int | None = None
+        self._rate: deque[tuple[float, int]] = deque()
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        if self.receivers is not None:
+            try:
+                await self.receivers.start()
+            except OSError as exc:
+                self.startup_error = str(exc)
+                self.exit(return_code=EXIT_USAGE)
+                return
+        self.main = MainScreen()
+        await self.push_screen(self.main)
+
+    async def action_quit(self) -> None:
+        """Stop the receivers, flush the writer, then leave (the store closes in `run_app`)."""
+        await self.shutdown()
+        self.exit(return_code=0)
+
+    async def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.receivers is not None:
+            await self.receivers.stop(SHUTDOWN_GRACE_S)
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close, 1.0)
+
+    # --- state the screens read ----------------------------------------------------------
+
+    def ingest_mark(self) -> tuple[int, int]:
+        """Changes whenever an export is committed or indexed (then the panes re-query)."""
+        if self.writer is None:
+            return (0, 0)
+        stats = self.writer.stats
+        return (stats.commits, getattr(stats, "rows_indexed", 0))
+
+    def env_block(self) -> dict[str, str]:
+        """The variables that point Claude Code at this claude-top."""
+        if self.receivers is not None:
+            return self.receivers.env_block()
+        return env_block()
+
+    def _ingest_rate(self) -> float | None:
+        if self.writer is None:
+            return None
+        now = time.monotonic()
+        rows = self.writer.stats.rows_committed
+        self._rate.append((now, rows))
+        while len(self._rate) > 2 and now - self._rate[0][0] > RATE_SPAN_S:
+            self._rate.popleft()
+        t0, r0 = self._rate[0]
+        return (rows - r0) / (now - t0) if now > t0 else 0.0
+
+    def header_state(self, last_received_ns: int | None = None) -> HeaderState:
+        if last_received_ns is not None:
+            self.last_received_ns = last_received_ns
+        last = self.last_received_ns
+        if self.writer is not None and self.writer.stats.last_commit_ns:
+            last = max(last or 0, self.writer.stats.last_commit_ns)
+        endpoints = None
+        if self.receivers is not None and getattr(self.receivers, "grpc_port", None):
+            endpoints = self.receivers.endpoints
+        backlog = getattr(self.writer.stats, "backlog_rows", 0) if self.writer else 0
+        return HeaderState(
+            endpoints=endpoints,
+            backlog=backlog,
+            db_path=self.db_path,
+            rate=self._ingest_rate(),
+            last_export_ns=last,
+            now_ns=self.clock(),
+            window=self.window,
+            text=self.filter_text,
+            paused=self.paused,
+        )
+
+    # --- actions -------------------------------------------------------------------------
+
+    def _main_changed(self) -> None:
+        main = getattr(self, "main", None)
+        if main is not None:
+            main.settings_changed()
+
+    def action_cycle_window(self) -> None:
+        """Next time window: 15m, 1h, 24h, 7d, all."""
+        i = WINDOWS.index(self.window) if self.window in WINDOWS else -1
+        self.window = WINDOWS[(i + 1) % len(WINDOWS)]
+        self._main_changed()
+        self.notify(f"window: {self.window}", timeout=1.5)
+
+    def action_toggle_pause(self) -> None:
+        """Pause or resume refreshing (ingest continues)."""
+        self.paused = not self.paused
+        self._main_changed()
+        for screen in self.screen_stack:
+            header = screen.query("#header")
+            if header:
+                header.first().update(self.header_state())
+
+    def action_filter(self) -> None:
+        """Filter rows by text (session id, model, tool)."""
+        if not isinstance(self.screen, MainScreen):
+            self.pop_screen_to_main()
+        self.main.open_filter()
+
+    def set_filter(self, text: str) -> None:
+        if text != self.filter_text:
+            self.filter_text = text
+            self._main_changed()
+
+    def pop_screen_to_main(self) -> None:
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, MainScreen):
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        """Show every key."""
+        from claude_top.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def _table(self) -> KeyedTable | None:
+        focused = self.screen.focused
+        if isinstance(focused, KeyedTable):
+            return focused
+        tables = self.screen.query(KeyedTable)
+        return tables.first() if tables else None
+
+    def action_sort(self) -> None:
+        table = self._table()
+        if table is not None:
+            table.action_cycle_sort()
+
+    def action_reverse(self) -> None:
+        table = self._table()
+        if table is not None:
+            table.action_reverse_sort()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Time window: next", "15m, 1h, 24h, 7d, all  (t)", self.action_cycle_window
+        )
+        yield SystemCommand("Filter rows", "By session id, model or tool  (/)", self.action_filter)
+        yield SystemCommand(
+            "Pause / resume refresh", "Ingest continues  (p)", self.action_toggle_pause
+        )
+        yield SystemCommand("Help: every key", "(?)", self.action_help)
+        yield SystemCommand(
+            "Sort by the next column", "In the focused table  (s)", self.action_sort
+        )
+        yield SystemCommand("Reverse the sort", "In the focused table  (r)", self.action_reverse)
+        if isinstance(screen, MainScreen):
+            for i, pane in enumerate(PANES, 1):
+                yield SystemCommand(
+                    f"Go to pane {i}: {PANE_NAMES[pane]}",
+                    f"({i})",
+                    partial(screen.action_pane, pane),
+                )
+            yield SystemCommand(
+                "Tools and models: all sessions / selected session",
+                "(a)",
+                screen.action_toggle_scope,
+            )
+            yield SystemCommand(
+                "Copy the connect settings", "Shell export lines  (c)", screen.action_copy_env
+            )
+
+
+def _receivers(args, writer: StoreWriter):
+    from claude_top.receiver.server import ReceiverConfig, Receivers
+
+    return Receivers(
+        writer,
+        ReceiverConfig(
+            bind=args.bind,
+            grpc_port=args.grpc_port,
+            http_port=args.http_port,
+            max_body=args.max_body,
+        ),
+    )
+
+
+def run_app(args, db_path: str) -> int:
+    """Open the store, run the UI with the receivers in-process, flush and close on exit."""
+    try:
+        store = Store.open(db_path)
+    except StoreError as exc:
+        print(f"claude-top: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    writer = StoreWriter(store)
+    app = ClaudeTopApp(store, writer, _receivers(args, writer), db_path=db_path)
+    try:
+        app.run()
+    finally:
+        writer.close(1.0)
+        store.checkpoint()
+        store.close()
+    if app.startup_error:
+        print(f"claude-top: {app.startup_error}", file=sys.stderr)
+        return EXIT_USAGE
+    return app.return_code or 0

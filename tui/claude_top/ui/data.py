@@ -1,0 +1,111 @@
+"""What one refresh of the main view asks for, and everything it gets back in one message.
+
+`load_main` runs in a thread worker with its own DuckDB cursor and returns a `MainData`; the
+screen applies it on the UI thread. Nothing here touches widgets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from claude_top.core import queries
+from claude_top.core.store import Store
+
+
+@dataclass(frozen=True)
+class MainQuery:
+    """The inputs of one refresh: window, text filter, and what is selected."""
+
+    window: str = "all"
+    now_ns: int = 0
+    text: str | None = None
+    session_id: str | None = None
+    scope_session: bool = False
+    tool_name: str | None = None
+    generation: int = 0
+
+    def filter(self, session_id: str | None = None) -> queries.Filter:
+        window_s = queries.parse_window(self.window)
+        return queries.Filter.for_window(
+            window_s, now_ns=self.now_ns, session_id=session_id, text=self.text or None
+        )
+
+
+@dataclass
+class MainData:
+    """Results of one refresh of the main view."""
+
+    query: MainQuery
+    received_total: int = 0
+    last_received_ns: int | None = None
+    overview: dict = field(default_factory=dict)
+    sessions: list[dict] = field(default_factory=list)
+    tools: list[dict] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)
+    turns: list[dict] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+
+def load_main(store: Store, q: MainQuery) -> MainData:
+    """Run every query of the main view on a fresh cursor (call from a worker thread)."""
+    started = time.perf_counter()
+    cur = store.cursor()
+    try:
+        out = MainData(q)
+        everything = queries.overview(cur, queries.Filter())
+        out.received_total = everything.get("received_total") or 0
+        out.last_received_ns = everything.get("last_received_ns")
+        if not out.received_total:
+            return out
+        window = q.filter()
+        out.overview = queries.overview(cur, window)
+        out.sessions = queries.sessions(cur, window, now_ns=q.now_ns)
+        scoped = q.filter(q.session_id if q.scope_session else None)
+        out.tools = queries.tools(cur, scoped)
+        out.models = queries.models(cur, scoped)
+        tool = q.tool_name
+        if tool is None or all(t["tool_name"] != tool for t in out.tools):
+            tool = out.tools[0]["tool_name"] if out.tools else None
+        if tool is not None:
+            out.durations = queries.tool_durations(cur, scoped, tool)
+        out.query = _with_tool(q, tool)
+        if q.session_id is not None:
+            out.turns = queries.turns(cur, q.session_id)
+    finally:
+        cur.close()
+    out.elapsed_ms = (time.perf_counter() - started) * 1000
+    return out
+
+
+def _with_tool(q: MainQuery, tool: str | None) -> MainQuery:
+    if tool == q.tool_name:
+        return q
+    return MainQuery(q.window, q.now_ns, q.text, q.session_id, q.scope_session, tool, q.generation)
+
+
+def load_turns(store: Store, session_id: str, now_ns: int) -> tuple[dict | None, list[dict]]:
+    """A session's summary row and its turns (call from a worker thread)."""
+    cur = store.cursor()
+    try:
+        summary = next(
+            (
+                s
+                for s in queries.sessions(cur, queries.Filter(session_id=session_id), now_ns)
+                if s["session_id"] == session_id
+            ),
+            None,
+        )
+        return summary, queries.turns(cur, session_id)
+    finally:
+        cur.close()
+
+
+def load_tree(store: Store, session_id: str, turn_key: str) -> tuple[list[queries.TreeNode], str]:
+    """A turn's span tree and its source, "spans" or "events" (call from a worker thread)."""
+    cur = store.cursor()
+    try:
+        return queries.span_tree(cur, session_id, turn_key)
+    finally:
+        cur.close()

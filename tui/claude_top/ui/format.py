@@ -1,0 +1,86 @@
+"""How numbers, durations and ages read on screen: short, fixed precision, no clocks."""
+
+from __future__ import annotations
+
+NS_PER_S = 1_000_000_000
+
+
+def cost(usd: float | None) -> str:
+    """US dollars to 4 decimals (the precision Claude Code reports), 2 from $100."""
+    if usd is None:
+        return "-"
+    return f"${usd:.2f}" if usd >= 100 else f"${usd:.4f}"
+
+
+def count(n: int | float | None) -> str:
+    """An integer count; compact (12.3k, 4.56M) from ten thousand."""
+    if n is None:
+        return "-"
+    n = int(n)
+    if abs(n) < 10_000:
+        return str(n)
+    if abs(n) < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    if abs(n) < 1_000_000_000:
+        return f"{n / 1_000_000:.2f}M"
+    return f"{n / 1_000_000_000:.2f}G"
+
+
+def percent(ratio: float | None) -> str:
+    """A 0..1 ratio as a whole percentage."""
+    if ratio is None:
+        return "-"
+    return f"{ratio * 100:.0f}%"
+
+
+def duration_ms(ms: float | None) -> str:
+    """Milliseconds: `850ms`, `1.24s`, `3m05s`."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    s = ms / 1000
+    if s < 60:
+        return f"{s:.2f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def age(then_ns: int | None, now_ns: int) -> str:
+    """How long ago: `now`, `42s`, `5m`, `3h`, `2d`."""
+    if not then_ns:
+        return "-"
+    s = max(0, (now_ns - then_ns) // NS_PER_S)
+    if s < 1:
+        return "now"
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def short_model(model: str) -> str:
+    """`claude-sonnet-4-5` -> `sonnet-4-5`."""
+    return model.removeprefix("claude-")
+
+
+def short_id(session_id: str) -> str:
+    """The first 8 characters of an id (a UUID's first group)."""
+    return session_id[:8]
+
+
+def one_line(text: str | None, width: int) -> str:
+    """Collapse whitespace and cut to `width` characters with an ellipsis."""
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 prompt`, `2 prompts` (the count compact as in `count`)."""
+    return f"{count(n)} {noun}{'' if n == 1 else 's'}"

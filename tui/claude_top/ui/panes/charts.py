@@ -1,0 +1,105 @@
+"""plotext charts (textual-plotext): a tool's latency histogram and cost by model."""
+
+from __future__ import annotations
+
+import math
+
+from textual.color import Color
+from textual_plotext import PlotextPlot
+
+from claude_top.ui import format as fmt
+
+
+def bin_counts(data: list[float], bins: int) -> list[int]:
+    """Calls per bin, binned as plotext's `hist` bins them (for whole-number y ticks)."""
+    lo, hi = min(data), max(data)
+    out = [0] * bins
+    for x in data:
+        out[bins - 1 if x == hi else int((x - lo) / (hi - lo) * bins)] += 1
+    return out
+
+
+def _theme_rgb(app, name: str) -> tuple[int, int, int]:
+    value = app.theme_variables.get(name) or app.theme_variables.get("foreground", "white")
+    return Color.parse(value).rgb
+
+
+class Chart(PlotextPlot):
+    """A plot redrawn only when what it shows changes."""
+
+    DEFAULT_CSS = """
+    Chart { height: 1fr; width: 1fr; }
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.state: tuple | None = None
+        """What is drawn: (tool, durations) or ((model, cost), ...); None before any data."""
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._redraw(force=True))
+
+    def _redraw(self, force: bool = False) -> None:
+        raise NotImplementedError
+
+    def _frame(self, title: str) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        plt.title(title)
+
+
+class LatencyChart(Chart):
+    """Histogram of one tool's call durations (ms)."""
+
+    def show(self, tool: str | None, durations: list[float]) -> None:
+        """Draw `tool`'s durations; a no-op when nothing changed."""
+        state = (tool, tuple(durations))
+        if state == self.state:
+            return
+        self.state = state
+        self._redraw()
+
+    def _redraw(self, force: bool = False) -> None:
+        if self.state is None:
+            return
+        tool, durations = self.state
+        plt = self.plt
+        if not tool or not durations:
+            self._frame("latency: no tool calls in view")
+            self.refresh()
+            return
+        n = len(durations)
+        self._frame(f"{tool} latency (ms), {n} call{'s' if n != 1 else ''}")
+        bins = max(1, min(20, n))
+        plt.hist(list(durations), bins=bins, color=_theme_rgb(self.app, "accent"))
+        top = max(bin_counts(durations, bins))
+        plt.yticks(list(range(0, top + 1, max(1, math.ceil(top / 4)))))
+        plt.xlabel("ms")
+        self.refresh()
+
+
+class CostChart(Chart):
+    """Horizontal bars: cost (USD) per model."""
+
+    def show(self, rows: list[dict]) -> None:
+        """Draw cost per model from `queries.models` rows; a no-op when nothing changed."""
+        state = tuple((fmt.short_model(r["model"]), round(r["cost_usd"] or 0.0, 6)) for r in rows)
+        if state == self.state:
+            return
+        self.state = state
+        self._redraw()
+
+    def _redraw(self, force: bool = False) -> None:
+        if self.state is None:
+            return
+        plt = self.plt
+        if not self.state:
+            self._frame("cost by model: no API requests in view")
+            self.refresh()
+            return
+        self._frame("cost by model (USD)")
+        names = [name for name, _ in self.state]
+        costs = [cost for _, cost in self.state]
+        plt.bar(names, costs, orientation="horizontal", color=_theme_rgb(self.app, "success"))
+        self.refresh()

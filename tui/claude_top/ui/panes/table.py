@@ -1,0 +1,298 @@
+"""A DataTable kept up to date by keyed diffs, sortable by any column, cursor pinned to its row.
+
+Rows are dicts from `core.queries`; each column says how to show a row (text plus an optional
+theme colour name) and what to sort it by. `set_rows` updates changed cells, adds new rows and
+removes gone ones inside one `batch_update()`, re-orders only when the order changed, and puts
+the cursor back on the row it was on. It never clears the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.color import Color
+from textual.coordinate import Coordinate
+from textual.message import Message
+from textual.widgets import DataTable
+
+Cell = str | tuple[str, str | None]
+"""What a column shows: plain text, or (text, theme colour name such as "error")."""
+
+SORT_MARK = {False: " ▲", True: " ▼"}
+"""Appended to the sorted column's label: descending ▼, ascending ▲."""
+
+
+@dataclass(frozen=True)
+class Col:
+    """One column: its key, header label, how a row shows in it and how it sorts."""
+
+    key: str
+    label: str
+    cell: Callable[[dict], Cell]
+    sort: Callable[[dict], Any] | None = None
+    right: bool = False
+    descending: bool = True
+    optional: bool = False
+    """Shown only while some row has something in it (e.g. custom resource attributes)."""
+
+
+def theme_style(app, name: str | None) -> Style:
+    """A Rich style in the app theme's colour `name` (error, success, warning, accent, muted)."""
+    if not name:
+        return Style()
+    if name == "muted":
+        return Style(dim=True)
+    if name == "bold":
+        return Style(bold=True)
+    value = app.theme_variables.get(name)
+    if value is None:
+        return Style()
+    return Style(color=Color.parse(value).rich_color)
+
+
+def _plain(cell: Cell) -> str:
+    return cell if isinstance(cell, str) else cell[0]
+
+
+class _KeyedText(Text):
+    """Cell text that knows its row key, so rows can be ordered by key."""
+
+    row_key: str = ""
+
+
+class KeyedTable(DataTable):
+    """A DataTable of keyed rows with `s` (sort column) and `r` (reverse) and vi keys."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open", id="table.open"),
+        Binding("j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="table.up"),
+        Binding("g", "scroll_top", "First row", show=False, id="table.first"),
+        Binding("G", "scroll_bottom", "Last row", show=False, id="table.last"),
+        Binding("s", "cycle_sort", "Sort", id="table.sort"),
+        Binding("r", "reverse_sort", "Reverse", show=False, id="table.reverse"),
+    ]
+
+    class CursorKeyChanged(Message):
+        """The row under the cursor is a different row (not merely a moved one)."""
+
+        def __init__(self, table: KeyedTable, key: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    def __init__(
+        self,
+        columns: Sequence[Col],
+        row_key: Callable[[dict], str],
+        sort_key: str,
+        *,
+        fixed_columns: int = 0,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(
+            id=id,
+            classes=classes,
+            cursor_type="row",
+            zebra_stripes=False,
+            fixed_columns=fixed_columns,
+        )
+        self.cols = {c.key: c for c in columns}
+        self._row_key_of = row_key
+        self.sort_key = sort_key
+        self.reversed = False
+        self.rows_by_key: dict[str, dict] = {}
+        self._shown: dict[str, tuple[Cell, ...]] = {}
+        self._cursor_key: str | None = None
+        self._first_col = columns[0].key
+
+    def on_mount(self) -> None:
+        for col in self.cols.values():
+            if not col.optional:
+                self.add_column(self._label(col), key=col.key)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+
+    # --- reading -------------------------------------------------------------------------
+
+    @property
+    def cursor_key(self) -> str | None:
+        """The key of the row under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+        except Exception:
+            return None
+
+    @property
+    def cursor_data(self) -> dict | None:
+        """The query row under the cursor."""
+        key = self.cursor_key
+        return self.rows_by_key.get(key) if key is not None else None
+
+    def keys_in_order(self) -> list[str]:
+        """Row keys as displayed, top to bottom."""
+        return [row.key.value for row in self.ordered_rows]
+
+    def shown_text(self, key: str, column: str) -> str:
+        """The text displayed in a cell."""
+        return _plain(self._shown[key][list(self.cols).index(column)])
+
+    # --- updating ------------------------------------------------------------------------
+
+    def set_rows(self, rows: Iterable[dict]) -> None:
+        """Make the table show `rows`: keyed diff, re-sort if needed, cursor stays on its row."""
+        new = {self._row_key_of(r): r for r in rows}
+        selected = self.cursor_key
+        cols = list(self.cols.values())
+        index = {c.key: i for i, c in enumerate(cols)}
+        shown_new = {key: tuple(c.cell(row) for c in cols) for key, row in new.items()}
+        with self.app.batch_update():
+            for key in [k for k in self._shown if k not in new]:
+                self.remove_row(key)
+                del self._shown[key]
+            added = self._sync_optional(shown_new)
+            present = [c for c in cols if c.key in self.columns]
+            for key, shown in shown_new.items():
+                old = self._shown.get(key)
+                if old is None:
+                    cells = (self._text(key, c, shown[index[c.key]]) for c in present)
+                    self.add_row(*cells, key=key)
+                    continue
+                for c in present:
+                    i = index[c.key]
+                    if old[i] != shown[i] or c.key in added:
+                        self.update_cell(
+                            key, c.key, self._text(key, c, shown[i]), update_width=True
+                        )
+            self._shown = shown_new
+            self.rows_by_key = new
+            self._reorder(selected)
+        self._note_cursor_key()
+
+    def _sync_optional(self, shown: dict[str, tuple[Cell, ...]]) -> set[str]:
+        """Add optional columns that now have content, drop those that lost it."""
+        added: set[str] = set()
+        for i, col in enumerate(self.cols.values()):
+            if not col.optional:
+                continue
+            wanted = any(_plain(cells[i]) for cells in shown.values())
+            if wanted and col.key not in self.columns:
+                self.add_column(self._label(col), key=col.key)
+                added.add(col.key)
+            elif not wanted and col.key in self.columns:
+                self.remove_column(col.key)
+        return added
+
+    def _reorder(self, selected: str | None) -> None:
+        order = self._order()
+        if order != self.keys_in_order():
+            rank = {k: i for i, k in enumerate(order)}
+            self.sort(self._first_col, key=lambda cell: rank[cell.row_key])
+        if selected is not None and selected in self.rows_by_key:
+            index = self.get_row_index(selected)
+            if index != self.cursor_row:
+                self.move_cursor(row=index, animate=False)
+
+    def _order(self) -> list[str]:
+        col = self.cols[self.sort_key]
+        descending = col.descending != self.reversed
+        present: list[tuple[Any, str]] = []
+        missing: list[str] = []
+        for key, row in self.rows_by_key.items():
+            value = col.sort(row) if col.sort else None
+            if value is None:
+                missing.append(key)
+            else:
+                present.append((value, key))
+        present.sort(reverse=descending)
+        return [k for _, k in present] + sorted(missing)
+
+    def _text(self, key: str, col: Col, cell: Cell) -> Text:
+        text, style = (cell, None) if isinstance(cell, str) else cell
+        out = _KeyedText(
+            text,
+            style=theme_style(self.app, style),
+            justify="right" if col.right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            end="",
+        )
+        out.row_key = key
+        return out
+
+    def _label(self, col: Col) -> Text:
+        mark = SORT_MARK[col.descending != self.reversed] if col.key == self.sort_key else ""
+        return Text(col.label + mark, justify="right" if col.right else "left", no_wrap=True)
+
+    def _restyle(self) -> None:
+        """Re-apply theme colours to every cell (after a theme change)."""
+        cols = list(self.cols.values())
+        with self.app.batch_update():
+            for key, shown in self._shown.items():
+                for c, v in zip(cols, shown, strict=True):
+                    if c.key in self.columns:
+                        self.update_cell(key, c.key, self._text(key, c, v))
+
+    def _relabel(self) -> None:
+        for col in self.cols.values():
+            if col.key in self.columns:
+                self.columns[col.key].label = self._label(col)
+        self._require_update_dimensions = True
+        self.refresh(layout=True)
+
+    # --- cursor --------------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table is self:
+            self._note_cursor_key()
+
+    def _note_cursor_key(self) -> None:
+        key = self.cursor_key
+        if key != self._cursor_key:
+            self._cursor_key = key
+            self.post_message(self.CursorKeyChanged(self, key))
+
+    def select_key(self, key: str) -> bool:
+        """Put the cursor on the row with `key`; False when there is no such row."""
+        if key not in self.rows_by_key:
+            return False
+        self.move_cursor(row=self.get_row_index(key), animate=False)
+        return True
+
+    # --- sorting -------------------------------------------------------------------------
+
+    @property
+    def sortable(self) -> list[str]:
+        return [k for k, c in self.cols.items() if c.sort is not None]
+
+    def sort_by(self, key: str, reversed_: bool = False) -> None:
+        """Sort by column `key` in its natural direction (or reversed)."""
+        self.sort_key = key
+        self.reversed = reversed_
+        self._relabel()
+        with self.app.batch_update():
+            self._reorder(self.cursor_key)
+
+    def action_cycle_sort(self) -> None:
+        """Sort by the next sortable column."""
+        keys = self.sortable
+        if not keys:
+            return
+        i = keys.index(self.sort_key) if self.sort_key in keys else -1
+        self.sort_by(keys[(i + 1) % len(keys)])
+        self.notify(f"sorted by {self.cols[self.sort_key].label}", timeout=1.5)
+
+    def action_reverse_sort(self) -> None:
+        """Reverse the sort order."""
+        self.sort_by(self.sort_key, not self.reversed)

@@ -1,0 +1,409 @@
+"""The main view: sessions, tool latency, model cost and the selected session's turns.
+
+Four panes from 120x40; below that, one pane at a time behind a tab bar. A timer asks for a
+refresh; one thread worker at a time runs every query on its own cursor and posts one
+`Refreshed` message, which the screen applies as keyed diffs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Vertical
+from textual.events import Resize
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
+
+from claude_top.ui import format as fmt
+from claude_top.ui.data import MainData, MainQuery, load_main
+from claude_top.ui.panes.charts import CostChart, LatencyChart
+from claude_top.ui.panes.connect import ConnectPane
+from claude_top.ui.panes.header import HeaderBar
+from claude_top.ui.panes.models import ModelsTable
+from claude_top.ui.panes.sessions import SessionsTable
+from claude_top.ui.panes.table import KeyedTable
+from claude_top.ui.panes.tools import ToolsTable
+from claude_top.ui.panes.turns import TurnsTable, numbered
+
+PANES = ("sessions", "tools", "models", "turns")
+PANE_NAMES = {"sessions": "Sessions", "tools": "Tools", "models": "Models", "turns": "Turns"}
+WIDE_MIN = (120, 36)
+"""Four panes at once from this size (columns, rows); one pane at a time below it."""
+POLL_S = 0.25
+"""How often the screen checks for new commits (a new export shows within this + a query)."""
+REFRESH_S = 1.0
+"""Refresh at least this often, so ages and status stay current."""
+
+
+@dataclass
+class _Pending:
+    reason: str
+
+
+class FilterInput(Input):
+    """The `/` text filter; Enter keeps it, Esc clears it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "clear_filter", "Clear filter", id="filter.clear"),
+    ]
+
+    def action_clear_filter(self) -> None:
+        self.value = ""
+        self.screen.close_filter()
+
+
+class MainScreen(Screen):
+    """Sessions, tools, models and turns; refreshed about once a second."""
+
+    AUTO_FOCUS = "#sessions"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open", show=True, id="main.open"),
+        Binding("tab", "next_pane", "Next pane", show=False, id="main.next_pane"),
+        Binding("shift+tab", "previous_pane", "Previous pane", show=False, id="main.prev_pane"),
+        Binding("1", "pane('sessions')", "Sessions pane", show=False, id="main.pane_sessions"),
+        Binding("2", "pane('tools')", "Tools pane", show=False, id="main.pane_tools"),
+        Binding("3", "pane('models')", "Models pane", show=False, id="main.pane_models"),
+        Binding("4", "pane('turns')", "Turns pane", show=False, id="main.pane_turns"),
+        Binding(
+            "a",
+            "toggle_scope",
+            "Tools/models: all or selected session",
+            show=False,
+            id="main.scope",
+        ),
+        Binding("c", "copy_env", "Copy connect settings", show=False, id="main.copy_env"),
+    ]
+
+    class Refreshed(Message):
+        """One refresh's results (or the error that stopped it)."""
+
+        def __init__(self, data: MainData | None, reason: str, error: str | None = None):
+            super().__init__()
+            self.data = data
+            self.reason = reason
+            self.error = error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active_pane = "sessions"
+        self.scope_session = False
+        self.wide = True
+        self.empty: bool | None = None
+        self.last_data: MainData | None = None
+        self._loading = False
+        self._pending: _Pending | None = None
+        self._last_load = 0.0
+        self._seen_mark: tuple[int, int] | None = None
+        self._error: str | None = None
+
+    # --- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield Tabs(
+            *(Tab(f"{i} {PANE_NAMES[p]}", id=f"tab-{p}") for i, p in enumerate(PANES, 1)),
+            id="pane-tabs",
+        )
+        yield ConnectPane(id="connect")
+        with Container(id="panes"):
+            with Vertical(id="sessions-pane", classes="pane"):
+                yield SessionsTable(id="sessions")
+                yield Static("", id="sessions-empty", classes="empty-note")
+            with (
+                Vertical(id="tools-pane", classes="pane"),
+                Container(classes="pane-body"),
+            ):
+                yield ToolsTable(id="tools")
+                yield LatencyChart(id="latency-chart")
+            with (
+                Vertical(id="models-pane", classes="pane"),
+                Container(classes="pane-body"),
+            ):
+                yield ModelsTable(id="models")
+                yield CostChart(id="cost-chart")
+            with Vertical(id="turns-pane", classes="pane"):
+                yield TurnsTable(id="turns")
+                yield Static("", id="turns-empty", classes="empty-note")
+        yield FilterInput(
+            placeholder="filter: session id, model or tool; Enter keeps, Esc clears", id="filter"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#pane-tabs", Tabs).can_focus = False
+        self._layout_for(self.app.size.width, self.app.size.height)
+        self._titles()
+        self.set_interval(POLL_S, self._tick)
+        self.update_header()
+        self.request_refresh("start")
+
+    def on_resize(self, event: Resize) -> None:
+        self._layout_for(event.size.width, event.size.height)
+
+    def _layout_for(self, width: int, height: int) -> None:
+        wide = width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
+        self.wide = wide
+        self.set_class(wide, "-wide")
+        self.set_class(not wide, "-tabbed")
+        self._show_active()
+
+    def _show_active(self) -> None:
+        for p in PANES:
+            self.query_one(f"#{p}-pane").set_class(p == self.active_pane, "-active")
+        tabs = self.query_one("#pane-tabs", Tabs)
+        if tabs.active != f"tab-{self.active_pane}":
+            tabs.active = f"tab-{self.active_pane}"
+
+    @property
+    def busy(self) -> bool:
+        """A refresh is running or queued (tests wait for this to clear)."""
+        return self.last_data is None or self._loading or self._pending is not None
+
+    def table(self, pane: str) -> KeyedTable:
+        return self.query_one(f"#{pane}", KeyedTable)
+
+    # --- panes and focus -----------------------------------------------------------------
+
+    def action_pane(self, pane: str) -> None:
+        """Show (tabbed) and focus pane `pane`."""
+        if self.empty:
+            return
+        self.active_pane = pane
+        self._show_active()
+        self.table(pane).focus()
+
+    def action_next_pane(self) -> None:
+        self.action_pane(PANES[(PANES.index(self.active_pane) + 1) % len(PANES)])
+
+    def action_previous_pane(self) -> None:
+        self.action_pane(PANES[(PANES.index(self.active_pane) - 1) % len(PANES)])
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        pane = (event.tab.id or "").removeprefix("tab-")
+        if pane in PANES and pane != self.active_pane:
+            self.action_pane(pane)
+
+    def on_descendant_focus(self, event) -> None:
+        node: Widget | None = event.widget
+        while node is not None and node is not self:
+            if node.id and node.id.endswith("-pane") and node.id[:-5] in PANES:
+                if self.active_pane != node.id[:-5]:
+                    self.active_pane = node.id[:-5]
+                    self._show_active()
+                return
+            node = node.parent
+
+    def action_open(self) -> None:
+        """Enter: open the session (sessions pane) or the turn's span tree (turns pane)."""
+        focused = self.focused
+        if isinstance(focused, KeyedTable):
+            self._open(focused)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if isinstance(event.data_table, KeyedTable):
+            self._open(event.data_table)
+
+    def _open(self, table: KeyedTable) -> None:
+        from claude_top.ui.screens.session import SessionScreen
+        from claude_top.ui.screens.spantree import SpanTreeScreen
+
+        row = table.cursor_data
+        if row is None:
+            return
+        if table.id == "sessions":
+            self.app.push_screen(SessionScreen(row["session_id"]))
+        elif table.id == "turns":
+            session_id = self.table("sessions").cursor_key
+            if session_id:
+                self.app.push_screen(SpanTreeScreen(session_id, row))
+
+    def action_toggle_scope(self) -> None:
+        """Tools and models: every session in view, or only the selected one."""
+        self.scope_session = not self.scope_session
+        self._titles()
+        self.request_refresh("settings")
+
+    def action_copy_env(self) -> None:
+        pane = self.query_one(ConnectPane)
+        if not pane.env:
+            pane.show_env(self.app.env_block())
+        self.app.copy_to_clipboard(pane.shell_text)
+        self.notify("connect settings copied (export lines)", timeout=3)
+
+    # --- filter --------------------------------------------------------------------------
+
+    def open_filter(self) -> None:
+        self.add_class("-filtering")
+        self.query_one(FilterInput).focus()
+
+    def close_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        if not box.value:
+            self.remove_class("-filtering")
+        if not self.empty:
+            self.table(self.active_pane).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.app.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.close_filter()
+
+    # --- refresh -------------------------------------------------------------------------
+
+    def settings_changed(self) -> None:
+        """Window, filter or pause changed: redraw the header and query again."""
+        self.update_header()
+        self._titles()
+        self.request_refresh("settings")
+
+    def _tick(self) -> None:
+        self.update_header()
+        if self.app.paused:
+            return
+        mark = self.app.ingest_mark()
+        due = time.monotonic() - self._last_load >= REFRESH_S
+        if due or mark != self._seen_mark:
+            self._seen_mark = mark
+            self.request_refresh("tick")
+
+    def request_refresh(self, reason: str = "tick") -> None:
+        """Query now, or as soon as the running query finishes (one at a time)."""
+        if self._loading:
+            if self._pending is None or reason != "tick":
+                self._pending = _Pending(reason)
+            return
+        self._loading = True
+        self._pending = None
+        self._last_load = time.monotonic()
+        self._load(self._query(), reason)
+
+    def _query(self) -> MainQuery:
+        app = self.app
+        return MainQuery(
+            window=app.window,
+            now_ns=app.clock(),
+            text=app.filter_text or None,
+            session_id=self.table("sessions").cursor_key,
+            scope_session=self.scope_session,
+            tool_name=self.table("tools").cursor_key,
+        )
+
+    @work(thread=True, exclusive=True, group="main-refresh", exit_on_error=False)
+    def _load(self, q: MainQuery, reason: str) -> None:
+        try:
+            data = load_main(self.app.store, q)
+        except Exception as exc:
+            self.post_message(self.Refreshed(None, reason, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(self.Refreshed(data, reason))
+
+    def on_main_screen_refreshed(self, message: Refreshed) -> None:
+        self._loading = False
+        if message.error:
+            if message.error != self._error:
+                self.notify(f"query failed: {message.error}", severity="error", timeout=8)
+            self._error = message.error
+        elif message.data is not None:
+            self._error = None
+            self.apply(message.data, message.reason)
+        if self._pending is not None:
+            self.request_refresh(self._pending.reason)
+
+    def apply(self, data: MainData, reason: str = "tick") -> None:
+        """Show one refresh's results: keyed diffs, cursors stay on their rows."""
+        self.last_data = data
+        self._set_empty(data.received_total == 0)
+        self.update_header()
+        if self.empty:
+            return
+        q = data.query
+        frozen = self.app.paused and reason == "selection"
+        sessions = self.table("sessions")
+        tools = self.table("tools")
+        if not frozen:
+            sessions.set_rows(dict(r, now_ns=q.now_ns) for r in data.sessions)
+            tools.set_rows(data.tools)
+            self.table("models").set_rows(data.models)
+            self.query_one(CostChart).show(data.models)
+        self.query_one(LatencyChart).show(q.tool_name, data.durations)
+        selected = sessions.cursor_key
+        if q.session_id == selected:
+            self.table("turns").set_rows(numbered(data.turns, q.now_ns))
+        elif selected is None:
+            self.table("turns").set_rows([])
+        else:
+            self.request_refresh("selection")
+        if tools.cursor_key is not None and tools.cursor_key != q.tool_name:
+            self.request_refresh("selection")
+        self._notes(data)
+        self._titles()
+
+    def on_keyed_table_cursor_key_changed(self, event: KeyedTable.CursorKeyChanged) -> None:
+        if event.table.id in ("sessions", "tools"):
+            self._titles()
+            self.request_refresh("selection")
+
+    def _set_empty(self, empty: bool) -> None:
+        if empty == self.empty:
+            return
+        self.empty = empty
+        self.set_class(empty, "-empty")
+        if empty:
+            self.query_one(ConnectPane).show_env(self.app.env_block())
+            self.query_one(ConnectPane).focus()
+        else:
+            self.table(self.active_pane).focus()
+
+    def _notes(self, data: MainData) -> None:
+        window = data.query.window
+        note = ""
+        if not data.sessions:
+            note = "No sessions match the filter." if data.query.text else ""
+            note = note or f"No sessions in the last {window} (t changes the window)."
+        empty = self.query_one("#sessions-empty", Static)
+        empty.update(note)
+        empty.display = bool(note)
+        turns_note = self.query_one("#turns-empty", Static)
+        turns_note.update("" if data.turns else "No turns (prompts) in this session yet.")
+        turns_note.display = not data.turns and data.query.session_id is not None
+
+    def _titles(self) -> None:
+        selected = self.table("sessions").cursor_key
+        scope = (
+            f"session {fmt.short_id(selected)}"
+            if self.scope_session and selected
+            else "all sessions"
+        )
+        data = self.last_data
+        ov = data.overview if data else {}
+        self.query_one("#sessions-pane").border_title = "1 Sessions"
+        if ov:
+            self.query_one("#sessions-pane").border_subtitle = (
+                f"{ov.get('sessions', 0)} sessions · {fmt.cost(ov.get('cost_usd'))} · "
+                f"{ov.get('api_requests', 0)} API requests · window {data.query.window}"
+            )
+        self.query_one("#tools-pane").border_title = f"2 Tools · {scope}"
+        tool = self.table("tools").cursor_key
+        self.query_one("#tools-pane").border_subtitle = f"chart: {tool}" if tool else ""
+        self.query_one("#models-pane").border_title = f"3 Models · {scope}"
+        self.query_one("#turns-pane").border_title = (
+            f"4 Turns · session {fmt.short_id(selected)}" if selected else "4 Turns"
+        )
+        self.query_one("#turns-pane").border_subtitle = "Enter: span tree" if selected else ""
+
+    def update_header(self) -> None:
+        data = self.last_data
+        self.query_one(HeaderBar).update(
+            self.app.header_state(data.last_received_ns if data else None)
+        )

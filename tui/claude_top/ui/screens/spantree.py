@@ -1,0 +1,234 @@
+"""A turn's span tree (interaction → llm_request / tool → blocked_on_user / execution) and a
+node's attributes. Built from events, and labelled so, when the session sent no spans."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tree
+from textual.widgets.tree import TreeNode as UITreeNode
+
+from claude_top.core.queries import TreeNode
+from claude_top.ui import format as fmt
+from claude_top.ui.data import load_tree
+from claude_top.ui.panes.header import HeaderBar
+from claude_top.ui.panes.table import theme_style
+
+EVENTS_NOTE = (
+    "built from events: this session sent no spans (traces need "
+    "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 and OTEL_TRACES_EXPORTER=otlp)"
+)
+KIND_STYLE = {"interaction": "bold", "blocked_on_user": "muted", "tool": "accent"}
+
+
+def node_text(app, node: TreeNode) -> Text:
+    """A tree line: the node's label, in the error colour with a ✗ when it failed."""
+    if node.is_error:
+        return Text("✗ " + node.label, style=theme_style(app, "error"))
+    return Text(node.label, style=theme_style(app, KIND_STYLE.get(node.kind)))
+
+
+def attribute_lines(node: TreeNode) -> Table:
+    """Every attribute of a node, one `key  value` row each (values as JSON when not text)."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key in sorted(node.attributes):
+        value = node.attributes[key]
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value, default=str))
+    return table
+
+
+class SpanTree(Tree):
+    """The span tree with vi keys; Enter shows a node's attributes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
+        Binding("g", "scroll_home", "First node", show=False, id="tree.first"),
+        Binding("G", "scroll_end", "Last node", show=False, id="tree.last"),
+    ]
+
+
+class SpanTreeScreen(Screen):
+    """One turn as a tree; the side panel shows the highlighted node's attributes."""
+
+    AUTO_FOCUS = "#span-tree"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (140, "-wide")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="tree.back"),
+        Binding("enter", "attributes", "Attributes", id="tree.attributes"),
+        Binding("space", "toggle", "Fold", id="tree.toggle"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, roots: list[TreeNode], source: str, error: str | None = None):
+            super().__init__()
+            self.roots = roots
+            self.source = source
+            self.error = error
+
+    def __init__(self, session_id: str, turn: dict) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.turn = turn
+        self.source: str | None = None
+        self.roots: list[TreeNode] = []
+
+    @property
+    def busy(self) -> bool:
+        """The tree is not built yet (tests wait for this to clear)."""
+        return self.source is None
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield Static(id="tree-title")
+        yield Static(id="tree-source")
+        with Horizontal(id="tree-body"):
+            tree: SpanTree = SpanTree("turn", id="span-tree")
+            tree.show_root = False
+            tree.auto_expand = False
+            tree.guide_depth = 3
+            yield tree
+            with VerticalScroll(id="node-panel"):
+                yield Static(id="node-attributes")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        n = self.turn.get("n")
+        prompt = fmt.one_line(self.turn.get("prompt"), 70) or "(no prompt text)"
+        head = f" Turn {n} · " if n else " Turn · "
+        self.query_one("#tree-title", Static).update(
+            Text(head, style=theme_style(self.app, "bold"))
+            + Text(f"{prompt} · session {fmt.short_id(self.session_id)}")
+        )
+        self.query_one(HeaderBar).update(self.app.header_state())
+        tree = self.query_one(SpanTree)
+        tree.border_title = "span tree"
+        tree.border_subtitle = "Enter: attributes · Space: fold · Esc: back"
+        self._load()
+
+    @work(thread=True, exclusive=True, group="tree-load", exit_on_error=False)
+    def _load(self) -> None:
+        try:
+            roots, source = load_tree(self.app.store, self.session_id, self.turn["key"])
+        except Exception as exc:
+            self.post_message(self.Loaded([], "", f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(self.Loaded(roots, source))
+
+    def on_span_tree_screen_loaded(self, message: Loaded) -> None:
+        if message.error:
+            self.notify(f"query failed: {message.error}", severity="error")
+            return
+        self.roots = message.roots
+        self.source = message.source
+        source = self.query_one("#tree-source", Static)
+        if message.source == "events":
+            source.update(Text(" " + EVENTS_NOTE, style=theme_style(self.app, "warning")))
+        else:
+            source.update(Text(" from spans", style=theme_style(self.app, "muted")))
+        tree = self.query_one(SpanTree)
+        tree.clear()
+        for root in message.roots:
+            self._add(tree.root, root)
+        tree.root.expand_all()
+        if not message.roots:
+            tree.root.add_leaf("no telemetry for this turn")
+        tree.move_cursor(tree.root.children[0] if tree.root.children else None)
+
+    def _add(self, parent: UITreeNode, node: TreeNode) -> None:
+        text = node_text(self.app, node)
+        if node.children:
+            branch = parent.add(text, data=node, expand=True)
+            for child in node.children:
+                self._add(branch, child)
+        else:
+            parent.add_leaf(text, data=node)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        node = event.node.data
+        panel = self.query_one("#node-attributes", Static)
+        panel.update(attribute_lines(node) if isinstance(node, TreeNode) else "")
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        event.stop()
+        self._show(event.node.data)
+
+    def action_attributes(self) -> None:
+        node = self.query_one(SpanTree).cursor_node
+        self._show(node.data if node else None)
+
+    def action_toggle(self) -> None:
+        node = self.query_one(SpanTree).cursor_node
+        if node is not None and node.allow_expand:
+            node.toggle()
+
+    def _show(self, node: object) -> None:
+        if isinstance(node, TreeNode):
+            self.app.push_screen(AttributesScreen(node))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+class AttributesScreen(Screen):
+    """Every attribute of one span (or event standing in for one); `c` copies them as JSON."""
+
+    AUTO_FOCUS = "#attributes"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="attributes.back"),
+        Binding("c", "copy", "Copy JSON", id="attributes.copy"),
+        Binding("j", "scroll_down", "Down", show=False, id="attributes.down"),
+        Binding("k", "scroll_up", "Up", show=False, id="attributes.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="attributes.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="attributes.bottom"),
+    ]
+
+    def __init__(self, node: TreeNode) -> None:
+        super().__init__()
+        self.node = node
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield Static(node_text(self.app, self.node), id="attributes-title")
+        with VerticalScroll(id="attributes", classes="pane"):
+            yield Static(attribute_lines(self.node))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(HeaderBar).update(self.app.header_state())
+        pane = self.query_one("#attributes")
+        pane.border_title = f"{self.node.name} · {len(self.node.attributes)} attributes"
+        pane.border_subtitle = "Esc: back · c: copy JSON"
+
+    def _scroll(self):
+        return self.query_one("#attributes", VerticalScroll)
+
+    def action_scroll_down(self) -> None:
+        self._scroll().scroll_down(animate=False)
+
+    def action_scroll_up(self) -> None:
+        self._scroll().scroll_up(animate=False)
+
+    def action_scroll_top(self) -> None:
+        self._scroll().scroll_home(animate=False)
+
+    def action_scroll_bottom(self) -> None:
+        self._scroll().scroll_end(animate=False)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(json.dumps(self.node.attributes, indent=2, default=str))
+        self.notify("attributes copied as JSON", timeout=3)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
