@@ -559,3 +559,55 @@ def test_turn_in_progress_before_its_interaction_span_arrives(truth):
         ]
     finally:
         store.close()
+
+
+def test_subagent_spans_nest_under_their_tool():
+    """A Task tool's subagent llm_request/tool spans hang under that tool span."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from claude_top.core.decode import decode_traces
+
+    trace = bytes.fromhex("ab" * 16)
+    t0 = 1_795_310_000_000_000_000
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    layout = [  # span id, parent, name, extra attributes
+        ("01", None, "claude_code.interaction", {"user_prompt": "delegate"}),
+        ("02", "01", "claude_code.tool", {"tool_name": "Task"}),
+        ("03", "02", "claude_code.llm_request", {"model": "m", "agent_id": "agent-7"}),
+        ("04", "02", "claude_code.tool", {"tool_name": "Grep", "agent_id": "agent-7"}),
+        ("05", "04", "claude_code.tool.execution", {"agent_id": "agent-7"}),
+        ("06", "01", "claude_code.llm_request", {"model": "m"}),
+    ]
+    for i, (sid, parent, name, extra) in enumerate(layout):
+        s = spans.add()
+        s.trace_id = trace
+        s.span_id = bytes.fromhex(sid * 8)
+        if parent:
+            s.parent_span_id = bytes.fromhex(parent * 8)
+        s.name = name
+        s.start_time_unix_nano = t0 + i * 10**6
+        s.end_time_unix_nano = t0 + (i + 1) * 10**6
+        for k, v in {"session.id": "sub-session", **extra}.items():
+            kv = s.attributes.add()
+            kv.key = k
+            kv.value.string_value = v
+    store = Store.open(":memory:")
+    try:
+        store.write([decode_traces(req)])
+        cur = store.cursor()
+        (turn,) = Q.turns(cur, "sub-session")
+        assert (turn["key"], turn["tools"], turn["api_requests"]) == (trace.hex(), "Task, Grep", 2)
+        (root,) = Q.span_tree(cur, "sub-session", turn["key"])[0]
+        assert [c.attributes.get("tool_name") or c.kind for c in root.children] == [
+            "Task",
+            "llm_request",
+        ]
+        task = root.children[0]
+        assert [c.kind for c in task.children] == ["llm_request", "tool"]
+        assert "[agent agent-7]" in task.children[0].label
+        assert [c.kind for c in task.children[1].children] == ["execution"]
+    finally:
+        store.close()

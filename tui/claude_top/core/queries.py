@@ -596,6 +596,8 @@ def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: 
         head = "llm_request " + str(a.get("model") or "?")
         if attempt is not None and str(attempt) not in ("", "1", "0"):
             head += f" attempt {attempt}"
+        if a.get("agent_id"):
+            head += f" [agent {str(a['agent_id'])[:12]}]"
         tok = _tokens(a.get("input_tokens"), a.get("output_tokens"))
         err = (
             ("error: " + str(a.get("error") or a.get("status_code") or "failed"))
