@@ -499,12 +499,16 @@ def test_span_tree_falls_back_to_events(truth):
         logs_only.close()
 
 
-def test_spans_only_store(truth):
+def test_spans_only_store(truth, fixture_store):
     """Without log events, turns and trees still come from the interaction spans."""
     store = store_of({"traces"})
     try:
         cur = store.cursor()
         rows = {r["session_id"]: r for r in Q.sessions(cur, Q.Filter())}
+        assert {r["terminal"] for r in rows.values()} == {None}
+        # another store with the events knows the terminal (nothing stale was remembered)
+        full = {r["session_id"]: r for r in Q.sessions(fixture_store.cursor(), Q.Filter())}
+        assert full[ERRORS_SESSION]["terminal"] == "xterm"
         interactions = Counter(
             s["session.id"] for s in truth.spans if s["_name"] == "claude_code.interaction"
         )

@@ -185,6 +185,7 @@ WITH ev AS (
     greatest(ev.recv_ns, sp.recv_ns, mp.recv_ns) AS last_received_ns,
     CASE WHEN coalesce(ev.prompts, 0) > 0 THEN ev.prompts ELSE coalesce(sp.interactions, 0) END
       AS prompts,
+    coalesce(ev.prompts, 0) AS user_prompts,
     coalesce(ev.api_requests, 0) AS api_requests,
     coalesce(ev.cost_usd, 0.0) AS cost_usd,
     coalesce(ev.input_tokens, 0)::BIGINT AS input_tokens,
@@ -209,7 +210,7 @@ SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests,
     THEN 'active' ELSE 'idle' END AS status,
   {_ratio("s.cache_read_tokens", "s.input_tokens", "s.cache_creation_tokens")}
     AS cache_hit_ratio,
-  s.metric_cost_usd, s.last_received_ns,
+  s.metric_cost_usd, s.last_received_ns, s.user_prompts,
   r.attributes AS resource_attributes, s.resource_id
 FROM s LEFT JOIN resources r ON r.uid = s.resource_id
 WHERE {text}
@@ -251,15 +252,19 @@ _terminal_cache: dict[str, tuple[int, str | None]] = {}
 
 
 def _terminals(cur: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, str | None]:
-    """terminal.type per session, read from a user_prompt event once and then remembered.
+    """terminal.type per session, read from its latest user_prompt event and then remembered.
 
-    A session whose lookup found nothing is looked up again when its prompt count changes.
+    Only sessions with user_prompt events are looked up; one whose events lacked the attribute
+    is looked up again when its user_prompt count changes.
     """
     missing = [
         r["session_id"]
         for r in rows
-        if (hit := _terminal_cache.get(r["session_id"])) is None
-        or (hit[1] is None and hit[0] != r["prompts"])
+        if r["user_prompts"]
+        and (
+            (hit := _terminal_cache.get(r["session_id"])) is None
+            or (hit[1] is None and hit[0] != r["user_prompts"])
+        )
     ]
     if missing:
         found = dict(
@@ -274,10 +279,10 @@ GROUP BY session_id
         )
         if len(_terminal_cache) > 100_000:
             _terminal_cache.clear()
-        prompts = {r["session_id"]: r["prompts"] for r in rows}
+        counts = {r["session_id"]: r["user_prompts"] for r in rows}
         for sid in missing:
-            _terminal_cache[sid] = (prompts[sid], found.get(sid))
-    return {r["session_id"]: _terminal_cache[r["session_id"]][1] for r in rows}
+            _terminal_cache[sid] = (counts[sid], found.get(sid))
+    return {r["session_id"]: (_terminal_cache.get(r["session_id"]) or (0, None))[1] for r in rows}
 
 
 def sessions(cur: duckdb.DuckDBPyConnection, f: Filter, now_ns: int | None = None) -> list[dict]:
