@@ -19,6 +19,8 @@ from typing import Any
 
 import duckdb
 
+from claude_top.core.store import META_TABLE
+
 WINDOWS = ("15m", "1h", "24h", "7d", "all")
 ACTIVE_WITHIN_S = 60
 API_REQUEST = "claude_code.api_request"
@@ -248,7 +250,16 @@ def custom_attributes(resource_json: str | None, resource_id: bytes | None = Non
     return out
 
 
-_terminal_cache: dict[str, tuple[int, str | None]] = {}
+_terminal_cache: dict[tuple[str | None, str], tuple[int, str | None]] = {}
+
+
+def _store_stamp(cur: duckdb.DuckDBPyConnection) -> str | None:
+    """The store's creation stamp, so remembered values never leak from one database to another."""
+    try:
+        row = cur.execute(f"SELECT value FROM {META_TABLE} WHERE key = 'created_ns'").fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None
 
 
 def _terminals(cur: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, str | None]:
@@ -257,12 +268,13 @@ def _terminals(cur: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, st
     Only sessions with user_prompt events are looked up; one whose events lacked the attribute
     is looked up again when its user_prompt count changes.
     """
+    stamp = _store_stamp(cur) if rows else None
     missing = [
         r["session_id"]
         for r in rows
         if r["user_prompts"]
         and (
-            (hit := _terminal_cache.get(r["session_id"])) is None
+            (hit := _terminal_cache.get((stamp, r["session_id"]))) is None
             or (hit[1] is None and hit[0] != r["user_prompts"])
         )
     ]
@@ -281,8 +293,11 @@ GROUP BY session_id
             _terminal_cache.clear()
         counts = {r["session_id"]: r["user_prompts"] for r in rows}
         for sid in missing:
-            _terminal_cache[sid] = (counts[sid], found.get(sid))
-    return {r["session_id"]: (_terminal_cache.get(r["session_id"]) or (0, None))[1] for r in rows}
+            _terminal_cache[(stamp, sid)] = (counts[sid], found.get(sid))
+    return {
+        r["session_id"]: (_terminal_cache.get((stamp, r["session_id"])) or (0, None))[1]
+        for r in rows
+    }
 
 
 def sessions(cur: duckdb.DuckDBPyConnection, f: Filter, now_ns: int | None = None) -> list[dict]:
