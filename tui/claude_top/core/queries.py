@@ -373,13 +373,13 @@ def tools(cur: duckdb.DuckDBPyConnection, f: Filter) -> list[dict]:
 
 
 def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) -> list[float]:
-    """Every duration (ms) of one tool in the filter, for the latency histogram."""
+    """Every duration (ms) of one tool in the filter, unordered, for the latency histogram."""
     p: dict[str, Any] = {"tool": tool_name}
     where = filter_where(f, "time_ns", p)
     text = _text_cond(f, p, "tool_name", "session_id")
     rows = cur.execute(
         f"SELECT duration_ms FROM events WHERE name = '{TOOL_RESULT}' AND tool_name = $tool "
-        f"AND duration_ms IS NOT NULL AND {where} AND {text} ORDER BY time_ns",
+        f"AND duration_ms IS NOT NULL AND {where} AND {text}",
         p,
     ).fetchall()
     return [r[0] for r in rows]
