@@ -127,7 +127,7 @@ def _ratio(read: str, inp: str, creation: str) -> str:
 def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
     """One row per session with telemetry in the filter, most recent activity first.
 
-    The first thirteen columns are the export's `sessions.csv` minimum columns, in order.
+    Column order follows `sessions.csv` (times as `*_ns`; export formats them as ISO UTC).
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     p: dict[str, Any] = {"active_since": now_ns - ACTIVE_WITHIN_S * 1_000_000_000}
