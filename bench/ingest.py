@@ -223,19 +223,27 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+    drained = time.perf_counter() - t
 
     import duckdb
 
     con = duckdb.connect(db, read_only=True)
     stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]
     con.close()
-    rate = args.spans / elapsed
-    print(f"protocol            {args.protocol}")
+    kb = payload / len(bodies) / 1e3
+    print(f"protocol            {args.protocol}, {args.concurrency} exports in flight")
     print(f"spans sent          {args.spans} in {len(bodies)} exports of {args.batch}")
-    print(f"payload             {payload / 1e6:.1f} MB ({payload / len(bodies) / 1e3:.0f} kB/export)")
-    print(f"acked end to end    {rate:,.0f} spans/s  ({elapsed:.2f} s, {retries} retries after 503/UNAVAILABLE)")
+    print(f"payload             {payload / 1e6:.1f} MB ({kb:.0f} kB/export)")
+    print(
+        f"acked end to end    {args.spans / elapsed:,.0f} spans/s  ({elapsed:.2f} s, "
+        f"{retries} retries after 503/UNAVAILABLE)"
+    )
+    print(
+        f"indexed and closed  {args.spans / drained:,.0f} spans/s  ({drained:.2f} s until "
+        "serve exited with every span indexed)"
+    )
     print(f"protobuf parse only {ceiling:,.0f} spans/s  (one thread, same bytes: the ceiling)")
-    print(f"server CPU          {cpu_during:.2f} s during the run (all its processes)")
+    print(f"server CPU          {cpu_during:.2f} s while acking (all its processes)")
     print(f"stored              {stored} spans ({'OK' if stored == args.spans else 'MISMATCH'})")
     tmp.cleanup()
     if stored != args.spans:

@@ -16,13 +16,14 @@ Readers use their own cursors (`Store.cursor()`), one per thread.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing as mp
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -51,8 +52,10 @@ DEFAULT_MAX_PENDING_ROWS = 200_000
 DEFAULT_MAX_BACKLOG_ROWS = 2_000_000
 GROUP_WINDOW_S = 0.003
 GROUP_MAX_ROWS = 50_000
-INDEX_CHUNK_EXPORTS = 32
+INDEX_CHUNK_EXPORTS = 16
+INDEX_PIPELINE_DEPTH = 2
 ACK_PRIORITY_MAX_WAIT_S = 0.05
+DECODE_WORKERS = max(1, min(2, os.cpu_count() or 1))
 JOURNAL_DDL = (
     "CREATE TABLE IF NOT EXISTS ingest_journal "
     "(seq BIGINT, signal VARCHAR, received_ns BIGINT, records BIGINT, body BLOB)"
@@ -227,6 +230,16 @@ def decode_for_index(signal: str, body: bytes, count: int, received_ns: int) -> 
     return decoded
 
 
+def _decode_here(rows: list[tuple]) -> list[Decoded | Exception]:
+    out: list[Decoded | Exception] = []
+    for _, signal, received_ns, count, body in rows:
+        try:
+            out.append(decode_for_index(signal, body, count, received_ns))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
 def _lower_priority() -> None:
     """Indexing is background work: acknowledgements and the UI come first."""
     with contextlib.suppress(OSError):
@@ -238,14 +251,17 @@ _decode_pool_lock = threading.Lock()
 
 
 def _shared_decode_pool() -> ProcessPoolExecutor | None:
-    """One decode worker process for the whole program: decoding is pure Python, and a second
-    process lets it use the second core instead of contending for the receivers' GIL."""
+    """The decode worker processes, shared by the whole program.
+
+    Decoding is pure Python; in other processes it uses the other core instead of contending
+    for the GIL that the receivers and the UI need.
+    """
     global _decode_pool
     with _decode_pool_lock:
         if _decode_pool is None:
             try:
                 _decode_pool = ProcessPoolExecutor(
-                    1, mp_context=mp.get_context("spawn"), initializer=_lower_priority
+                    DECODE_WORKERS, mp_context=mp.get_context("spawn"), initializer=_lower_priority
                 )
             except (OSError, ValueError):
                 return None
@@ -531,33 +547,19 @@ class StoreWriter:
     # -- indexer ------------------------------------------------------------------------------
 
     def _run_indexer(self) -> None:
-        cur = self.store.cursor()
+        """Index until closed; an unexpected error is counted and indexing resumes."""
         while True:
-            with self._indexed:
-                while self._indexed_seq >= self._committed_seq and not self._closed:
-                    self._indexed.wait(0.5)
-                if self._indexed_seq >= self._committed_seq and self._journal_done():
-                    return
-                if self._stop_index_at is not None and time.monotonic() > self._stop_index_at:
-                    return
-                after = self._indexed_seq
-            rows = cur.execute(
-                "SELECT seq, signal, received_ns, records, body FROM ingest_journal "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                [after, INDEX_CHUNK_EXPORTS],
-            ).fetchall()
-            if not rows:
-                with self._indexed:
-                    if self._journal_done() or self._indexed_seq >= self._committed_seq:
-                        self._indexed_seq = max(self._indexed_seq, self._committed_seq)
-                        self._indexed.notify_all()
-                        if self._journal_done():
-                            return
-                continue
-            self._index_chunk(rows)
+            try:
+                self._index_loop()
+                return
+            except Exception as exc:
+                with self._lock:
+                    self.stats.index_errors += 1
+                    self.stats.last_index_error = f"indexer: {exc!r}"
+                time.sleep(0.5)
 
     def _yield_to_acks(self) -> None:
-        """Let waiting exports be journalled (and acknowledged) first; bounded, so never starved."""
+        """Let waiting exports be journalled (and acknowledged) first; bounded, never starved."""
         deadline = time.monotonic() + ACK_PRIORITY_MAX_WAIT_S
         while self.stats.pending_rows and not self._closed and time.monotonic() < deadline:
             time.sleep(0.0005)
@@ -565,8 +567,43 @@ class StoreWriter:
     def _journal_done(self) -> bool:
         return self._closed and not self._journal_thread.is_alive()
 
-    def _decode_chunk(self, rows: list[tuple]) -> list[Decoded | Exception]:
-        """Decode journal rows in the worker process (in this thread if it is unavailable)."""
+    def _index_loop(self) -> None:
+        """Fetch journal chunks, decode them in the workers while the previous chunk commits."""
+        cur = self.store.cursor()
+        fetched = self._indexed_seq
+        inflight: collections.deque[tuple[list[tuple], Callable[[], list]]] = collections.deque()
+        while True:
+            with self._indexed:
+                while fetched >= self._committed_seq and not inflight and not self._closed:
+                    self._indexed.wait(0.5)
+                stop_at = self._stop_index_at
+                if stop_at is not None and time.monotonic() > stop_at:
+                    return
+                if not inflight and fetched >= self._committed_seq and self._journal_done():
+                    return
+                committed = self._committed_seq
+            if fetched < committed and len(inflight) < INDEX_PIPELINE_DEPTH:
+                rows = cur.execute(
+                    "SELECT seq, signal, received_ns, records, body FROM ingest_journal "
+                    "WHERE seq > ? ORDER BY seq LIMIT ?",
+                    [fetched, INDEX_CHUNK_EXPORTS],
+                ).fetchall()
+                if rows:
+                    self._yield_to_acks()
+                    inflight.append((rows, self._start_decode(rows)))
+                    fetched = rows[-1][0]
+                    if len(inflight) < INDEX_PIPELINE_DEPTH:
+                        continue
+                else:
+                    fetched = committed
+            if inflight:
+                rows, outcomes = inflight.popleft()
+                if not self._index_chunk(rows, outcomes()):
+                    inflight.clear()
+                    fetched = self._indexed_seq
+
+    def _start_decode(self, rows: list[tuple]) -> Callable[[], list[Decoded | Exception]]:
+        """Start decoding journal rows in the worker process; returns how to collect them."""
         pool = _shared_decode_pool() if self.decode_in_worker else None
         if pool is not None:
             try:
@@ -574,26 +611,27 @@ class StoreWriter:
                     pool.submit(decode_for_index, signal, body, count, received_ns)
                     for _, signal, received_ns, count, body in rows
                 ]
-                outcomes = [f.exception() or f.result() for f in futures]
-            except BrokenProcessPool:
-                outcomes = [BrokenProcessPool()]
-            if not any(isinstance(o, BrokenProcessPool) for o in outcomes):
-                return outcomes
-            self.decode_in_worker = False
-        out: list[Decoded | Exception] = []
-        for _, signal, received_ns, count, body in rows:
-            try:
-                out.append(decode_for_index(signal, body, count, received_ns))
-            except Exception as exc:
-                out.append(exc)
-        return out
+            except (BrokenProcessPool, RuntimeError):
+                self.decode_in_worker = False
+            else:
 
-    def _index_chunk(self, rows: list[tuple]) -> None:
-        self._yield_to_acks()
+                def collect() -> list[Decoded | Exception]:
+                    outcomes = [f.exception() or f.result() for f in futures]
+                    if any(isinstance(o, BrokenProcessPool) for o in outcomes):
+                        self.decode_in_worker = False
+                        return _decode_here(rows)
+                    return outcomes
+
+                return collect
+        outcomes = _decode_here(rows)
+        return lambda: outcomes
+
+    def _index_chunk(self, rows: list[tuple], outcomes: list[Decoded | Exception]) -> bool:
+        """Commit one decoded chunk and drop it from the journal; False if the commit failed."""
         decoded: list[Decoded] = []
         done: list[int] = []
         records = sum(r[3] for r in rows)
-        for row, outcome in zip(rows, self._decode_chunk(rows), strict=True):
+        for row, outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, Exception):  # kept in the journal for a fixed claude-top
                 with self._lock:
                     self.stats.index_errors += 1
@@ -608,7 +646,7 @@ class StoreWriter:
                 self.stats.index_errors += 1
                 self.stats.last_index_error = str(exc)
             time.sleep(0.2)
-            return
+            return False
         with self._indexed:
             s = self.stats
             s.rows_indexed += records
@@ -616,6 +654,7 @@ class StoreWriter:
             s.last_index_ns = time.time_ns()
             self._indexed_seq = rows[-1][0]
             self._indexed.notify_all()
+        return True
 
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until everything acknowledged so far is indexed (queryable)."""
