@@ -1,0 +1,197 @@
+"""The real Claude Code fixtures and truths computed straight from them (`from truth import ...`).
+
+Truths read the captured requests' JSON (`req`), never claude-top code, so a decoding bug
+cannot hide behind the same bug in the expected values.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(
+    os.environ.get(
+        "CLAUDE_TOP_FIXTURES", REPO.parent / "shared" / "fixtures" / "claude-code-2.1.328"
+    )
+)
+GRPC_FIXTURES = ("basic.grpc", "errors.grpc", "continued.grpc")
+HTTP_FIXTURES = ("basic.http-json", "basic.http-protobuf")
+
+
+def fixture_lines(name: str) -> list[dict]:
+    """The export requests of one fixture file, in arrival order."""
+    with open(FIXTURES / f"{name}.jsonl") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def grpc_requests(name: str) -> list[tuple[str, bytes]]:
+    """(signal, protobuf bytes) for each request of a gRPC fixture."""
+    return [(d["kind"], base64.b64decode(d["pb"])) for d in fixture_lines(name)]
+
+
+def http_requests(name: str) -> list[dict]:
+    """Each request of an HTTP fixture: path, ctype, enc and the raw body (bytes)."""
+    return [{**d, "body": base64.b64decode(d["body"])} for d in fixture_lines(name)]
+
+
+_PATH_SIGNAL = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
+_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+
+
+def _hex_ids_to_b64(node) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in _ID_KEYS and isinstance(v, str):
+                node[k] = base64.b64encode(bytes.fromhex(v)).decode()
+            else:
+                _hex_ids_to_b64(v)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_b64(item)
+
+
+def request_docs(name: str) -> list[tuple[str, dict]]:
+    """(signal, request in protobuf's JSON mapping, as a gRPC fixture's `req`) for any fixture.
+
+    HTTP bodies are read with the opentelemetry-proto classes only, never claude-top code.
+    """
+    if name.endswith(".grpc"):
+        return [(d["kind"], d["req"]) for d in fixture_lines(name)]
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    types = {
+        "traces": ExportTraceServiceRequest,
+        "metrics": ExportMetricsServiceRequest,
+        "logs": ExportLogsServiceRequest,
+    }
+    out = []
+    for d in http_requests(name):
+        assert d["enc"] is None, "compressed fixture bodies are not handled here"
+        signal = _PATH_SIGNAL[d["path"]]
+        msg = types[signal]()
+        if d["ctype"] == "application/json":
+            doc = json.loads(d["body"])
+            _hex_ids_to_b64(doc)
+            json_format.ParseDict(doc, msg)
+        else:
+            msg.ParseFromString(d["body"])
+        out.append((signal, json_format.MessageToDict(msg)))
+    return out
+
+
+def _value(v: dict):
+    if not v:
+        return None
+    ((kind, x),) = v.items()
+    if kind == "arrayValue":
+        return [_value(i) for i in x.get("values", [])]
+    if kind == "kvlistValue":
+        return {i["key"]: _value(i["value"]) for i in x.get("values", [])}
+    if kind == "intValue":
+        return int(x)
+    return x
+
+
+def _attrs(items) -> dict:
+    return {i["key"]: _value(i.get("value", {})) for i in items or []}
+
+
+_METRIC_KINDS = ("sum", "gauge", "histogram", "exponentialHistogram", "summary")
+
+
+class Truth:
+    """Expected values computed from fixtures' JSON requests (gRPC `req` or HTTP bodies)."""
+
+    def __init__(self, *names: str) -> None:
+        self.events: list[dict] = []
+        self.spans: list[dict] = []
+        self.metric_points: list[dict] = []
+        self.data_points = 0  # every metric data point, whatever its type
+        for name in names:
+            for _signal, req in request_docs(name):
+                for rl in req.get("resourceLogs", []):
+                    for sl in rl.get("scopeLogs", []):
+                        for r in sl.get("logRecords", []):
+                            a = _attrs(r.get("attributes"))
+                            a["_body"] = r.get("body", {}).get("stringValue")
+                            self.events.append(a)
+                for rs in req.get("resourceSpans", []):
+                    for ss in rs.get("scopeSpans", []):
+                        for s in ss.get("spans", []):
+                            a = _attrs(s.get("attributes"))
+                            a["_name"] = s["name"]
+                            a["_trace_id"] = base64.b64decode(s["traceId"]).hex()
+                            a["_span_id"] = base64.b64decode(s["spanId"]).hex()
+                            a["_parent"] = base64.b64decode(s.get("parentSpanId", "")).hex()
+                            a["_status"] = s.get("status", {}).get("code")
+                            self.spans.append(a)
+                for rm in req.get("resourceMetrics", []):
+                    for sm in rm.get("scopeMetrics", []):
+                        for m in sm.get("metrics", []):
+                            for kind in _METRIC_KINDS:
+                                self.data_points += len(m.get(kind, {}).get("dataPoints", []))
+                            for p in m.get("sum", {}).get("dataPoints", []):
+                                a = _attrs(p.get("attributes"))
+                                a["_name"] = m["name"]
+                                a["_value"] = (
+                                    float(p["asDouble"]) if "asDouble" in p else int(p["asInt"])
+                                )
+                                self.metric_points.append(a)
+
+    def api_requests(self, session: str | None = None) -> list[dict]:
+        return [
+            e
+            for e in self.events
+            if e.get("event.name") == "api_request"
+            and (session is None or e["session.id"] == session)
+        ]
+
+    def cost(self, session: str | None = None, model: str | None = None) -> float:
+        return sum(
+            float(e["cost_usd"])
+            for e in self.api_requests(session)
+            if model is None or e["model"] == model
+        )
+
+    def tokens(self, kind: str, session: str | None = None, model: str | None = None) -> int:
+        return sum(
+            int(e[f"{kind}_tokens"])
+            for e in self.api_requests(session)
+            if model is None or e["model"] == model
+        )
+
+    def tool_results(self) -> list[dict]:
+        return [e for e in self.events if e.get("event.name") == "tool_result"]
+
+    def tool_calls(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for e in self.tool_results():
+            out[e["tool_name"]] += 1
+        return dict(out)
+
+    def events_by_name(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for e in self.events:
+            out["claude_code." + e["event.name"]] += 1
+        return dict(out)
+
+    def metric_sum(self, name: str, **match) -> float:
+        return sum(
+            p["_value"]
+            for p in self.metric_points
+            if p["_name"] == name and all(p.get(k) == v for k, v in match.items())
+        )
+
+    def sessions(self) -> set[str]:
+        return {e["session.id"] for e in self.events if "session.id" in e}
