@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -11,24 +12,53 @@ from claude_top import __version__
 EXIT_USAGE = 2
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
+def _default(value, sub: bool):
+    """Subcommands repeat the top-level options; theirs must not overwrite values given before
+    the subcommand name (`claude-top --db X serve`), so they only set what they are given."""
+    return argparse.SUPPRESS if sub else value
+
+
+def _add_db(p: argparse.ArgumentParser, sub: bool = False) -> None:
     p.add_argument(
         "--db",
+        default=_default(None, sub),
         metavar="PATH",
         help="DuckDB file (default: the user data dir's claude-top.duckdb; ':memory:' for none)",
     )
 
 
-def _add_listen(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--grpc-port", type=int, default=4317, metavar="N", help="OTLP/gRPC port")
-    p.add_argument("--http-port", type=int, default=4318, metavar="N", help="OTLP/HTTP port")
-    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="listen address")
+def _window(text: str) -> int | None:
+    from claude_top.core.queries import parse_window
+
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_listen(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    p.add_argument(
+        "--grpc-port", type=int, default=_default(4317, sub), metavar="N", help="OTLP/gRPC port"
+    )
+    p.add_argument(
+        "--http-port", type=int, default=_default(4318, sub), metavar="N", help="OTLP/HTTP port"
+    )
+    p.add_argument(
+        "--bind", default=_default("127.0.0.1", sub), metavar="ADDR", help="listen address"
+    )
     p.add_argument(
         "--max-body",
         type=int,
-        default=16 * 1024 * 1024,
+        default=_default(16 * 1024 * 1024, sub),
         metavar="BYTES",
         help="largest export accepted (after decompression)",
+    )
+    p.add_argument(
+        "--retention",
+        type=_window,
+        default=_default(None, sub),
+        metavar="AGE",
+        help="delete telemetry older than AGE (e.g. 30d), checked every 10 minutes; default off",
     )
 
 
@@ -43,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the OTLP receivers headless (no UI)")
-    _add_db(serve)
-    _add_listen(serve)
+    _add_db(serve, sub=True)
+    _add_listen(serve, sub=True)
 
     export = sub.add_parser("export", help="write CSV snapshots of a database")
-    _add_db(export)
+    _add_db(export, sub=True)
     export.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     export.add_argument("--since", metavar="WINDOW", help="15m, 1h, 24h, 7d (default: all)")
     export.add_argument("--session", metavar="ID", help="only this session")
@@ -63,18 +93,16 @@ def _db_path(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `claude-top` command."""
     args = build_parser().parse_args(argv)
+    if args.command in (None, "serve"):
+        os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
     if args.command == "export":
         return _export(args)
     if args.command == "serve":
         from claude_top.receiver.serve import run_serve
 
         return run_serve(args, _db_path(args))
-    try:
-        from claude_top.ui.app import run_app
-    except ImportError:
-        from claude_top.receiver.serve import run_serve
+    from claude_top.ui.app import run_app
 
-        return run_serve(args, _db_path(args))
     return run_app(args, _db_path(args))
 
 

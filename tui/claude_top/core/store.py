@@ -71,6 +71,10 @@ _JOURNAL_SCHEMA = pa.schema(
 )
 
 
+RETENTION_COLUMNS = {"spans": "start_ns", "events": "time_ns", "metric_points": "time_ns"}
+PRUNE_EVERY_S = 600
+
+
 class StoreError(RuntimeError):
     """The database cannot be used; the message says why and what to do."""
 
@@ -201,6 +205,30 @@ class Store:
     def write(self, batches: Iterable[Decoded]) -> None:
         """Write decoded batches in one transaction (synchronous; tests and loaders)."""
         _Committer(self).commit(list(batches))
+
+    def size_bytes(self) -> int:
+        """Bytes the database takes: the file and its WAL (in memory: DuckDB's own count)."""
+        if self.path == MEMORY:
+            row = self.con.cursor().execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
+            return int(row.fetchone()[0] or 0)
+        return sum(os.path.getsize(p) for p in (self.path, self.path + ".wal") if os.path.exists(p))
+
+    def prune(self, before_ns: int, cur: duckdb.DuckDBPyConnection | None = None) -> int:
+        """Delete telemetry older than `before_ns` (retention); returns the rows deleted."""
+        cur = cur or self.cursor()
+        deleted = 0
+        cur.begin()
+        try:
+            for table, time_col in RETENTION_COLUMNS.items():
+                deleted += cur.execute(
+                    f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns]
+                ).fetchone()[0]
+            cur.commit()
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                cur.rollback()
+            raise
+        return deleted
 
     def checkpoint(self) -> None:
         if not self.read_only and self.path != MEMORY:
@@ -409,6 +437,7 @@ class WriterStats:
     last_index_ns: int = 0
     index_errors: int = 0
     last_index_error: str = ""
+    rows_pruned: int = 0
 
 
 class StoreWriter:
@@ -420,9 +449,12 @@ class StoreWriter:
         max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
         max_backlog_rows: int = DEFAULT_MAX_BACKLOG_ROWS,
         decode_in_worker: bool = True,
+        retention_s: int | None = None,
     ) -> None:
         self.store = store
         self.decode_in_worker = decode_in_worker
+        self.retention_s = retention_s
+        self._next_prune = time.monotonic()
         self.max_pending_rows = max_pending_rows
         self.max_backlog_rows = max_backlog_rows
         self.stats = WriterStats()
@@ -558,6 +590,21 @@ class StoreWriter:
                     self.stats.last_index_error = f"indexer: {exc!r}"
                 time.sleep(0.5)
 
+    def _maybe_prune(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Apply the retention window, at most every PRUNE_EVERY_S (in the indexer's thread)."""
+        if not self.retention_s or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        try:
+            deleted = self.store.prune(time.time_ns() - self.retention_s * 1_000_000_000, cur)
+        except duckdb.Error as exc:
+            with self._lock:
+                self.stats.index_errors += 1
+                self.stats.last_index_error = f"retention: {exc}"
+            return
+        with self._lock:
+            self.stats.rows_pruned += deleted
+
     def _yield_to_acks(self) -> None:
         """Let waiting exports be journalled (and acknowledged) first; bounded, never starved."""
         deadline = time.monotonic() + ACK_PRIORITY_MAX_WAIT_S
@@ -571,17 +618,22 @@ class StoreWriter:
         """Fetch journal chunks, decode them in the workers while the previous chunk commits."""
         cur = self.store.cursor()
         fetched = self._indexed_seq
+        self._maybe_prune(cur)
         inflight: collections.deque[tuple[list[tuple], Callable[[], list]]] = collections.deque()
         while True:
             with self._indexed:
                 while fetched >= self._committed_seq and not inflight and not self._closed:
                     self._indexed.wait(0.5)
+                    if self.retention_s and time.monotonic() >= self._next_prune:
+                        break
                 stop_at = self._stop_index_at
                 if stop_at is not None and time.monotonic() > stop_at:
                     return
                 if not inflight and fetched >= self._committed_seq and self._journal_done():
                     return
                 committed = self._committed_seq
+            if not inflight:
+                self._maybe_prune(cur)
             if fetched < committed and len(inflight) < INDEX_PIPELINE_DEPTH:
                 rows = cur.execute(
                     "SELECT seq, signal, received_ns, records, body FROM ingest_journal "

@@ -14,6 +14,21 @@ from claude_top.receiver.server import PortInUse, ReceiverConfig, Receivers
 EXIT_USAGE = 2
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _age(seconds: int) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % n == 0:
+            return f"{seconds // n}{unit}"
+    return f"{seconds}s"
+
+
 def _config(args) -> ReceiverConfig:
     return ReceiverConfig(
         bind=args.bind, grpc_port=args.grpc_port, http_port=args.http_port, max_body=args.max_body
@@ -33,7 +48,8 @@ async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> i
         loop.add_signal_handler(sig, stop.set)
     ep = receivers.endpoints
     print(f"claude-top serve: OTLP/gRPC on {ep['grpc']}, OTLP/HTTP on {ep['http']}", flush=True)
-    print(f"database: {store.path}", flush=True)
+    retention = f", retention {_age(writer.retention_s)}" if writer.retention_s else ""
+    print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
     await stop.wait()
@@ -48,19 +64,21 @@ def run_serve(args, db_path: str) -> int:
     except StoreError as exc:
         print(f"claude-top: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    writer = StoreWriter(store)
+    writer = StoreWriter(store, retention_s=args.retention)
     started = time.monotonic()
     try:
         code = asyncio.run(_serve(store, writer, _config(args)))
     finally:
         writer.close()
         store.checkpoint()
+        store_size = store.size_bytes()
         store.close()
     if code == 0:
         s = writer.stats
         print(
             f"claude-top serve: stopped after {time.monotonic() - started:.0f}s; "
-            f"{s.exports_committed} exports, {s.rows_committed} rows committed",
+            f"{s.exports_committed} exports, {s.rows_committed} rows committed; "
+            f"database {_size(store_size)}",
             flush=True,
         )
     return code
