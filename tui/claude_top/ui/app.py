@@ -38,11 +38,29 @@ class ClaudeTopApp(App):
     TITLE = "claude-top"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("t", "cycle_window", "Window", id="app.window"),
-        Binding("slash", "filter", "Filter", id="app.filter"),
-        Binding("p", "toggle_pause", "Pause", id="app.pause"),
+        Binding(
+            "q",
+            "quit",
+            "Quit",
+            tooltip="stop the receivers, flush to the database, exit",
+            id="app.quit",
+        ),
+        Binding("question_mark", "help", "Help", tooltip="every key", id="app.help"),
+        Binding("t", "cycle_window", "Window", tooltip="15m, 1h, 24h, 7d, all", id="app.window"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            tooltip="rows matching text: session id, model, tool",
+            id="app.filter",
+        ),
+        Binding(
+            "p",
+            "toggle_pause",
+            "Pause",
+            tooltip="freeze the screen; telemetry is still received and stored",
+            id="app.pause",
+        ),
     ]
 
     def __init__(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
@@ -11,7 +9,11 @@ from claude_top.ui import format as fmt
 
 
 def bin_counts(data: list[float], bins: int) -> list[int]:
-    """Calls per bin, binned as plotext's `hist` bins them (for whole-number y ticks)."""
+    """Calls per bin, binned as plotext's `hist` bins them.
+
+    The y axis is labelled only at 0 and the tallest bin: plotext picks among ticks that land on
+    one row in an order that varies between runs.
+    """
     lo, hi = min(data), max(data)
     out = [0] * bins
     for x in data:
@@ -73,8 +75,7 @@ class LatencyChart(Chart):
         self._frame(f"{tool} latency (ms), {n} call{'s' if n != 1 else ''}")
         bins = max(1, min(20, n))
         plt.hist(list(durations), bins=bins, color=_theme_rgb(self.app, "accent"))
-        top = max(bin_counts(durations, bins))
-        plt.yticks(list(range(0, top + 1, max(1, math.ceil(top / 4)))))
+        plt.yticks([0, max(bin_counts(durations, bins))])
         plt.xlabel("ms")
         self.refresh()
 

@@ -43,6 +43,7 @@ COLUMNS = (
         right=True,
     ),
     Col("status", "Status", _status, lambda r: r.get("status") or "", descending=False),
+    Col("cost", "Cost", lambda r: fmt.cost(r["cost_usd"]), lambda r: r["cost_usd"], right=True),
     Col("models", "Model", _models, lambda r: _models(r).lower(), descending=False),
     Col(
         "prompts", "Prompts", lambda r: fmt.count(r["prompts"]), lambda r: r["prompts"], right=True
@@ -54,7 +55,6 @@ COLUMNS = (
         lambda r: r["api_requests"],
         right=True,
     ),
-    Col("cost", "Cost", lambda r: fmt.cost(r["cost_usd"]), lambda r: r["cost_usd"], right=True),
     Col(
         "in", "In", lambda r: fmt.count(r["input_tokens"]), lambda r: r["input_tokens"], right=True
     ),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -19,6 +20,7 @@ from textual.color import Color
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 Cell = str | tuple[str, str | None]
 """What a column shows: plain text, or (text, theme colour name such as "error")."""
@@ -74,7 +76,9 @@ class KeyedTable(DataTable):
         Binding("k", "cursor_up", "Up", show=False, id="table.up"),
         Binding("g", "scroll_top", "First row", show=False, id="table.first"),
         Binding("G", "scroll_bottom", "Last row", show=False, id="table.last"),
-        Binding("s", "cycle_sort", "Sort", id="table.sort"),
+        Binding(
+            "s", "cycle_sort", "Sort", tooltip="by the next column (▼ ▲ mark it)", id="table.sort"
+        ),
         Binding("r", "reverse_sort", "Reverse", show=False, id="table.reverse"),
     ]
 
@@ -119,7 +123,7 @@ class KeyedTable(DataTable):
     def on_mount(self) -> None:
         for col in self.cols.values():
             if not col.optional:
-                self.add_column(self._label(col), key=col.key)
+                self.add_column(self._label(col), key=col.key, width=self._label(col).cell_len)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
 
     # --- reading -------------------------------------------------------------------------
@@ -163,6 +167,7 @@ class KeyedTable(DataTable):
                 del self._shown[key]
             added = self._sync_optional(shown_new)
             present = [c for c in cols if c.key in self.columns]
+            self._fit_columns(shown_new)
             for key, shown in shown_new.items():
                 old = self._shown.get(key)
                 if old is None:
@@ -180,6 +185,26 @@ class KeyedTable(DataTable):
             self._reorder(selected)
         self._note_cursor_key()
 
+    def _fit_columns(self, shown: dict[str, tuple[Cell, ...]]) -> None:
+        """Size each column to its widest cell or label, synchronously.
+
+        DataTable's own auto width is settled on idle, and a frame drawn before that stays
+        cached with the old widths (Textual issue #4470); explicit widths avoid that.
+        """
+        for i, col in enumerate(self.cols.values()):
+            column = self.columns.get(ColumnKey(col.key))
+            if column is None:
+                continue
+            width = max(
+                [
+                    self._label(col).cell_len,
+                    *(cell_len(_plain(cells[i])) for cells in shown.values()),
+                ]
+            )
+            if column.width != width:
+                column.width = width
+                self._require_update_dimensions = True
+
     def _sync_optional(self, shown: dict[str, tuple[Cell, ...]]) -> set[str]:
         """Add optional columns that now have content, drop those that lost it."""
         added: set[str] = set()
@@ -188,7 +213,7 @@ class KeyedTable(DataTable):
                 continue
             wanted = any(_plain(cells[i]) for cells in shown.values())
             if wanted and col.key not in self.columns:
-                self.add_column(self._label(col), key=col.key)
+                self.add_column(self._label(col), key=col.key, width=self._label(col).cell_len)
                 added.add(col.key)
             elif not wanted and col.key in self.columns:
                 self.remove_column(col.key)
@@ -248,6 +273,7 @@ class KeyedTable(DataTable):
         for col in self.cols.values():
             if col.key in self.columns:
                 self.columns[col.key].label = self._label(col)
+        self._fit_columns(self._shown)
         self._require_update_dimensions = True
         self.refresh(layout=True)
 

@@ -48,7 +48,8 @@ def help_table(app) -> Table:
         table.add_row(Text(title, style="bold underline"), "")
         for b in bindings:
             if isinstance(b, Binding):
-                table.add_row(Text(app.get_key_display(b), style="bold"), b.description)
+                what = f"{b.description}: {b.tooltip}" if b.tooltip else b.description
+                table.add_row(Text(app.get_key_display(b), style="bold"), what)
         for key, what in FIXED_KEYS.get(title, []):
             table.add_row(Text(key, style="bold"), what)
         table.add_row("", "")

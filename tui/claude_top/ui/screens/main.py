@@ -19,12 +19,13 @@ from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
+from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from claude_top.ui import format as fmt
 from claude_top.ui.data import MainData, MainQuery, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
+from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.models import ModelsTable
 from claude_top.ui.panes.sessions import SessionsTable
@@ -78,7 +79,7 @@ class MainScreen(Screen):
             show=False,
             id="main.scope",
         ),
-        Binding("c", "copy_env", "Copy connect settings", show=False, id="main.copy_env"),
+        Binding("c", "copy_env", "Copy settings", id="main.copy_env"),
     ]
 
     class Refreshed(Message):
@@ -134,7 +135,7 @@ class MainScreen(Screen):
         yield FilterInput(
             placeholder="filter: session id, model or tool; Enter keeps, Esc clears", id="filter"
         )
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#pane-tabs", Tabs).can_focus = False
@@ -168,6 +169,14 @@ class MainScreen(Screen):
 
     def table(self, pane: str) -> KeyedTable:
         return self.query_one(f"#{pane}", KeyedTable)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Until data arrives only the connect keys apply; after, the pane keys."""
+        if action == "copy_env":
+            return bool(self.empty)
+        if action in ("open", "next_pane", "previous_pane", "pane", "toggle_scope"):
+            return not self.empty
+        return True
 
     # --- panes and focus -----------------------------------------------------------------
 
@@ -359,6 +368,7 @@ class MainScreen(Screen):
             return
         self.empty = empty
         self.set_class(empty, "-empty")
+        self.refresh_bindings()
         if empty:
             self.query_one(ConnectPane).show_env(self.app.env_block())
             self.query_one(ConnectPane).focus()

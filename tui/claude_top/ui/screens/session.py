@@ -12,10 +12,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from claude_top.ui import format as fmt
 from claude_top.ui.data import load_turns
+from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.table import theme_style
 from claude_top.ui.panes.turns import TurnsTable, numbered
@@ -58,7 +59,7 @@ class SessionScreen(Screen):
         yield Static(id="session-summary")
         with Vertical(id="session-pane", classes="pane"):
             yield TurnsTable(id="session-turns")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         pane = self.query_one("#session-pane")

@@ -14,12 +14,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tree
+from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode as UITreeNode
 
 from claude_top.core.queries import TreeNode
 from claude_top.ui import format as fmt
 from claude_top.ui.data import load_tree
+from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.table import theme_style
 
@@ -101,7 +102,7 @@ class SpanTreeScreen(Screen):
             yield tree
             with VerticalScroll(id="node-panel"):
                 yield Static(id="node-attributes")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         n = self.turn.get("n")
@@ -203,7 +204,7 @@ class AttributesScreen(Screen):
         yield Static(node_text(self.app, self.node), id="attributes-title")
         with VerticalScroll(id="attributes", classes="pane"):
             yield Static(attribute_lines(self.node))
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(HeaderBar).update(self.app.header_state())

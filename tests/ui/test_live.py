@@ -1,0 +1,148 @@
+"""The running app with real receivers: exports stream in, the selection stays put; clean exits."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from truth import Truth, grpc_requests
+from uihelpers import make_app, settle, shown
+
+from claude_top.core.store import Backpressure, Store, StoreWriter
+from claude_top.receiver.server import ReceiverConfig, Receivers
+from claude_top.ui.app import run_app
+
+LOGS_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+NEW_SESSION = "0a0a0a0a-1111-4222-8333-444444444444"
+
+
+def _relabelled_logs(fixture: str, session_id: str, shift_s: int) -> list[bytes]:
+    """A fixture's log exports as another session (or a later run of the same), shifted in time."""
+    out = []
+    for signal, body in grpc_requests(fixture):
+        if signal != "logs":
+            continue
+        req = ExportLogsServiceRequest.FromString(body)
+        for rl in req.resource_logs:
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    rec.time_unix_nano += shift_s * 1_000_000_000
+                    rec.observed_time_unix_nano += shift_s * 1_000_000_000
+                    for kv in rec.attributes:
+                        if kv.key == "session.id":
+                            kv.value.string_value = session_id
+        out.append(req.SerializeToString())
+    return out
+
+
+def _live_app(store: Store, **config):
+    writer = StoreWriter(store, decode_in_worker=False)
+    rx = Receivers(writer, ReceiverConfig(grpc_port=0, http_port=0, **config))
+    return make_app(store, writer=writer, receivers=rx), writer, rx
+
+
+async def _wait_for(pilot, condition, what: str) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never saw {what}")
+
+
+async def test_streamed_exports_keep_the_selection(ui_store):
+    errors_session = next(iter(Truth("errors.grpc").sessions()))
+    basic = Truth("basic.grpc")
+    app, _writer, rx = _live_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.main.table("sessions")
+        table.clear = lambda *a, **k: pytest.fail("the sessions table was cleared")
+        assert table.select_key(errors_session)
+        await settle(pilot)
+        before = table.cursor_row
+        scroll = table.scroll_y
+        assert NEW_SESSION not in table.rows_by_key
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{rx.grpc_port}") as channel:
+            export = channel.unary_unary(LOGS_EXPORT)
+            for body in _relabelled_logs("basic.grpc", NEW_SESSION, 40):
+                assert await export(body, timeout=10) == b""
+            await _wait_for(pilot, lambda: NEW_SESSION in table.rows_by_key, "the new session")
+            await settle(pilot)
+            # The new session is the most recent, so it lands on top; the cursor moves with
+            # the selected session instead of staying on its old row index.
+            assert table.keys_in_order()[0] == NEW_SESSION
+            assert table.cursor_key == errors_session
+            assert table.cursor_row == before + 1 == table.get_row_index(errors_session)
+            assert table.scroll_y == scroll
+            assert shown(table, NEW_SESSION, "cost") == f"${basic.cost():.4f}"
+            assert app.main.table("turns").keys_in_order() == [
+                e["prompt.id"]
+                for e in Truth("errors.grpc").events
+                if e["event.name"] == "user_prompt"
+            ]
+
+            # A second run's events for the selected session itself: its row updates in place.
+            api = len(Truth("errors.grpc").api_requests())
+            for body in _relabelled_logs("errors.grpc", errors_session, 60):
+                assert await export(body, timeout=10) == b""
+            await _wait_for(
+                pilot, lambda: shown(table, errors_session, "api") == str(2 * api), "the update"
+            )
+            await settle(pilot)
+            assert table.cursor_key == errors_session
+            assert table.keys_in_order()[0] == errors_session
+            assert table.cursor_row == 0
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_quit_stops_receivers_and_flushes(ui_store):
+    app, writer, rx = _live_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        port = rx.grpc_port
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            for body in _relabelled_logs("basic.grpc", NEW_SESSION, 40):
+                assert await channel.unary_unary(LOGS_EXPORT)(body, timeout=10) == b""
+        await pilot.press("q")
+    assert app.return_code == 0
+    with pytest.raises(Backpressure):
+        writer.submit(type("E", (), {"count": 1})())
+    cur = ui_store.cursor()
+    (n,) = cur.execute("SELECT count(*) FROM events WHERE session_id = ?", [NEW_SESSION]).fetchone()
+    assert n == len(Truth("basic.grpc").events)
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_port_in_use_exits_with_the_message(ui_store):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        writer = StoreWriter(ui_store, decode_in_worker=False)
+        rx = Receivers(writer, ReceiverConfig(grpc_port=port, http_port=0))
+        app = make_app(ui_store, writer=writer, receivers=rx)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+        writer.close()
+    assert app.return_code == 2
+    assert f"port {port}" in app.startup_error
+    assert "already in use" in app.startup_error
+
+
+def test_run_app_rejects_a_file_that_is_not_a_database(tmp_path, capsys):
+    bad = tmp_path / "notes.duckdb"
+    bad.write_text("not a database\n")
+    args = argparse.Namespace(
+        db=str(bad), grpc_port=0, http_port=0, bind="127.0.0.1", max_body=1 << 20
+    )
+    assert run_app(args, str(bad)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("claude-top: ")
+    assert str(bad) in err
+    assert len(err.strip().splitlines()) == 1
