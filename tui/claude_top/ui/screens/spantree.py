@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static, Tree
@@ -53,6 +53,8 @@ class SpanTree(Tree):
     """The span tree with vi keys; Enter shows a node's attributes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Attributes", id="tree.select"),
+        Binding("space", "toggle_node", "Fold", id="tree.fold"),
         Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
         Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
         Binding("g", "scroll_home", "First node", show=False, id="tree.first"),
@@ -61,14 +63,14 @@ class SpanTree(Tree):
 
 
 class SpanTreeScreen(Screen):
-    """One turn as a tree; the side panel shows the highlighted node's attributes."""
+    """One turn as a tree; below it (in a tall terminal) the highlighted node's attributes."""
 
     AUTO_FOCUS = "#span-tree"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (140, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="tree.back"),
-        Binding("enter", "attributes", "Attributes", id="tree.attributes"),
-        Binding("space", "toggle", "Fold", id="tree.toggle"),
+        Binding("enter", "attributes", "Attributes", show=False, id="tree.attributes"),
+        Binding("space", "toggle", "Fold", show=False, id="tree.toggle"),
     ]
 
     class Loaded(Message):
@@ -94,7 +96,7 @@ class SpanTreeScreen(Screen):
         yield HeaderBar(id="header")
         yield Static(id="tree-title")
         yield Static(id="tree-source")
-        with Horizontal(id="tree-body"):
+        with Vertical(id="tree-body"):
             tree: SpanTree = SpanTree("turn", id="span-tree")
             tree.show_root = False
             tree.auto_expand = False
@@ -158,8 +160,12 @@ class SpanTreeScreen(Screen):
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         node = event.node.data
-        panel = self.query_one("#node-attributes", Static)
-        panel.update(attribute_lines(node) if isinstance(node, TreeNode) else "")
+        self.query_one("#node-attributes", Static).update(
+            attribute_lines(node) if isinstance(node, TreeNode) else ""
+        )
+        self.query_one("#node-panel").border_title = (
+            f"{node.name} · {len(node.attributes)} attributes" if isinstance(node, TreeNode) else ""
+        )
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         event.stop()
