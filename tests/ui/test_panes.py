@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from truth import GRPC_FIXTURES, Truth
 from uihelpers import make_app, settle, shown
+
+from truth import GRPC_FIXTURES, Truth
 
 TRUTH = Truth(*GRPC_FIXTURES)
 
@@ -173,3 +174,65 @@ async def test_turns_pane_follows_the_selected_session(ui_store):
         assert f"session {errors_session[:8]}" in str(
             app.main.query_one("#turns-pane").border_title
         )
+
+
+async def test_scope_key_limits_tools_and_models_to_the_selected_session(ui_store):
+    truth = Truth("errors.grpc")
+    (session_id,) = truth.sessions()
+    app = make_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.main.table("sessions").select_key(session_id)
+        await pilot.press("a")
+        await settle(pilot)
+        tools = app.main.table("tools")
+        assert {k: shown(tools, k, "calls") for k in tools.keys_in_order()} == {
+            tool: str(n) for tool, n in truth.tool_calls().items()
+        }
+        models = app.main.table("models")
+        assert models.keys_in_order() == ["claude-opus-5-5"]
+        assert shown(models, "claude-opus-5-5", "share") == "100%"
+        assert f"session {session_id[:8]}" in str(app.main.query_one("#tools-pane").border_title)
+        await pilot.press("a")
+        await settle(pilot)
+        assert set(tools.keys_in_order()) == set(TRUTH.tool_calls())
+
+
+async def test_custom_resource_attributes_get_a_column():
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    from claude_top.core.decode import decode_protobuf
+    from claude_top.core.store import Store
+    from truth import grpc_requests
+
+    store = Store.open(":memory:")
+    (session_id,) = Truth("basic.grpc").sessions()
+    for signal, body in grpc_requests("basic.grpc"):
+        if signal == "logs":
+            req = ExportLogsServiceRequest.FromString(body)
+            for rl in req.resource_logs:
+                for key, value in (("workflow_id", "wf-7"), ("stage", "review")):
+                    kv = KeyValue(key=key)
+                    kv.value.string_value = value
+                    rl.resource.attributes.append(kv)
+            body = req.SerializeToString()
+        store.write([decode_protobuf(signal, body)])
+    app = make_app(store)
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await settle(pilot)
+            table = app.main.table("sessions")
+            assert "custom" in table.columns
+            assert shown(table, session_id, "custom") == "stage=review workflow_id=wf-7"
+    finally:
+        store.close()
+
+
+async def test_no_custom_attributes_no_column(ui_store):
+    app = make_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert "custom" not in app.main.table("sessions").columns

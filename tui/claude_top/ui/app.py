@@ -258,15 +258,7 @@ class ClaudeTopApp(App):
 def _receivers(args, writer: StoreWriter):
     from claude_top.receiver.server import ReceiverConfig, Receivers
 
-    return Receivers(
-        writer,
-        ReceiverConfig(
-            bind=args.bind,
-            grpc_port=args.grpc_port,
-            http_port=args.http_port,
-            max_body=args.max_body,
-        ),
-    )
+    return Receivers(writer, ReceiverConfig.from_args(args))
 
 
 def run_app(args, db_path: str) -> int:
@@ -284,6 +276,9 @@ def run_app(args, db_path: str) -> int:
         writer.close(1.0)
         store.checkpoint()
         store.close()
+        # Textual keeps the app object alive after run(); let the DuckDB objects go now,
+        # or the binding reports them as leaked at interpreter exit.
+        app.store = app.writer = app.receivers = None
     if app.startup_error:
         print(f"claude-top: {app.startup_error}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,4 +14,7 @@ class KeysFooter(Footer):
 
     def on_resize(self, event: Resize) -> None:
         self.compact = event.size.width < COMPACT_BELOW
-        self.show_command_palette = event.size.width >= PALETTE_HINT_FROM
+        palette = event.size.width >= PALETTE_HINT_FROM
+        if palette != self.show_command_palette:
+            self.show_command_palette = palette
+            self.call_after_refresh(self.recompose)

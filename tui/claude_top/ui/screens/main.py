@@ -186,7 +186,7 @@ class MainScreen(Screen):
             return
         self.active_pane = pane
         self._show_active()
-        self.table(pane).focus()
+        self.set_focus(self.table(pane))
 
     def action_next_pane(self) -> None:
         self.action_pane(PANES[(PANES.index(self.active_pane) + 1) % len(PANES)])
@@ -251,14 +251,14 @@ class MainScreen(Screen):
 
     def open_filter(self) -> None:
         self.add_class("-filtering")
-        self.query_one(FilterInput).focus()
+        self.set_focus(self.query_one(FilterInput))
 
     def close_filter(self) -> None:
         box = self.query_one(FilterInput)
         if not box.value:
             self.remove_class("-filtering")
         if not self.empty:
-            self.table(self.active_pane).focus()
+            self.set_focus(self.table(self.active_pane))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -371,9 +371,9 @@ class MainScreen(Screen):
         self.refresh_bindings()
         if empty:
             self.query_one(ConnectPane).show_env(self.app.env_block())
-            self.query_one(ConnectPane).focus()
+            self.set_focus(self.query_one(ConnectPane))
         else:
-            self.table(self.active_pane).focus()
+            self.set_focus(self.table(self.active_pane))
 
     def _notes(self, data: MainData) -> None:
         window = data.query.window
