@@ -216,3 +216,30 @@ async def test_connect_view_until_data_arrives(tmp_path):
             )
     finally:
         store.close()
+
+
+async def test_text_typed_right_after_slash_lands_in_the_filter(ui_store):
+    from textual import events
+
+    app = make_app(ui_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        # All at once, as a fast typist or `tmux send-keys` delivers them.
+        for key, char in (("slash", "/"), ("o", "o"), ("p", "p"), ("u", "u"), ("s", "s")):
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        assert app.filter_text == "opus"
+        assert not app.paused
+        assert app.main.table("sessions").sort_key == "last"
+
+
+async def test_slash_is_plain_text_in_the_command_palette(ui_store):
+    app = make_app(ui_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press("a", "slash", "b")
+        await pilot.pause()
+        assert app.screen.query_one("Input").value == "a/b"
+        assert app.filter_text == ""

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
 from textual.screen import Screen
 
 from claude_top.core.connect import env_block
@@ -52,6 +53,7 @@ class ClaudeTopApp(App):
             "filter",
             "Filter",
             tooltip="rows matching text: session id, model, tool",
+            priority=True,
             id="app.filter",
         ),
         Binding(
@@ -190,6 +192,10 @@ class ClaudeTopApp(App):
         if not isinstance(self.screen, MainScreen):
             self.pop_screen_to_main()
         self.main.open_filter()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`/` is a priority key (typed-ahead text lands in the filter); not in the palette."""
+        return not (action == "filter" and isinstance(self.screen, CommandPalette))
 
     def set_filter(self, text: str) -> None:
         if text != self.filter_text:
