@@ -164,6 +164,24 @@ def _copy(cur: duckdb.DuckDBPyConnection, q: Query, path: Path) -> int:
     return int(row[0]) if row else 0
 
 
+def snapshot_dir(base: Path, now_ns: int | None = None) -> Path:
+    """A new `claude-top-export-YYYYmmdd-HHMMSS/` folder (local time) under `base`, created with
+    `base`; numbered (`-2`, `-3`, ...) when that second's folder already exists."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_ns // 1_000_000_000))
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = base / (f"claude-top-export-{stamp}" + (f"-{n}" if n > 1 else ""))
+        try:
+            path.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return path
+
+
 def export_snapshot(
     cur: duckdb.DuckDBPyConnection,
     out_dir: Path,
