@@ -1,4 +1,5 @@
-"""Command line: `claude-top` (UI + receivers), `serve` (headless receivers), `export`."""
+"""Command line: `claude-top` (UI + receivers), `serve` (headless receivers), `export`, `setup`
+(point Claude Code here)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,42 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     export.add_argument("--since", metavar="WINDOW", help="15m, 1h, 24h, 7d (default: all)")
     export.add_argument("--session", metavar="ID", help="only this session")
+
+    _add_setup(sub)
     return parser
+
+
+def _add_setup(sub) -> None:
+    from claude_top.core.connect import PROTOCOLS
+
+    p = sub.add_parser(
+        "setup",
+        help="print the settings that point Claude Code here; --write merges them",
+        description="Print the environment that points Claude Code at claude-top (shell exports "
+        "and the env block of ~/.claude/settings.json); --write merges it into the settings file.",
+    )
+    p.add_argument("--grpc-port", type=int, default=4317, metavar="N", help="OTLP/gRPC port")
+    p.add_argument("--http-port", type=int, default=4318, metavar="N", help="OTLP/HTTP port")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="listen address")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="grpc", help="default: grpc")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="merge the env block into the settings file (backup first; shows the diff)",
+    )
+    p.add_argument(
+        "--settings", metavar="PATH", help="settings file (default: ~/.claude/settings.json)"
+    )
+    p.add_argument(
+        "--log-tool-details",
+        action="store_true",
+        help="also set OTEL_LOG_TOOL_DETAILS=1 (commands, file paths, MCP names)",
+    )
+    p.add_argument(
+        "--log-user-prompts",
+        action="store_true",
+        help="also set OTEL_LOG_USER_PROMPTS=1 (prompt text instead of <REDACTED>)",
+    )
 
 
 def _db_path(args: argparse.Namespace) -> str:
@@ -93,6 +129,8 @@ def _db_path(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `claude-top` command."""
     args = build_parser().parse_args(argv)
+    if args.command == "setup":
+        return _setup(args)
     if args.command in (None, "serve"):
         os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
     if args.command == "export":
@@ -139,6 +177,50 @@ def _export(args: argparse.Namespace) -> int:
     for name, count in result.counts.items():
         print(f"{count:>8}  {result.directory / (name + '.csv')}")
     print(f"          {result.directory / 'snapshot.json'}")
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from claude_top.core.setup import (
+        DEFAULT_SETTINGS,
+        SettingsError,
+        instructions,
+        settings_env,
+        write_settings,
+    )
+
+    env = settings_env(
+        args.bind,
+        args.grpc_port,
+        args.http_port,
+        args.protocol,
+        tool_details=args.log_tool_details,
+        user_prompts=args.log_user_prompts,
+    )
+    path = Path(args.settings) if args.settings else DEFAULT_SETTINGS
+    if not args.write:
+        print(instructions(env, path))
+        return 0
+    try:
+        result = write_settings(path.expanduser(), env)
+    except SettingsError as exc:
+        print(f"claude-top setup: {exc}; left it unchanged", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"claude-top setup: cannot update {path}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not result.changed:
+        print(f"{result.path} already has these settings; nothing changed.")
+    else:
+        print(result.diff, end="")
+        if result.created:
+            print(f"created {result.path}")
+        else:
+            print(f"updated {result.path} (backup: {result.backup})")
+    for key, value in result.overrides.items():
+        print(f"note: {key}={value} in its env overrides the endpoint/protocol for that signal")
+    if result.changed:
+        print("Restart claude to pick it up (running sessions keep their old settings).")
     return 0
 
 
