@@ -1,5 +1,5 @@
 """Command line: `claude-top` (UI + receivers), `serve` (headless receivers), `export`, `setup`
-(point Claude Code here)."""
+(point Claude Code here), `demo` (the UI fed with synthetic telemetry)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A live terminal monitor for Claude Code's OpenTelemetry.",
     )
     parser.add_argument("--version", action="version", version=f"claude-top {__version__}")
+    parser.add_argument("--demo", action="store_true", help="same as `claude-top demo`")
     _add_db(parser)
     _add_listen(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--session", metavar="ID", help="only this session")
 
     _add_setup(sub)
+    _add_demo(sub)
     return parser
 
 
@@ -120,6 +122,24 @@ def _add_setup(sub) -> None:
     )
 
 
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the UI fed with live synthetic telemetry (temporary database)",
+        description="Open the UI and feed it live synthetic Claude Code telemetry over OTLP/gRPC. "
+        "Uses a temporary database unless --db is given, and free ports unless given.",
+    )
+    _add_db(p, sub=True)
+    _add_listen(p, sub=True)
+    p.add_argument("--headless", action="store_true", help="no UI: send, then print the totals")
+    p.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this long (default: never)"
+    )
+    p.add_argument("--speed", type=float, default=1.0, metavar="X", help="virtual time per second")
+    p.add_argument("--seed", type=int, metavar="N", help="the same seed sends the same telemetry")
+    p.add_argument("--sessions", type=int, default=4, metavar="N", help="concurrent sessions")
+
+
 def _db_path(args: argparse.Namespace) -> str:
     from claude_top.core.store import default_db_path
 
@@ -128,9 +148,12 @@ def _db_path(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `claude-top` command."""
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.command == "setup":
         return _setup(args)
+    if args.command == "demo" or (args.command is None and args.demo):
+        return _demo(args, argv)
     if args.command in (None, "serve"):
         os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
     if args.command == "export":
@@ -222,6 +245,33 @@ def _setup(args: argparse.Namespace) -> int:
     if result.changed:
         print("Restart claude to pick it up (running sessions keep their old settings).")
     return 0
+
+
+def _demo(args: argparse.Namespace, argv: list[str]) -> int:
+    import shutil
+    import tempfile
+
+    from claude_top.demo import run_demo
+
+    os.umask(0o077)
+    defaults = {"headless": False, "duration": None, "speed": 1.0, "seed": None, "sessions": 4}
+    for name, value in defaults.items():  # `claude-top --demo` has only the top-level options
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    for flag, attr in (("--grpc", "grpc_port"), ("--http", "http_port")):
+        if not any(a.startswith(flag) for a in argv):
+            setattr(args, attr, 0)  # free ports: never another claude-top's
+    # the demo's own sender speaks plain gRPC without a token
+    args.token = args.tls_cert = args.tls_key = None
+    tmp = None
+    if args.db is None:
+        tmp = tempfile.mkdtemp(prefix="claude-top-demo-")
+        args.db = os.path.join(tmp, "demo.duckdb")
+    try:
+        return run_demo(args, args.db, temporary=tmp is not None)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
