@@ -268,10 +268,18 @@ def _decode_here(rows: list[tuple]) -> list[Decoded | Exception]:
     return out
 
 
-def _lower_priority() -> None:
-    """Indexing is background work: acknowledgements and the UI come first."""
+def _init_decode_worker(parent_pid: int) -> None:
+    """Indexing is background work: acknowledgements and the UI come first. The worker also
+    exits with claude-top however that ends (a killed process cannot shut its pool down)."""
     with contextlib.suppress(OSError):
         os.nice(10)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 _decode_pool: ProcessPoolExecutor | None = None
@@ -289,7 +297,10 @@ def _shared_decode_pool() -> ProcessPoolExecutor | None:
         if _decode_pool is None:
             try:
                 _decode_pool = ProcessPoolExecutor(
-                    DECODE_WORKERS, mp_context=mp.get_context("spawn"), initializer=_lower_priority
+                    DECODE_WORKERS,
+                    mp_context=mp.get_context("spawn"),
+                    initializer=_init_decode_worker,
+                    initargs=(os.getpid(),),
                 )
             except (OSError, ValueError):
                 return None
