@@ -387,6 +387,21 @@ def test_stop_from_another_thread():
     asyncio.run(main())
 
 
+async def test_stop_cuts_retries_short():
+    """With nothing listening every export is retried; stop() still ends the run promptly."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sender = DemoSender(f"127.0.0.1:{port}", seed=5, speed=60.0, history_s=60)
+    task = asyncio.create_task(sender.run(tick=0.1, drain=False))
+    await asyncio.sleep(0.5)
+    sender.stop()
+    await asyncio.wait_for(task, 1.5)
+    assert sender.ledger.exports == 0
+    assert sender.ledger.failed_exports > 0
+    assert sender.ledger.sessions == {}
+
+
 def claude_top(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "claude_top.cli", *args],

@@ -1473,9 +1473,9 @@ class DemoSender:
             try:
                 await self._call(batch.signal)(batch.request, timeout=self.timeout)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRYABLE or attempt == attempts - 1:
+                if exc.code() not in RETRYABLE or attempt == attempts - 1 or self._stop.is_set():
                     break
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             self.ledger.exports += 1
@@ -1485,6 +1485,14 @@ class DemoSender:
         self.ledger.failed_exports += 1
         self.ledger.lost_records += len(batch.notes)
         return False
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, waking at once when `stop()` is called."""
+        if self._wake is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def send(self, batches: list[_Batch]) -> int:
         """Send batches concurrently; returns how many records were acknowledged."""
@@ -1533,8 +1541,7 @@ class DemoSender:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                await self._pause(wait)
             if drain:
                 await self.finish()
         finally:
