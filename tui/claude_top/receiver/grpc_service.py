@@ -7,6 +7,7 @@ parser's message (grpc's own deserializer would answer INTERNAL).
 from __future__ import annotations
 
 import errno
+import socket
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -65,10 +66,31 @@ def _export_handler(signal: str, ingest):
     return grpc.unary_unary_rpc_method_handler(handle_export)
 
 
+def _port_taken(bind: str, port: int) -> bool:
+    """Whether something already listens on the address (port 0 is never taken)."""
+    if not port:
+        return False
+    try:
+        addresses = socket.getaddrinfo(bind or None, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
 async def start_grpc(ingest, config) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server; returns it and the bound port. Raises PortInUse."""
     from claude_top.receiver.server import PortInUse
 
+    if _port_taken(config.bind, config.grpc_port):  # before gRPC logs a bind error of its own
+        raise PortInUse(config.grpc_port, "OTLP/gRPC", "--grpc-port")
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),
