@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from textual.color import Color
-from truth import GRPC_FIXTURES, Truth, grpc_requests
 from uihelpers import make_app, pin_received, settle, shown
 
 from claude_top.core.decode import decode_protobuf
@@ -12,6 +11,7 @@ from claude_top.ui.panes.turns import TurnsTable
 from claude_top.ui.screens.main import MainScreen
 from claude_top.ui.screens.session import SessionScreen
 from claude_top.ui.screens.spantree import AttributesScreen, SpanTree, SpanTreeScreen
+from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 
 def _tree_nodes(tree: SpanTree) -> list:
@@ -146,3 +146,18 @@ async def test_tree_from_events_when_no_spans():
             assert not any(n.data.is_error for n in _tree_nodes(tree))
     finally:
         store.close()
+
+
+async def test_error_colour_follows_the_theme(ui_store):
+    (session_id,) = Truth("errors.grpc").sessions()
+    app = make_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_session(pilot, session_id)
+        await pilot.press("enter")
+        await settle(pilot)
+        app.theme = "textual-light"
+        await pilot.pause()
+        (failing,) = [n for n in _tree_nodes(app.screen.query_one(SpanTree)) if n.data.is_error]
+        assert failing.label.style.color == Color.parse(app.theme_variables["error"]).rich_color
+        sessions_errors = app.main.table("sessions").get_cell(session_id, "errors")
+        assert sessions_errors.style.color == Color.parse(app.theme_variables["error"]).rich_color

@@ -118,7 +118,19 @@ class SpanTreeScreen(Screen):
         tree = self.query_one(SpanTree)
         tree.border_title = "span tree"
         tree.border_subtitle = "Enter: attributes · Space: fold · Esc: back"
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
         self._load()
+
+    def _restyle(self) -> None:
+        """Re-colour the node labels from the new theme."""
+
+        def walk(node: UITreeNode) -> None:
+            for child in node.children:
+                if isinstance(child.data, TreeNode):
+                    child.set_label(node_text(self.app, child.data))
+                walk(child)
+
+        walk(self.query_one(SpanTree).root)
 
     @work(thread=True, exclusive=True, group="tree-load", exit_on_error=False)
     def _load(self) -> None:
