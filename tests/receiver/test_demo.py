@@ -5,6 +5,7 @@ turns, span trees, the continued session, the subagent, retries and failures).""
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import socket
 import subprocess
@@ -224,6 +225,19 @@ def test_sessions_match_what_was_acknowledged(demo, cur):
     assert verify(ledger, cur) == []
 
 
+def test_verify_reports_differences(demo, cur):
+    _, ledger = demo
+    sid = max(ledger.sessions, key=lambda k: ledger.sessions[k].cost_nusd)
+    off = copy.deepcopy(ledger)
+    off.sessions[sid].cost_nusd += 1_000
+    off.tools["Read"].errors += 1
+    assert [p.split(":")[0] for p in verify(off, cur)] == [f"session {sid}", "tool Read"]
+    fewer = copy.deepcopy(ledger)
+    del fewer.sessions[sid]
+    assert verify(fewer, cur)[0] == "1 sessions stored but not sent"
+    assert verify(fewer, cur, only_sessions=True) == []
+
+
 def test_three_models_with_their_totals(demo, cur):
     _, ledger = demo
     rows = {r["model"]: r for r in queries.models(cur, Filter())}
@@ -427,6 +441,10 @@ def test_cli_headless_demo(tmp_path):
     finally:
         store.close()
     assert f"sent and acknowledged: {n} sessions" in proc.stdout
+    # a second run into the same database checks its own sessions
+    again = claude_top("demo", "--headless", "--duration", "1", "--speed", "60", "--db", str(db))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"stored in {db}: the same sessions" in again.stdout
 
 
 def test_cli_demo_never_sends_to_a_taken_port():

@@ -1610,14 +1610,20 @@ class DemoThread(threading.Thread):
 # --- `claude-top demo` ---------------------------------------------------------------------
 
 
-def verify(ledger: Ledger, cur) -> list[str]:
-    """Differences between what the receiver acknowledged and what `core.queries` shows."""
+def verify(ledger: Ledger, cur, *, only_sessions: bool = False) -> list[str]:
+    """Differences between what the receiver acknowledged and what `core.queries` shows.
+
+    `only_sessions` checks the sender's sessions alone (for a store that held data before).
+    """
     from claude_top.core.queries import Filter, models, sessions, tools
 
     problems: list[str] = []
     shown = {r["session_id"]: r for r in sessions(cur, Filter())}
-    if set(shown) != set(ledger.sessions):
-        problems.append(f"sessions: stored {len(shown)}, sent {len(ledger.sessions)}")
+    missing = set(ledger.sessions) - set(shown)
+    if missing:
+        problems.append(f"{len(missing)} sessions sent but not stored: {sorted(missing)}")
+    if not only_sessions and set(shown) - set(ledger.sessions):
+        problems.append(f"{len(set(shown) - set(ledger.sessions))} sessions stored but not sent")
     for sid, s in ledger.sessions.items():
         r = shown.get(sid)
         if r is None:
@@ -1628,6 +1634,8 @@ def verify(ledger: Ledger, cur) -> list[str]:
             problems.append(
                 f"session {sid}: stored {got} ${r['cost_usd']}, sent {want} ${s.cost_usd}"
             )
+    if only_sessions:
+        return problems
     for r in models(cur, Filter()):
         m = ledger.models.get(r["model"])
         if (
@@ -1700,6 +1708,12 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
         except StoreError as exc:
             print(f"claude-top demo: {exc}", file=sys.stderr)
             return 2
+        cur = store.cursor()
+        held_data = cur.execute(
+            "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM spans) "
+            "+ (SELECT count(*) FROM metric_points) > 0"
+        ).fetchone()[0]
+        cur.close()
         writer = StoreWriter(store)
         try:
             code, sender = asyncio.run(_headless(args, store, writer))
@@ -1708,7 +1722,7 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
             writer.sync(30.0)
             print(sender.ledger.summary())
             cur = store.cursor()
-            problems = verify(sender.ledger, cur)
+            problems = verify(sender.ledger, cur, only_sessions=held_data)
             cur.close()
         finally:
             writer.close()
