@@ -426,6 +426,11 @@ def claude_top(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
+def test_the_sender_does_not_import_textual():
+    code = "import sys, claude_top.demo; sys.exit('textual' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
+
+
 def test_cli_headless_demo(tmp_path):
     db = tmp_path / "demo.duckdb"
     proc = claude_top(
