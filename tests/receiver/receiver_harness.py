@@ -20,10 +20,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from truth import grpc_requests, http_requests
 
 from claude_top.core.store import Store, StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
+from truth import grpc_requests, http_requests
 
 SERVICES = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",

@@ -11,6 +11,7 @@ import duckdb
 import grpc
 import pytest
 from receiver_harness import PROTOBUF, running_server
+
 from truth import Truth, grpc_requests
 
 BASIC = dict(grpc_requests("basic.grpc"))

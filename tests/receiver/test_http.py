@@ -8,6 +8,7 @@ import json
 
 import pytest
 from receiver_harness import JSON, PROTOBUF, RESPONSES, SIGNAL_TABLE, running_server
+
 from truth import GRPC_FIXTURES, Truth, grpc_requests, http_requests
 
 SIGNALS = ("traces", "logs", "metrics")

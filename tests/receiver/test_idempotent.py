@@ -10,6 +10,7 @@ import json
 import pytest
 from google.protobuf import json_format
 from receiver_harness import JSON, PATHS, PROTOBUF, REQUESTS, running_server
+
 from truth import GRPC_FIXTURES, Truth, grpc_requests, http_requests
 
 

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 from receiver_harness import running_server
-from truth import GRPC_FIXTURES, HTTP_FIXTURES, Truth, grpc_requests, http_requests
 
 from claude_top.core.store import Store
+from truth import GRPC_FIXTURES, HTTP_FIXTURES, Truth, grpc_requests, http_requests
 
 ALL = GRPC_FIXTURES + HTTP_FIXTURES
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_creation")

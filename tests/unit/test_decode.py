@@ -19,7 +19,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from truth import GRPC_FIXTURES, Truth, fixture_lines, grpc_requests, http_requests
 
 from claude_top.core.decode import (
     REQUEST_TYPES,
@@ -33,6 +32,7 @@ from claude_top.core.decode import (
     parse_protobuf,
 )
 from claude_top.core.schema import column_names
+from truth import GRPC_FIXTURES, Truth, fixture_lines, grpc_requests, http_requests
 
 TRACE_ID = bytes(range(1, 17))
 SPAN_ID = bytes(range(1, 9))

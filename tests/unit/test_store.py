@@ -16,10 +16,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
-from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 from claude_top.core.decode import accept_protobuf, decode_protobuf, decode_request
 from claude_top.core.store import Store, StoreError, StoreWriter
+from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
