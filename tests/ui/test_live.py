@@ -7,35 +7,15 @@ import socket
 
 import grpc
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from truth import Truth, grpc_requests
-from uihelpers import make_app, settle, shown
+from uihelpers import make_app, relabelled_logs, settle, shown
 
 from claude_top.core.store import Backpressure, Store, StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import run_app
+from truth import Truth
 
 LOGS_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 NEW_SESSION = "0a0a0a0a-1111-4222-8333-444444444444"
-
-
-def _relabelled_logs(fixture: str, session_id: str, shift_s: int) -> list[bytes]:
-    """A fixture's log exports as another session (or a later run of the same), shifted in time."""
-    out = []
-    for signal, body in grpc_requests(fixture):
-        if signal != "logs":
-            continue
-        req = ExportLogsServiceRequest.FromString(body)
-        for rl in req.resource_logs:
-            for sl in rl.scope_logs:
-                for rec in sl.log_records:
-                    rec.time_unix_nano += shift_s * 1_000_000_000
-                    rec.observed_time_unix_nano += shift_s * 1_000_000_000
-                    for kv in rec.attributes:
-                        if kv.key == "session.id":
-                            kv.value.string_value = session_id
-        out.append(req.SerializeToString())
-    return out
 
 
 def _live_app(store: Store, **config):
@@ -68,7 +48,7 @@ async def test_streamed_exports_keep_the_selection(ui_store):
 
         async with grpc.aio.insecure_channel(f"127.0.0.1:{rx.grpc_port}") as channel:
             export = channel.unary_unary(LOGS_EXPORT)
-            for body in _relabelled_logs("basic.grpc", NEW_SESSION, 40):
+            for body in relabelled_logs("basic.grpc", NEW_SESSION, 40):
                 assert await export(body, timeout=10) == b""
             await _wait_for(pilot, lambda: NEW_SESSION in table.rows_by_key, "the new session")
             await settle(pilot)
@@ -87,7 +67,7 @@ async def test_streamed_exports_keep_the_selection(ui_store):
 
             # A second run's events for the selected session itself: its row updates in place.
             api = len(Truth("errors.grpc").api_requests())
-            for body in _relabelled_logs("errors.grpc", errors_session, 60):
+            for body in relabelled_logs("errors.grpc", errors_session, 60):
                 assert await export(body, timeout=10) == b""
             await _wait_for(
                 pilot, lambda: shown(table, errors_session, "api") == str(2 * api), "the update"
@@ -106,7 +86,7 @@ async def test_quit_stops_receivers_and_flushes(ui_store):
         await settle(pilot)
         port = rx.grpc_port
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            for body in _relabelled_logs("basic.grpc", NEW_SESSION, 40):
+            for body in relabelled_logs("basic.grpc", NEW_SESSION, 40):
                 assert await channel.unary_unary(LOGS_EXPORT)(body, timeout=10) == b""
         await pilot.press("q")
     assert app.return_code == 0
@@ -146,3 +126,45 @@ def test_run_app_rejects_a_file_that_is_not_a_database(tmp_path, capsys):
     assert err.startswith("claude-top: ")
     assert str(bad) in err
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_scrolled_view_stays_put_when_sessions_arrive_above():
+    from claude_top.core.decode import decode_protobuf
+
+    store = Store.open(":memory:")
+
+    def add_session(i: int) -> str:
+        sid = f"{i:08x}-0000-4000-8000-000000000000"
+        for body in relabelled_logs("basic.grpc", sid, 10 * i):
+            store.write([decode_protobuf("logs", body)])
+        return sid
+
+    ids = [add_session(i) for i in range(1, 41)]
+    app = make_app(store)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            table = app.main.table("sessions")
+            assert table.keys_in_order() == ids[::-1]  # most recent first
+            await pilot.press("G")
+            for _ in range(5):
+                await pilot.press("k")
+            await pilot.pause()
+            selected = table.cursor_key
+            assert selected == ids[5]
+            scroll = table.scroll_y
+            assert scroll > 0
+            line = table.cursor_row - scroll
+            table.clear = lambda *a, **k: pytest.fail("the sessions table was cleared")
+
+            newest = add_session(100)
+            app.main.request_refresh()
+            await settle(pilot)
+            assert table.keys_in_order()[0] == newest
+            assert table.cursor_key == selected
+            assert table.cursor_row == table.get_row_index(selected) == 35
+            # The row under the cursor is on the same screen line: nothing on screen moved.
+            assert table.scroll_y == scroll + 1
+            assert table.cursor_row - table.scroll_y == line
+    finally:
+        store.close()

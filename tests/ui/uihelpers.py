@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from textual.worker import WorkerCancelled
 
 from claude_top.core.store import Store
 from claude_top.ui.app import ClaudeTopApp
+from truth import grpc_requests
 
 NOW_NS = 1_795_310_980 * 1_000_000_000
 """2026-11-22 01:29:40 UTC: 27 s after the last fixture event. Sessions that sent telemetry
@@ -22,6 +24,25 @@ def pin_received(store: Store) -> Store:
     cur.execute("UPDATE metric_points SET received_ns = time_ns")
     cur.close()
     return store
+
+
+def relabelled_logs(fixture: str, session_id: str, shift_s: int) -> list[bytes]:
+    """A fixture's log exports as another session (or a later run of the same), shifted in time."""
+    out = []
+    for signal, body in grpc_requests(fixture):
+        if signal != "logs":
+            continue
+        req = ExportLogsServiceRequest.FromString(body)
+        for rl in req.resource_logs:
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    rec.time_unix_nano += shift_s * 1_000_000_000
+                    rec.observed_time_unix_nano += shift_s * 1_000_000_000
+                    for kv in rec.attributes:
+                        if kv.key == "session.id":
+                            kv.value.string_value = session_id
+        out.append(req.SerializeToString())
+    return out
 
 
 def make_app(store: Store, **kw) -> ClaudeTopApp:

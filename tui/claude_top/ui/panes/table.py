@@ -18,6 +18,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.coordinate import Coordinate
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
@@ -158,6 +159,7 @@ class KeyedTable(DataTable):
         """Make the table show `rows`: keyed diff, re-sort if needed, cursor stays on its row."""
         new = {self._row_key_of(r): r for r in rows}
         selected = self.cursor_key
+        line = self.cursor_row - round(self.scroll_y) if self.scroll_y > 0 else None
         cols = list(self.cols.values())
         index = {c.key: i for i, c in enumerate(cols)}
         shown_new = {key: tuple(c.cell(row) for c in cols) for key, row in new.items()}
@@ -182,7 +184,7 @@ class KeyedTable(DataTable):
                         )
             self._shown = shown_new
             self.rows_by_key = new
-            self._reorder(selected)
+            self._reorder(selected, line)
         self._note_cursor_key()
 
     def _fit_columns(self, shown: dict[str, tuple[Cell, ...]]) -> None:
@@ -219,15 +221,27 @@ class KeyedTable(DataTable):
                 self.remove_column(col.key)
         return added
 
-    def _reorder(self, selected: str | None) -> None:
+    def _reorder(self, selected: str | None, line: int | None = None) -> None:
+        """Apply the sort order; the cursor follows its row.
+
+        When the table is scrolled (`line` is the cursor's line in the view), the view moves
+        with that row too, so rows inserted above it do not shift what is on screen.
+        """
         order = self._order()
         if order != self.keys_in_order():
             rank = {k: i for i, k in enumerate(order)}
             self.sort(self._first_col, key=lambda cell: rank[cell.row_key])
-        if selected is not None and selected in self.rows_by_key:
-            index = self.get_row_index(selected)
-            if index != self.cursor_row:
-                self.move_cursor(row=index, animate=False)
+        if selected is None or selected not in self.rows_by_key:
+            return
+        index = self.get_row_index(selected)
+        if line is not None and index - line != round(self.scroll_y):
+            header = self.header_height if self.show_header else 0
+            height = self.row_count + header
+            if self.virtual_size.height < height:
+                self.virtual_size = Size(self.virtual_size.width, height)
+            self.scroll_to(y=max(0, index - line), animate=False, immediate=True)
+        if index != self.cursor_row:
+            self.move_cursor(row=index, animate=False)
 
     def _order(self) -> list[str]:
         col = self.cols[self.sort_key]
@@ -308,7 +322,7 @@ class KeyedTable(DataTable):
         self.reversed = reversed_
         self._relabel()
         with self.app.batch_update():
-            self._reorder(self.cursor_key)
+            self._reorder(self.cursor_key, self.cursor_row - round(self.scroll_y))
 
     def action_cycle_sort(self) -> None:
         """Sort by the next sortable column."""
