@@ -116,14 +116,17 @@ def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
         raise DecodeFailure(f"malformed OTLP JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DecodeFailure("malformed OTLP JSON: the top level must be an object")
+    found = {_JSON_ROOT_KEYS[k] for k in doc if k in _JSON_ROOT_KEYS}
     if signal is None:
-        found = {_JSON_ROOT_KEYS[k] for k in doc if k in _JSON_ROOT_KEYS}
         if len(found) != 1:
             raise DecodeFailure(
                 "cannot tell the signal: expected one of resourceSpans, resourceMetrics, "
                 "resourceLogs"
             )
         signal = found.pop()
+    elif found - {signal}:  # acknowledging it would drop it: the parser ignores unknown keys
+        other = ", ".join(sorted(found - {signal}))
+        raise DecodeFailure(f"the body carries {other}, not {signal}: send it to /v1/{other}")
     try:
         _hex_ids_to_base64(doc)
         request = json_format.ParseDict(doc, REQUEST_TYPES[signal](), ignore_unknown_fields=True)
