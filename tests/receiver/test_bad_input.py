@@ -12,6 +12,7 @@ import zlib
 import grpc
 import pytest
 from receiver_harness import JSON, PROTOBUF, REQUESTS, RESPONSES, running_server
+
 from truth import Truth, grpc_requests, http_requests
 
 BASIC = dict(grpc_requests("basic.grpc"))
@@ -276,3 +277,17 @@ async def test_grpc_metrics_partial_success():
         response.ParseFromString(await server.export("metrics", msg.SerializeToString()))
         assert response.partial_success.rejected_data_points == 1
         assert server.counts()["metric_points"] == TRUTH.data_points
+
+
+MISROUTED = [("/v1/traces", "logs"), ("/v1/traces", "metrics"), ("/v1/logs", "traces"),
+             ("/v1/metrics", "logs")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "carried"), MISROUTED)
+async def test_json_of_another_signal_is_refused_not_dropped(path, carried):
+    """Acknowledging a body the path's signal does not carry would lose it silently."""
+    async with running_server() as server:
+        reply = await server.post(path, BASIC_JSON[f"/v1/{carried}"], JSON)
+        assert reply.status == 400, reply.body
+        assert carried in status_message(JSON, reply.body)[1]
+        assert server.counts() == {"spans": 0, "events": 0, "metric_points": 0}
