@@ -223,3 +223,14 @@ def test_db_of_another_application_is_refused(tmp_path):
     err = serve.stderr
     assert len(err.strip().splitlines()) == 1, err
     assert "did not create" in err and "orders" in err and "--db" in err
+
+
+def test_console_script_serve_help():
+    script = Path(sys.executable).with_name("claude-top")
+    if not script.exists():
+        pytest.skip("the claude-top console script is not installed next to this python")
+    out = subprocess.run(
+        [str(script), "serve", "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    for flag in ("--db", "--grpc-port", "--http-port", "--bind"):
+        assert flag in out
