@@ -161,6 +161,7 @@ async def test_sort_cycles_and_reverses_keeping_the_cursor(ui_store):
         assert table.sort_key == "cost"
         by_cost = sorted(TRUTH.sessions(), key=lambda s: (TRUTH.cost(s), s), reverse=True)
         assert table.keys_in_order() == by_cost
+        assert [r["session_id"] for r in table.rows_in_order()] == by_cost
         assert table.cursor_key == errors_session
         assert "Cost ▼" in table.columns["cost"].label.plain
         await pilot.press("r")

@@ -123,7 +123,7 @@ class ClaudeTopApp(App):
         if self.writer is None:
             return (0, 0)
         stats = self.writer.stats
-        return (stats.commits, getattr(stats, "rows_indexed", 0))
+        return (stats.commits, stats.rows_indexed)
 
     def env_block(self) -> dict[str, str]:
         """The variables that point Claude Code at this claude-top."""
@@ -151,7 +151,7 @@ class ClaudeTopApp(App):
         endpoints = None
         if self.receivers is not None and getattr(self.receivers, "grpc_port", None):
             endpoints = self.receivers.endpoints
-        backlog = getattr(self.writer.stats, "backlog_rows", 0) if self.writer else 0
+        backlog = self.writer.stats.backlog_rows if self.writer else 0
         return HeaderState(
             endpoints=endpoints,
             backlog=backlog,

@@ -149,9 +149,9 @@ class KeyedTable(DataTable):
         """Row keys as displayed, top to bottom."""
         return [row.key.value for row in self.ordered_rows]
 
-    def shown_text(self, key: str, column: str) -> str:
-        """The text displayed in a cell."""
-        return _plain(self._shown[key][list(self.cols).index(column)])
+    def rows_in_order(self) -> list[dict]:
+        """The query rows as displayed (current filter, window and sort), top to bottom."""
+        return [self.rows_by_key[key] for key in self.keys_in_order()]
 
     # --- updating ------------------------------------------------------------------------
 

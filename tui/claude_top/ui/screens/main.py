@@ -1,6 +1,6 @@
 """The main view: sessions, tool latency, model cost and the selected session's turns.
 
-Four panes from 120x40; below that, one pane at a time behind a tab bar. A timer asks for a
+Four panes from 120x36; below that, one pane at a time behind a tab bar. A timer asks for a
 refresh; one thread worker at a time runs every query on its own cursor and posts one
 `Refreshed` message, which the screen applies as keyed diffs.
 """
@@ -8,7 +8,6 @@ refresh; one thread worker at a time runs every query on its own cursor and post
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import work
@@ -41,11 +40,6 @@ POLL_S = 0.25
 """How often the screen checks for new commits (a new export shows within this + a query)."""
 REFRESH_S = 1.0
 """Refresh at least this often, so ages and status stay current."""
-
-
-@dataclass
-class _Pending:
-    reason: str
 
 
 class FilterInput(Input):
@@ -99,7 +93,8 @@ class MainScreen(Screen):
         self.empty: bool | None = None
         self.last_data: MainData | None = None
         self._loading = False
-        self._pending: _Pending | None = None
+        self._pending: str | None = None
+        """Why a refresh is wanted once the running one finishes."""
         self._last_load = 0.0
         self._seen_mark: tuple[int, int] | None = None
         self._error: str | None = None
@@ -290,7 +285,7 @@ class MainScreen(Screen):
         """Query now, or as soon as the running query finishes (one at a time)."""
         if self._loading:
             if self._pending is None or reason != "tick":
-                self._pending = _Pending(reason)
+                self._pending = reason
             return
         self._loading = True
         self._pending = None
@@ -327,7 +322,7 @@ class MainScreen(Screen):
             self._error = None
             self.apply(message.data, message.reason)
         if self._pending is not None:
-            self.request_refresh(self._pending.reason)
+            self.request_refresh(self._pending)
 
     def apply(self, data: MainData, reason: str = "tick") -> None:
         """Show one refresh's results: keyed diffs, cursors stay on their rows."""
