@@ -9,11 +9,11 @@ import sys
 import textwrap
 
 import pytest
-from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 from claude_top.cli import main
 from claude_top.core.decode import decode_protobuf
 from claude_top.core.store import Store
+from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from test_queries import (
     ratio,
     record_times,
 )
-from truth import GRPC_FIXTURES, Truth
 
 from claude_top import __version__
 from claude_top.core import queries as Q
@@ -32,6 +31,7 @@ from claude_top.core.export import (
     TOOLS_COLUMNS,
     export_snapshot,
 )
+from truth import GRPC_FIXTURES, Truth
 
 MINIMUM = {
     "sessions": [

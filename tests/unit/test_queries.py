@@ -7,11 +7,11 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 import pytest
-from truth import GRPC_FIXTURES, Truth, grpc_requests, request_docs
 
 from claude_top.core import queries as Q
 from claude_top.core.decode import decode_protobuf
 from claude_top.core.store import Store
+from truth import GRPC_FIXTURES, Truth, grpc_requests, request_docs
 
 ERRORS_SESSION = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
 CONTINUED_SESSION = "851b8ffd-2541-408a-9c22-e285d2e26c58"
