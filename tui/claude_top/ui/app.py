@@ -274,7 +274,7 @@ def run_app(args, db_path: str) -> int:
     except StoreError as exc:
         print(f"claude-top: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    writer = StoreWriter(store)
+    writer = StoreWriter(store, retention_s=getattr(args, "retention", None))
     app = ClaudeTopApp(store, writer, _receivers(args, writer), db_path=db_path)
     try:
         app.run()
