@@ -63,6 +63,48 @@ def _add_listen(p: argparse.ArgumentParser, sub: bool = False) -> None:
     )
 
 
+def _redact_kinds(text: str) -> frozenset[str]:
+    from claude_top.core.redact import parse_kinds
+
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_security(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    p.add_argument(
+        "--token",
+        default=_default(os.environ.get("CLAUDE_TOP_TOKEN") or None, sub),
+        metavar="TOKEN",
+        help="senders must send `authorization: Bearer TOKEN` (default: $CLAUDE_TOP_TOKEN); "
+        "required to --bind beyond loopback unless --insecure",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=_default(False, sub),
+        help="allow a non-loopback --bind without a token",
+    )
+    p.add_argument(
+        "--tls-cert", default=_default(None, sub), metavar="PEM", help="TLS certificate (chain)"
+    )
+    p.add_argument("--tls-key", default=_default(None, sub), metavar="PEM", help="TLS private key")
+    p.add_argument(
+        "--redact",
+        type=_redact_kinds,
+        default=_default(frozenset(), sub),
+        metavar="KINDS",
+        help="keep these out of the database: prompts, commands, paths (comma-separated)",
+    )
+
+
+def _listen_problem(args: argparse.Namespace) -> str | None:
+    from claude_top.receiver.security import listen_problem
+
+    return listen_problem(args.bind, args.token, args.insecure, args.tls_cert, args.tls_key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claude-top",
@@ -72,11 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true", help="same as `claude-top demo`")
     _add_db(parser)
     _add_listen(parser)
+    _add_security(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the OTLP receivers headless (no UI)")
     _add_db(serve, sub=True)
     _add_listen(serve, sub=True)
+    _add_security(serve, sub=True)
 
     export = sub.add_parser("export", help="write CSV snapshots of a database")
     _add_db(export, sub=True)
@@ -156,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args, argv)
     if args.command in (None, "serve"):
         os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
+        if problem := _listen_problem(args):
+            print(f"claude-top: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     if args.command == "export":
         return _export(args)
     if args.command == "serve":

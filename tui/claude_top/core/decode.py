@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from claude_top.core.redact import Redactor
 from claude_top.core.schema import column_names
 
 SIGNALS = ("traces", "metrics", "logs")
@@ -201,15 +202,23 @@ def inspect(signal: str, request: Message, body: bytes) -> Export:
     return Export(signal, body, count, rejected, reason)
 
 
-def accept_protobuf(signal: str | None, body: bytes) -> Export:
-    """Validate protobuf bytes (telling the signal when `signal` is None) into an Export."""
+def accept_protobuf(signal: str | None, body: bytes, redact: Redactor | None = None) -> Export:
+    """Validate protobuf bytes (telling the signal when `signal` is None) into an Export.
+
+    With `redact`, the Export holds the request re-serialized without the redacted values.
+    """
     signal = signal or guess_protobuf_signal(body)
-    return inspect(signal, parse_protobuf(signal, body), body)
+    request = parse_protobuf(signal, body)
+    if redact is not None and redact.request(signal, request):
+        body = request.SerializeToString()
+    return inspect(signal, request, body)
 
 
-def accept_json(signal: str | None, body: bytes) -> Export:
+def accept_json(signal: str | None, body: bytes, redact: Redactor | None = None) -> Export:
     """Validate an OTLP/JSON body into an Export holding the equivalent protobuf bytes."""
     signal, request = parse_json(signal, body)
+    if redact is not None:
+        redact.request(signal, request)
     return inspect(signal, request, request.SerializeToString())
 
 

@@ -115,13 +115,12 @@ class Store:
         path = str(path)
         config = {"threads": threads, "memory_limit": memory_limit}
         is_file = path != MEMORY
-        if is_file:
-            if read_only and not Path(path).exists():
-                raise StoreError(f"no claude-top database at {path}")
-            if not read_only:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o077)
+        if is_file and read_only and not Path(path).exists():
+            raise StoreError(f"no claude-top database at {path}")
+        old_umask = os.umask(0o077)  # a new file and any folder made for it: this user only
         try:
+            if is_file and not read_only:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
             msg = str(exc)

@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from claude_top.core.decode import DecodeFailure, Export, accept_protobuf
 from claude_top.core.store import Backpressure
+from claude_top.receiver.security import read_pem
 
 SERVICES = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -50,6 +51,11 @@ def _export_handler(signal: str, ingest):
     from claude_top.receiver.server import WriteFailed
 
     async def handle_export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if not ingest.authorized(_authorization(context)):
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or wrong token: send the metadata authorization: Bearer TOKEN",
+            )
         try:
             export = await ingest.run(accept_protobuf, body, signal)
         except DecodeFailure as exc:
@@ -64,6 +70,13 @@ def _export_handler(signal: str, ingest):
         return export_response(export).SerializeToString()
 
     return grpc.unary_unary_rpc_method_handler(handle_export)
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _port_taken(bind: str, port: int) -> bool:
@@ -107,8 +120,13 @@ async def start_grpc(ingest, config) -> tuple[grpc.aio.Server, int]:
         ]
     )
     host = config.bind if ":" not in config.bind else f"[{config.bind}]"
+    address = f"{host}:{config.grpc_port}"
     try:
-        port = server.add_insecure_port(f"{host}:{config.grpc_port}")
+        if config.tls:
+            credentials = grpc.ssl_server_credentials([read_pem(config.tls_cert, config.tls_key)])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError:
         port = 0
     if not port:

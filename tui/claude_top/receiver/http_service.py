@@ -15,11 +15,12 @@ from google.protobuf import json_format
 from claude_top.core.decode import DecodeFailure, accept_json, accept_protobuf
 from claude_top.core.store import Backpressure
 from claude_top.receiver.grpc_service import export_response
+from claude_top.receiver.security import server_tls_context
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PATHS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs", "/": None}
-_GRPC_CODE = {400: 3, 413: 8, 415: 3, 503: 14, 500: 13}
+_GRPC_CODE = {400: 3, 401: 16, 413: 8, 415: 3, 503: 14, 500: 13}
 
 
 def _status_body(content_type: str, http_status: int, message: str) -> bytes:
@@ -60,6 +61,13 @@ def make_app(ingest, max_body: int) -> web.Application:
     async def handle_export(request: web.Request) -> web.Response:
         signal = _PATHS[request.path]
         ctype = request.content_type
+        if not ingest.authorized(request.headers.get("Authorization")):
+            return _error(
+                ctype,
+                401,
+                "missing or wrong token: send the header Authorization: Bearer TOKEN",
+                {"WWW-Authenticate": "Bearer"},
+            )
         if ctype not in (PROTOBUF, JSON):
             return _error(
                 JSON,
@@ -102,9 +110,10 @@ async def start_http(ingest, config) -> tuple[web.AppRunner, int]:
     """Start the HTTP server; returns its runner and the bound port. Raises OSError."""
     from claude_top.receiver.server import PortInUse
 
+    tls = server_tls_context(config.tls_cert, config.tls_key) if config.tls else None
     runner = web.AppRunner(make_app(ingest, config.max_body), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.bind, config.http_port)
+    site = web.TCPSite(runner, config.bind, config.http_port, ssl_context=tls)
     try:
         await site.start()
     except OSError as exc:

@@ -8,8 +8,10 @@ import sys
 import time
 
 from claude_top.core.connect import shell_exports
+from claude_top.core.redact import KINDS
 from claude_top.core.store import Store, StoreError, StoreWriter
-from claude_top.receiver.server import PortInUse, ReceiverConfig, Receivers
+from claude_top.receiver.security import is_loopback
+from claude_top.receiver.server import ReceiverConfig, Receivers
 
 EXIT_USAGE = 2
 
@@ -30,16 +32,26 @@ def _age(seconds: int) -> str:
 
 
 def _config(args) -> ReceiverConfig:
-    return ReceiverConfig(
-        bind=args.bind, grpc_port=args.grpc_port, http_port=args.http_port, max_body=args.max_body
-    )
+    return ReceiverConfig.from_args(args)
+
+
+def _access(config: ReceiverConfig) -> str:
+    """One line on who may send and what is kept out of the database."""
+    parts = ["TLS" if config.tls else "plain text"]
+    if config.token:
+        parts.append("bearer token required")
+    elif not is_loopback(config.bind):
+        parts.append(f"WARNING: no token on {config.bind or 'every address'} (--insecure)")
+    if config.redact:
+        parts.append(f"redacting {', '.join(k for k in KINDS if k in config.redact)}")
+    return "access: " + "; ".join(parts)
 
 
 async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> int:
     receivers = Receivers(writer, config)
     try:
         await receivers.start()
-    except PortInUse as exc:
+    except OSError as exc:  # PortInUse, or TLS files that changed since the options were checked
         print(f"claude-top: {exc}", file=sys.stderr)
         return EXIT_USAGE
     stop = asyncio.Event()
@@ -48,6 +60,7 @@ async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> i
         loop.add_signal_handler(sig, stop.set)
     ep = receivers.endpoints
     print(f"claude-top serve: OTLP/gRPC on {ep['grpc']}, OTLP/HTTP on {ep['http']}", flush=True)
+    print(_access(config), flush=True)
     retention = f", retention {_age(writer.retention_s)}" if writer.retention_s else ""
     print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from claude_top.core.connect import endpoint_host, env_block
 from claude_top.core.decode import Export
+from claude_top.core.redact import Redactor
 from claude_top.core.store import StoreWriter
+from claude_top.receiver.security import bearer_matches
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 INLINE_DECODE_BYTES = 32 * 1024
@@ -37,23 +40,64 @@ class WriteFailed(RuntimeError):
 
 @dataclass
 class ReceiverConfig:
-    """Where to listen and how much to accept."""
+    """Where to listen, how much to accept, who may send and what is redacted at ingest.
+
+    `token`: senders must send `authorization: Bearer TOKEN`. `tls_cert`/`tls_key`: PEM files
+    for both listeners. `redact`: kinds of `core.redact.KINDS`.
+    """
 
     bind: str = "127.0.0.1"
     grpc_port: int = 4317
     http_port: int = 4318
     max_body: int = DEFAULT_MAX_BODY
+    token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    redact: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_args(cls, args) -> ReceiverConfig:
+        """The config of `claude-top` / `claude-top serve` options."""
+        return cls(
+            bind=args.bind,
+            grpc_port=args.grpc_port,
+            http_port=args.http_port,
+            max_body=args.max_body,
+            token=getattr(args, "token", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
+            redact=frozenset(getattr(args, "redact", None) or ()),
+        )
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
 
 
 class Ingest:
-    """Validate off the loop when large, hand off to the writer, wait for the commit."""
+    """Check the sender, validate (and redact) off the loop when large, hand off to the writer,
+    wait for the commit."""
 
-    def __init__(self, writer: StoreWriter) -> None:
+    def __init__(
+        self,
+        writer: StoreWriter,
+        token: str | None = None,
+        redact: frozenset[str] = frozenset(),
+    ) -> None:
         self.writer = writer
+        self.token = token
+        self.redactor = Redactor(redact) if redact else None
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="claude-top-decode")
 
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether a request's `authorization` value lets it in (always, without a token)."""
+        return self.token is None or bearer_matches(authorization, self.token)
+
     async def run(self, fn, body: bytes, *args):
-        """Run a validating function, in the decode thread when the body is large."""
+        """Run an accept function (`accept_protobuf`/`accept_json`) with the redaction in
+        effect, in the decode thread when the body is large."""
+        if self.redactor is not None:
+            fn = functools.partial(fn, redact=self.redactor)
         if len(body) < INLINE_DECODE_BYTES:
             return fn(*args, body)
         return await asyncio.get_running_loop().run_in_executor(self._decode_pool, fn, *args, body)
@@ -75,7 +119,7 @@ class Receivers:
 
     def __init__(self, writer: StoreWriter, config: ReceiverConfig | None = None) -> None:
         self.config = config or ReceiverConfig()
-        self.ingest = Ingest(writer)
+        self.ingest = Ingest(writer, self.config.token, self.config.redact)
         self._grpc = None
         self._http = None
         self.grpc_port: int | None = None
@@ -98,14 +142,18 @@ class Receivers:
     @property
     def endpoints(self) -> dict[str, str]:
         host = endpoint_host(self.config.bind)
-        return {"grpc": f"{host}:{self.grpc_port}", "http": f"http://{host}:{self.http_port}"}
+        scheme = "https" if self.config.tls else "http"
+        return {"grpc": f"{host}:{self.grpc_port}", "http": f"{scheme}://{host}:{self.http_port}"}
 
     def env_block(self, protocol: str = "grpc") -> dict[str, str]:
+        cfg = self.config
         return env_block(
-            self.config.bind,
-            self.grpc_port or self.config.grpc_port,
-            self.http_port or self.config.http_port,
+            cfg.bind,
+            self.grpc_port or cfg.grpc_port,
+            self.http_port or cfg.http_port,
             protocol,
+            token=cfg.token,
+            tls_cert=cfg.tls_cert if cfg.tls else None,
         )
 
     async def stop(self, grace: float = 1.0) -> None:
