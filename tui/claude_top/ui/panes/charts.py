@@ -72,11 +72,13 @@ class LatencyChart(Chart):
             self.refresh()
             return
         n = len(durations)
-        self._frame(f"{tool} latency (ms), {n} call{'s' if n != 1 else ''}")
+        self._frame(f"{tool} latency, {fmt.plural(n, 'call')}")
         bins = max(1, min(20, n))
         plt.hist(list(durations), bins=bins, color=_theme_rgb(self.app, "accent"))
         plt.yticks([0, max(bin_counts(durations, bins))])
-        plt.xlabel("ms")
+        lo, hi = min(durations), max(durations)
+        ticks = [lo + (hi - lo) * k / 4 for k in range(5)] if hi > lo else [lo]
+        plt.xticks(ticks, [fmt.duration_ms(t) for t in ticks])
         self.refresh()
 
 
