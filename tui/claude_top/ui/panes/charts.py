@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
 from claude_top.ui import format as fmt
+
+FRAME_ROWS = 4
+"""Rows of a plot that are not plot area: title, top and bottom frame, tick labels."""
 
 
 def bin_counts(data: list[float], bins: int) -> list[int]:
@@ -83,7 +87,11 @@ class LatencyChart(Chart):
 
 
 class CostChart(Chart):
-    """Horizontal bars: cost (USD) per model."""
+    """Horizontal bars: cost (USD) per model, the most expensive on top, one row each.
+
+    plotext smears horizontal bars across rows unless each bar gets a whole number of rows, so
+    the plot is exactly as tall as its bars (and shows the top models when they do not all fit).
+    """
 
     def show(self, rows: list[dict]) -> None:
         """Draw cost per model from `queries.models` rows; a no-op when nothing changed."""
@@ -91,18 +99,31 @@ class CostChart(Chart):
         if state == self.state:
             return
         self.state = state
-        self._redraw()
+        self.refresh()
 
     def _redraw(self, force: bool = False) -> None:
-        if self.state is None:
-            return
-        plt = self.plt
-        if not self.state:
-            self._frame("cost by model: no API requests in view")
-            self.refresh()
-            return
-        self._frame("cost by model (USD)")
-        names = [name for name, _ in self.state]
-        costs = [cost for _, cost in self.state]
-        plt.bar(names, costs, orientation="horizontal", color=_theme_rgb(self.app, "success"))
         self.refresh()
+
+    def render(self) -> Text:
+        width, height = self.size
+        bars = sorted(self.state or (), key=lambda b: -b[1])
+        shown = bars[: max(1, height - FRAME_ROWS)]
+        plt = self.plt
+        if not shown:
+            self._frame("cost by model: no API requests in view")
+        elif len(shown) < len(bars):
+            self._frame(f"cost (USD): top {len(shown)} of {len(bars)} models")
+        else:
+            self._frame("cost by model (USD)")
+        if shown:
+            plt.bar(
+                [name for name, _ in reversed(shown)],
+                [cost for _, cost in reversed(shown)],
+                orientation="horizontal",
+                color=_theme_rgb(self.app, "success"),
+            )
+            height = min(height, len(shown) + FRAME_ROWS)
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        return Text.from_ansi(plt.build())
