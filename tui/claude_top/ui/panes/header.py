@@ -1,6 +1,6 @@
 """The header line: endpoints, database, ingest rate, age of the last export, window, state.
 
-Parts that do not fit the width are dropped, least useful first, so the line never wraps.
+Parts are taken most useful first while they fit the width, so the line never wraps.
 """
 
 from __future__ import annotations
@@ -86,14 +86,15 @@ class HeaderBar(Widget):
 
     def render(self) -> Text:
         parts = self.parts()
-        chosen = list(range(len(parts)))
+        chosen: set[int] = set()
 
-        def line() -> Text:
-            return Text(SEP).join(parts[i][1] for i in chosen)
+        def line(indices) -> Text:
+            return Text(SEP).join(parts[i][1] for i in sorted(indices))
 
-        while len(chosen) > 1 and line().cell_len + 1 > self.size.width:
-            chosen.remove(min(chosen, key=lambda i: parts[i][0]))
-        out = Text(" ") + line()
+        for i in sorted(range(len(parts)), key=lambda i: -parts[i][0]):
+            if line(chosen | {i}).cell_len + 1 <= self.size.width or not chosen:
+                chosen.add(i)
+        out = Text(" ") + line(chosen)
         out.no_wrap = True
         out.overflow = "ellipsis"
         return out
