@@ -459,4 +459,5 @@ def test_cli_demo_never_sends_to_a_taken_port():
         port = taken.getsockname()[1]
         proc = claude_top("demo", "--grpc-port", str(port), timeout=30)
     assert proc.returncode == 2
-    assert f"port {port} is in use" in proc.stderr
+    assert f"port {port} (OTLP/gRPC) is already in use" in proc.stderr
+    assert "claude-top demo: sent" not in proc.stdout  # the sender never started

@@ -99,6 +99,15 @@ def _add_security(p: argparse.ArgumentParser, sub: bool = False) -> None:
     )
 
 
+def _add_export_dir(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    p.add_argument(
+        "--export-dir",
+        default=_default(None, sub),
+        metavar="DIR",
+        help="where the UI's ctrl+s / e write CSV snapshots (default: the current directory)",
+    )
+
+
 def _listen_problem(args: argparse.Namespace) -> str | None:
     from claude_top.receiver.security import listen_problem
 
@@ -115,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(parser)
     _add_listen(parser)
     _add_security(parser)
+    _add_export_dir(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the OTLP receivers headless (no UI)")
@@ -175,6 +185,7 @@ def _add_demo(sub) -> None:
     )
     _add_db(p, sub=True)
     _add_listen(p, sub=True)
+    _add_export_dir(p, sub=True)
     p.add_argument("--headless", action="store_true", help="no UI: send, then print the totals")
     p.add_argument(
         "--duration", type=float, metavar="SECONDS", help="stop after this long (default: never)"

@@ -22,11 +22,11 @@ import json
 import math
 import os
 import random
-import socket
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1563,50 +1563,6 @@ class DemoSender:
             self._calls.clear()
 
 
-# --- running next to a claude-top ----------------------------------------------------------
-
-
-def wait_for_port(host: str, port: int, stop: threading.Event, timeout: float = 30.0) -> bool:
-    """True once something accepts TCP connections on host:port."""
-    deadline = time.monotonic() + timeout
-    while not stop.is_set() and time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return True
-        stop.wait(0.1)
-    return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """An ephemeral TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-class DemoThread(threading.Thread):
-    """A DemoSender on its own thread and event loop; it waits for the port to listen."""
-
-    def __init__(self, host: str, port: int, **sender_options: Any) -> None:
-        super().__init__(name="claude-top-demo", daemon=True)
-        self.host, self.port = host, port
-        self.sender = DemoSender(f"{host}:{port}", **sender_options)
-        self._stop_event = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        if not wait_for_port(self.host, self.port, self._stop_event):
-            return
-        try:
-            asyncio.run(self.sender.run(drain=False))
-        except BaseException as exc:  # reported by the caller after the UI exits
-            self.error = exc
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop_event.set()
-        self.sender.stop()
-        self.join(timeout)
-
-
 # --- `claude-top demo` ---------------------------------------------------------------------
 
 
@@ -1738,38 +1694,21 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
     from claude_top.core.connect import endpoint_host
     from claude_top.ui.app import run_app
 
-    host = endpoint_host(args.bind).strip("[]")
-    if not args.grpc_port:
-        args.grpc_port = free_port(host)
-    elif not _port_free(host, args.grpc_port):
-        print(
-            f"claude-top demo: port {args.grpc_port} is in use; the demo will not send to another "
-            "claude-top or collector (leave out --grpc-port for a free one)",
-            file=sys.stderr,
-        )
-        return 2
-    thread = DemoThread(host, args.grpc_port, history_s=90.0, **_sender_options(args))
-    thread.start()
-    try:
-        code = run_app(args, db_path)
-    finally:
-        thread.stop()
+    host = endpoint_host(args.bind)
+    senders: list[DemoSender] = []
+
+    def feed(rx) -> Awaitable[Ledger]:
+        sender = DemoSender(f"{host}:{rx.grpc_port}", history_s=90.0, **_sender_options(args))
+        senders.append(sender)
+        return sender.run(drain=False)
+
+    code = run_app(args, db_path, background=feed)
     gc.collect()  # free the closed store's cursors while duckdb is still loaded
-    ledger = thread.sender.ledger
-    print(
-        f"claude-top demo: sent {len(ledger.sessions)} sessions, "
-        f"{sum(s.prompts for s in ledger.sessions.values())} prompts, ${ledger.cost_usd:.4f}"
-        + (" (temporary database removed)" if temporary else f" into {db_path}")
-    )
-    if thread.error is not None:
-        print(f"claude-top demo: the sender stopped: {thread.error}", file=sys.stderr)
+    if senders:
+        ledger = senders[0].ledger
+        print(
+            f"claude-top demo: sent {len(ledger.sessions)} sessions, "
+            f"{sum(s.prompts for s in ledger.sessions.values())} prompts, ${ledger.cost_usd:.4f}"
+            + (" (temporary database removed)" if temporary else f" into {db_path}")
+        )
     return code
-
-
-def _port_free(host: str, port: int) -> bool:
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            s.bind((host, port))
-    except OSError:
-        return False
-    return True

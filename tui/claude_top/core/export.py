@@ -2,13 +2,16 @@
 
 The session, model and tool files run the very queries the UI panes show (`core.queries`),
 wrapped only to format times; every file is written by DuckDB's `COPY`, inside one read
-transaction so the files agree with each other while ingest continues.
+transaction so the files agree with each other while ingest continues. A UI snapshot adds the
+focused pane as shown (`PaneView`): its own query rows in screen order, in the same columns and
+formatting as the CLI's file for that table.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +72,42 @@ SPANS_COLUMNS = (
 )
 EVENTS_COLUMNS = ("session_id", "prompt_id", "name", "timestamp", "sequence", "attributes")
 
+SESSIONS_CSV = (
+    *SESSIONS_COLUMNS,
+    "status",
+    "cache_hit_ratio",
+    "metric_cost_usd",
+    "first_seen_ns",
+    "last_seen_ns",
+    "resource_attributes",
+)
+"""Every column of `sessions.csv` (the minimum first)."""
+MODELS_CSV = (*MODELS_COLUMNS, "share")
+TOOLS_CSV = (*TOOLS_COLUMNS, "error_pct")
+TURNS_CSV = (
+    "n",
+    "session_id",
+    "prompt_id",
+    "trace_id",
+    "start",
+    "prompt",
+    "duration_ms",
+    "cost_usd",
+    "api_requests",
+    "tools",
+    "tool_errors",
+    "tree",
+    "start_ns",
+)
+"""A session's turns as the turns pane shows them (the CLI export has no turns file)."""
+PANE_COLUMNS = {
+    "sessions": SESSIONS_CSV,
+    "models": MODELS_CSV,
+    "tools": TOOLS_CSV,
+    "turns": TURNS_CSV,
+}
+_ISO_FROM = {"first_seen": "first_seen_ns", "last_seen": "last_seen_ns", "start": "start_ns"}
+
 
 def iso_sql(ns_expr: str) -> str:
     """SQL for a BIGINT unix-nanosecond column as an ISO-8601 UTC string (microseconds)."""
@@ -92,40 +131,61 @@ class ExportResult:
     snapshot: dict
 
 
+@dataclass(frozen=True)
+class PaneView:
+    """A pane as it is on screen: its query rows top to bottom, and how they are sorted."""
+
+    pane: str
+    """"sessions", "models", "tools" or "turns"."""
+    rows: list[dict]
+    sort_column: str | None = None
+    sort_label: str | None = None
+    descending: bool = True
+    session_id: str | None = None
+    """Turns: whose they are. Tools and models: the session they are narrowed to, if any."""
+
+    @property
+    def name(self) -> str:
+        return f"focused-{self.pane}"
+
+
 def sessions_export_query(f: Filter, now_ns: int | None = None) -> Query:
     """`sessions.csv`: the sessions pane's query with ISO times."""
     q = sessions_query(f, now_ns)
-    sql = f"""
-SELECT session_id, {iso_sql("first_seen_ns")} AS first_seen, {iso_sql("last_seen_ns")} AS last_seen,
-  prompts, api_requests, cost_usd, input_tokens, output_tokens, cache_read_tokens,
-  cache_creation_tokens, tool_calls, tool_errors, models,
-  status, cache_hit_ratio, metric_cost_usd, first_seen_ns, last_seen_ns,
-  resource_attributes
-FROM ({q.sql}) ORDER BY last_seen_ns DESC NULLS LAST, session_id
-"""
+    cols = ", ".join(
+        f"{iso_sql(_ISO_FROM[c])} AS {c}" if c in _ISO_FROM else c for c in SESSIONS_CSV
+    )
+    sql = f"SELECT {cols} FROM ({q.sql}) ORDER BY last_seen_ns DESC NULLS LAST, session_id"
     return Query(sql, q.params)
 
 
 def models_export_query(f: Filter) -> Query:
     """`models.csv`: the model pane's query."""
     q = models_query(f)
-    cols = ", ".join(MODELS_COLUMNS)
-    return Query(f"SELECT {cols}, share FROM ({q.sql}) ORDER BY cost_usd DESC, model", q.params)
+    cols = ", ".join(MODELS_CSV)
+    return Query(f"SELECT {cols} FROM ({q.sql}) ORDER BY cost_usd DESC, model", q.params)
 
 
 def tools_export_query(f: Filter) -> Query:
     """`tools.csv`: the tool latency pane's query."""
     q = tools_query(f)
-    cols = ", ".join(TOOLS_COLUMNS)
-    return Query(
-        f"SELECT {cols}, error_pct FROM ({q.sql}) ORDER BY total_ms DESC, tool_name", q.params
-    )
+    cols = ", ".join(TOOLS_CSV)
+    return Query(f"SELECT {cols} FROM ({q.sql}) ORDER BY total_ms DESC, tool_name", q.params)
+
+
+def _matching_sessions(f: Filter, params: dict[str, Any]) -> str:
+    """With a text filter, only the sessions it matches (those in `sessions.csv`)."""
+    if f.needle is None:
+        return "TRUE"
+    q = sessions_query(f)
+    params.update(q.params)
+    return f"session_id IN (SELECT session_id FROM ({q.sql}))"
 
 
 def spans_export_query(f: Filter) -> Query:
-    """`spans.csv`: every span in the window (and session), oldest first."""
+    """`spans.csv`: every span in the window (and session, and text filter), oldest first."""
     p: dict[str, Any] = {}
-    where = filter_where(f, "start_ns", p)
+    where = f"{filter_where(f, 'start_ns', p)} AND {_matching_sessions(f, p)}"
     sql = f"""
 SELECT trace_id, span_id, parent_span_id, name, session_id,
   {iso_sql("start_ns")} AS start_time, {iso_sql("end_ns")} AS end_time, duration_ms,
@@ -142,9 +202,9 @@ ORDER BY start_ns, trace_id, span_id
 
 
 def events_export_query(f: Filter) -> Query:
-    """`events.csv`: every log event in the window (and session), oldest first."""
+    """`events.csv`: every log event in the window (and session, and text filter), oldest first."""
     p: dict[str, Any] = {}
-    where = filter_where(f, "time_ns", p)
+    where = f"{filter_where(f, 'time_ns', p)} AND {_matching_sessions(f, p)}"
     sql = f"""
 SELECT session_id, prompt_id, name, {iso_sql("time_ns")} AS timestamp, sequence, attributes,
   time_ns, trace_id, span_id, model, tool_name, tool_use_id, cost_usd, input_tokens,
@@ -182,6 +242,45 @@ def snapshot_dir(base: Path, now_ns: int | None = None) -> Path:
         return path
 
 
+def _csv_field(value: Any) -> str:
+    """One CSV field as DuckDB's `COPY` writes it, so a pane's file reads like the CLI's."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict | list):
+        value = json.dumps(value, separators=(",", ":"))
+    text = str(value)
+    if text == "" or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _pane_value(view: PaneView, row: dict, column: str) -> Any:
+    if column in _ISO_FROM:
+        return _iso(row.get(_ISO_FROM[column]))
+    if view.pane == "turns":
+        if column == "session_id":
+            return view.session_id
+        if column == "tree":
+            return "spans" if row.get("has_spans") else "events"
+    return row.get(column)
+
+
+def write_pane_csv(path: Path, view: PaneView) -> int:
+    """The pane's rows in screen order, in its table's CSV columns; returns rows written."""
+    columns = PANE_COLUMNS[view.pane]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        fh.write(",".join(columns) + "\n")
+        for row in view.rows:
+            fh.write(",".join(_csv_field(_pane_value(view, row, c)) for c in columns) + "\n")
+    return len(view.rows)
+
+
 def export_snapshot(
     cur: duckdb.DuckDBPyConnection,
     out_dir: Path,
@@ -190,11 +289,17 @@ def export_snapshot(
     window: str | None,
     window_s: int | None,
     session_id: str | None,
+    text: str | None = None,
+    view: PaneView | None = None,
     now_ns: int | None = None,
 ) -> ExportResult:
-    """Write the five CSVs and `snapshot.json` into `out_dir` (created if missing)."""
+    """Write the five CSVs and `snapshot.json` into `out_dir` (created if missing).
+
+    `text` is the panes' text filter: sessions, models and tools as filtered on screen, spans
+    and events of the sessions it matches. `view` adds `focused-<pane>.csv`.
+    """
     now_ns = time.time_ns() if now_ns is None else now_ns
-    f = Filter.for_window(window_s, now_ns, session_id=session_id)
+    f = Filter.for_window(window_s, now_ns, session_id=session_id, text=text or None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     queries = {
@@ -212,6 +317,8 @@ def export_snapshot(
     finally:
         with contextlib.suppress(duckdb.Error):
             cur.rollback()
+    if view is not None:
+        counts[view.name] = write_pane_csv(out_dir / f"{view.name}.csv", view)
     snapshot = {
         "db": db_path,
         "window": window or "all",
@@ -220,6 +327,7 @@ def export_snapshot(
             "since": _iso(f.since_ns),
             "since_ns": f.since_ns,
             "session_id": session_id,
+            "text": f.text,
         },
         "counts": {f"{name}.csv": n for name, n in counts.items()},
         "claude_top_version": __version__,
@@ -228,5 +336,30 @@ def export_snapshot(
         "exported_at_ns": now_ns,
         "cost_source": "api_request events (claude_code.cost.usage metric: reconciliation only)",
     }
+    if view is not None:
+        snapshot["view"] = {
+            "pane": view.pane,
+            "file": f"{view.name}.csv",
+            "rows": counts[view.name],
+            "sort": {
+                "column": view.sort_column,
+                "label": view.sort_label,
+                "descending": view.descending,
+            },
+            "text_filter": f.text,
+            "session_id": view.session_id,
+        }
     (out_dir / "snapshot.json").write_text(json.dumps(snapshot, indent=2) + "\n")
     return ExportResult(directory=out_dir, counts=counts, snapshot=snapshot)
+
+
+def export_new_snapshot(
+    cur: duckdb.DuckDBPyConnection, base: Path, *, now_ns: int | None = None, **kw: Any
+) -> ExportResult:
+    """`export_snapshot` into a new `snapshot_dir(base)`; the folder is removed if it fails."""
+    out_dir = snapshot_dir(base, now_ns)
+    try:
+        return export_snapshot(cur, out_dir, now_ns=now_ns, **kw)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise

@@ -308,7 +308,7 @@ def sessions(cur: duckdb.DuckDBPyConnection, f: Filter, now_ns: int | None = Non
         r["first_seen"] = _dt(r["first_seen_ns"])
         r["last_seen"] = _dt(r["last_seen_ns"])
         r["terminal"] = terminals[r["session_id"]]
-        r["custom"] = custom_attributes(r.pop("resource_attributes"), r.pop("resource_id"))
+        r["custom"] = custom_attributes(r["resource_attributes"], r.pop("resource_id"))
     return rows
 
 

@@ -1,7 +1,8 @@
 """The Textual app: owns the store, writer and receivers; screens read through `core.queries`.
 
 `run_app` is what `claude-top` (no subcommand) runs. For tests, `ClaudeTopApp(store)` runs on an
-existing store with no writer and no receivers, and `clock` pins "now".
+existing store with no writer and no receivers, and `clock` pins "now". `ctrl+s` / `e` write a
+CSV snapshot (the focused pane as shown, plus every table) in a thread worker.
 """
 
 from __future__ import annotations
@@ -10,21 +11,31 @@ import asyncio
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
+from textual.message import Message
 from textual.screen import Screen
 
 from claude_top.core.connect import env_block
-from claude_top.core.queries import WINDOWS
+from claude_top.core.export import ExportResult, PaneView, export_new_snapshot
+from claude_top.core.queries import WINDOWS, parse_window
 from claude_top.core.store import Store, StoreError, StoreWriter
 from claude_top.ui.panes.header import HeaderState
 from claude_top.ui.panes.table import KeyedTable
 from claude_top.ui.screens.main import PANE_NAMES, PANES, MainScreen
+
+if TYPE_CHECKING:
+    from claude_top.receiver.server import Receivers
+
+Background = Callable[["Receivers | None"], Awaitable[object]]
+"""A coroutine run beside the UI once the receivers listen (the demo's sender)."""
 
 EXIT_USAGE = 2
 DEFAULT_WINDOW = "24h"
@@ -63,7 +74,24 @@ class ClaudeTopApp(App):
             tooltip="freeze the screen; telemetry is still received and stored",
             id="app.pause",
         ),
+        Binding(
+            "ctrl+s,e",
+            "export",
+            "Export CSV",
+            tooltip="the focused pane as shown, plus every table, in a new folder",
+            show=False,
+            key_display="ctrl+s / e",
+            id="app.export",
+        ),
     ]
+
+    class Exported(Message):
+        """A snapshot was written (or the error that stopped it)."""
+
+        def __init__(self, result: ExportResult | None, error: str | None = None) -> None:
+            super().__init__()
+            self.result = result
+            self.error = error
 
     def __init__(
         self,
@@ -74,6 +102,8 @@ class ClaudeTopApp(App):
         db_path: str | None = None,
         window: str = DEFAULT_WINDOW,
         clock: Callable[[], int] = time.time_ns,
+        export_dir: str | Path | None = None,
+        background: Background | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -82,6 +112,10 @@ class ClaudeTopApp(App):
         self.db_path = db_path if db_path is not None else store.path
         self.window = window
         self.clock = clock
+        self.export_dir = Path(export_dir or Path.cwd()).expanduser().absolute()
+        self.background = background
+        self.background_error: str | None = None
+        self._background_task: asyncio.Task | None = None
         self.paused = False
         self.filter_text = ""
         self.startup_error: str | None = None
@@ -99,8 +133,18 @@ class ClaudeTopApp(App):
                 self.startup_error = str(exc)
                 self.exit(return_code=EXIT_USAGE)
                 return
+        if self.background is not None:
+            self._background_task = asyncio.create_task(self.background(self.receivers))
+            self._background_task.add_done_callback(self._background_done)
         self.main = MainScreen()
         await self.push_screen(self.main)
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.background_error = f"{type(exc).__name__}: {exc}"
+        self.notify(f"background task stopped: {self.background_error}", severity="error")
 
     async def action_quit(self) -> None:
         """Stop the receivers, flush the writer, then leave (the store closes in `run_app`)."""
@@ -108,9 +152,17 @@ class ClaudeTopApp(App):
         self.exit(return_code=0)
 
     async def shutdown(self) -> None:
+        """Cancel the background task, let snapshots finish, stop receivers, flush."""
         if self._closed:
             return
         self._closed = True
+        task = self._background_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+        exports = [w for w in self.workers if w.group == "export" and not w.is_finished]
+        if exports:
+            await self.workers.wait_for_complete(exports)
         if self.receivers is not None:
             await self.receivers.stop(SHUTDOWN_GRACE_S)
         if self.writer is not None:
@@ -213,6 +265,88 @@ class ClaudeTopApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_export(self) -> None:
+        """Write a CSV snapshot: the focused pane as shown, plus every table, in a new folder."""
+        view = self._pane_view()
+        window_s = parse_window(self.window)
+        self._write_snapshot(view, self.window, window_s, self.filter_text or None, self.clock())
+
+    def _pane_view(self) -> PaneView | None:
+        """The focused table (or the main view's active pane) as it is on screen."""
+        from claude_top.ui.screens.session import SessionScreen
+
+        table = self.screen.focused
+        main = getattr(self, "main", None)
+        if not isinstance(table, KeyedTable):
+            if main is None or main.empty:
+                return None
+            table = main.table(main.active_pane)
+        pane = "turns" if table.id == "session-turns" else table.id
+        if pane not in PANES:
+            return None
+        session_id = None
+        if isinstance(self.screen, SessionScreen):
+            session_id = self.screen.session_id
+        elif main is not None and (pane == "turns" or main.scope_session):
+            session_id = main.table("sessions").cursor_key
+        col = table.cols[table.sort_key]
+        return PaneView(
+            pane,
+            table.rows_in_order(),
+            sort_column=col.key,
+            sort_label=col.label,
+            descending=col.descending != table.reversed,
+            session_id=session_id if pane != "sessions" else None,
+        )
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_snapshot(
+        self,
+        view: PaneView | None,
+        window: str,
+        window_s: int | None,
+        text: str | None,
+        now_ns: int,
+    ) -> None:
+        try:
+            cur = self.store.cursor()
+            try:
+                result = export_new_snapshot(
+                    cur,
+                    self.export_dir,
+                    db_path=self.db_path,
+                    window=window,
+                    window_s=window_s,
+                    session_id=None,
+                    text=text,
+                    view=view,
+                    now_ns=now_ns,
+                )
+            finally:
+                cur.close()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.post_message(
+                self.Exported(None, f"cannot write a snapshot under {self.export_dir}: {reason}")
+            )
+        except Exception as exc:
+            self.post_message(self.Exported(None, f"snapshot failed: {type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(self.Exported(result))
+
+    def on_claude_top_app_exported(self, message: Exported) -> None:
+        if message.error is not None or message.result is None:
+            self.notify(message.error or "snapshot failed", severity="error", timeout=10)
+            return
+        result = message.result
+        view = result.snapshot.get("view")
+        what = f"{view['file']} ({view['rows']} rows) and " if view else ""
+        self.notify(
+            f"{what}every table written to {result.directory}/",
+            title="CSV snapshot",
+            timeout=8,
+        )
+
     def _table(self) -> KeyedTable | None:
         focused = self.screen.focused
         if isinstance(focused, KeyedTable):
@@ -244,6 +378,11 @@ class ClaudeTopApp(App):
             "Sort by the next column", "In the focused table  (s)", self.action_sort
         )
         yield SystemCommand("Reverse the sort", "In the focused table  (r)", self.action_reverse)
+        yield SystemCommand(
+            "Export a CSV snapshot",
+            "The focused pane as shown, plus every table  (ctrl+s, e)",
+            self.action_export,
+        )
         if isinstance(screen, MainScreen):
             for i, pane in enumerate(PANES, 1):
                 yield SystemCommand(
@@ -267,15 +406,26 @@ def _receivers(args, writer: StoreWriter):
     return Receivers(writer, ReceiverConfig.from_args(args))
 
 
-def run_app(args, db_path: str) -> int:
-    """Open the store, run the UI with the receivers in-process, flush and close on exit."""
+def run_app(args, db_path: str, *, background: Background | None = None) -> int:
+    """Open the store, run the UI with the receivers in-process, flush and close on exit.
+
+    `background(receivers)` runs as a task on the app's loop once the receivers listen; it is
+    cancelled (and awaited) before they stop.
+    """
     try:
         store = Store.open(db_path)
     except StoreError as exc:
         print(f"claude-top: {exc}", file=sys.stderr)
         return EXIT_USAGE
     writer = StoreWriter(store, retention_s=getattr(args, "retention", None))
-    app = ClaudeTopApp(store, writer, _receivers(args, writer), db_path=db_path)
+    app = ClaudeTopApp(
+        store,
+        writer,
+        _receivers(args, writer),
+        db_path=db_path,
+        export_dir=getattr(args, "export_dir", None),
+        background=background,
+    )
     try:
         app.run()
     finally:
@@ -288,4 +438,6 @@ def run_app(args, db_path: str) -> int:
     if app.startup_error:
         print(f"claude-top: {app.startup_error}", file=sys.stderr)
         return EXIT_USAGE
+    if app.background_error:
+        print(f"claude-top: background task stopped: {app.background_error}", file=sys.stderr)
     return app.return_code or 0
