@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -92,6 +92,30 @@ class Backpressure(RuntimeError):
 def default_db_path() -> Path:
     """The database file in the platform's user data directory."""
     return Path(platformdirs.user_data_dir("claude-top", appauthor=False)) / "claude-top.duckdb"
+
+
+@contextlib.contextmanager
+def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT on a cursor; ROLLBACK if anything raises."""
+    cur.begin()
+    try:
+        yield cur
+        cur.commit()
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cur.rollback()
+        raise
+
+
+@contextlib.contextmanager
+def registered(cur: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """An Arrow table visible to SQL as `name` for the duration of the block."""
+    cur.register(name, table)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            cur.unregister(name)
 
 
 class Store:
@@ -176,26 +200,24 @@ class Store:
             )
 
     def _create_schema(self) -> None:
-        con = self.con
-        con.begin()
-        for table in TABLES:
-            con.execute(create_table_sql(table))
-        con.execute(JOURNAL_DDL)
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS metric_series "
-            "(series BLOB PRIMARY KEY, start_ns BIGINT, time_ns BIGINT, value DOUBLE)"
-        )
-        con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-        con.executemany(
-            f"INSERT INTO {META_TABLE} VALUES (?, ?)",
-            [
-                ("app", APP_ID),
-                ("schema_version", str(SCHEMA_VERSION)),
-                ("created_by", __version__),
-                ("created_ns", str(time.time_ns())),
-            ],
-        )
-        con.commit()
+        with transaction(self.con) as con:
+            for table in TABLES:
+                con.execute(create_table_sql(table))
+            con.execute(JOURNAL_DDL)
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS metric_series "
+                "(series BLOB PRIMARY KEY, start_ns BIGINT, time_ns BIGINT, value DOUBLE)"
+            )
+            con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            con.executemany(
+                f"INSERT INTO {META_TABLE} VALUES (?, ?)",
+                [
+                    ("app", APP_ID),
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("created_by", __version__),
+                    ("created_ns", str(time.time_ns())),
+                ],
+            )
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one thread."""
@@ -214,19 +236,12 @@ class Store:
 
     def prune(self, before_ns: int, cur: duckdb.DuckDBPyConnection | None = None) -> int:
         """Delete telemetry older than `before_ns` (retention); returns the rows deleted."""
-        cur = cur or self.cursor()
         deleted = 0
-        cur.begin()
-        try:
+        with transaction(cur or self.cursor()) as tx:
             for table, time_col in RETENTION_COLUMNS.items():
-                deleted += cur.execute(
+                deleted += tx.execute(
                     f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns]
                 ).fetchone()[0]
-            cur.commit()
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                cur.rollback()
-            raise
         return deleted
 
     def checkpoint(self) -> None:
@@ -343,9 +358,7 @@ class _Committer:
         metric_rows, series_updates = self._cumulative_to_increments(merged["metric_points"])
         merged["metric_points"] = metric_rows
         offered = 0
-        cur = self.cur
-        cur.begin()
-        try:
+        with transaction(self.cur) as cur:
             for table, rows in merged.items():
                 parts = prebuilt[table] + ([to_arrow(table, rows)] if rows else [])
                 if parts:
@@ -362,22 +375,15 @@ class _Committer:
                     "DELETE FROM ingest_journal WHERE seq IN (SELECT unnest(?::BIGINT[]))",
                     [journal_seqs],
                 )
-            cur.commit()
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                cur.rollback()
-            raise
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                self.cur.unregister("_incoming")
         self.series.update(series_updates)
         return offered
 
     def _insert(self, table: str, arrow: pa.Table) -> None:
         names = ", ".join(arrow.schema.names)
-        self.cur.register("_incoming", arrow)
-        self.cur.execute(f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM _incoming")
-        self.cur.unregister("_incoming")
+        with registered(self.cur, "_incoming", arrow):
+            self.cur.execute(
+                f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM _incoming"
+            )
 
     def _cumulative_to_increments(
         self, rows: list[tuple]
@@ -553,20 +559,9 @@ class StoreWriter:
             ],
             schema=_JOURNAL_SCHEMA,
         )
-        cur = self._journal_cur
         try:
-            cur.begin()
-            try:
-                cur.register("_journal_in", table)
+            with transaction(self._journal_cur) as cur, registered(cur, "_journal_in", table):
                 cur.execute("INSERT INTO ingest_journal SELECT * FROM _journal_in")
-                cur.commit()
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    cur.rollback()
-                raise
-            finally:
-                with contextlib.suppress(duckdb.Error):
-                    cur.unregister("_journal_in")
         except Exception as exc:  # nothing was acknowledged: the exporters retry
             with self._lock:
                 self.stats.pending_rows -= rows
