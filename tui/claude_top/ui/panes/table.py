@@ -179,9 +179,9 @@ class KeyedTable(DataTable):
                 for c in present:
                     i = index[c.key]
                     if old[i] != shown[i] or c.key in added:
-                        self.update_cell(
-                            key, c.key, self._text(key, c, shown[i]), update_width=True
-                        )
+                        # widths are set by _fit_columns; DataTable's update_width would
+                        # re-measure the whole column for each narrower cell (quadratic)
+                        self.update_cell(key, c.key, self._text(key, c, shown[i]))
             self._shown = shown_new
             self.rows_by_key = new
             self._reorder(selected, line)
