@@ -487,6 +487,10 @@ class StoreWriter:
         self._committer = _Committer(store)
         self._closed = False
         self._stop_index_at: float | None = None
+        if decode_in_worker:
+            # Now, not at the first export: a UI started after this (Textual) replaces
+            # sys.stderr, and multiprocessing's resource tracker cannot start without its fd.
+            _shared_decode_pool()
         self._journal_thread = threading.Thread(
             target=self._run_journal, name="claude-top-journal", daemon=True
         )
