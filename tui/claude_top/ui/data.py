@@ -54,13 +54,13 @@ def load_main(store: Store, q: MainQuery) -> MainData:
     cur = store.cursor()
     try:
         out = MainData(q)
-        everything = queries.overview(cur, queries.Filter())
-        out.received_total = everything.get("received_total") or 0
-        out.last_received_ns = everything.get("last_received_ns")
+        window = q.filter()
+        overview = queries.overview(cur, window)  # its received_* ignore the window
+        out.received_total = overview.get("received_total") or 0
+        out.last_received_ns = overview.get("last_received_ns")
         if not out.received_total:
             return out
-        window = q.filter()
-        out.overview = queries.overview(cur, window)
+        out.overview = overview
         out.sessions = queries.sessions(cur, window, now_ns=q.now_ns)
         scoped = q.filter(q.session_id if q.scope_session else None)
         out.tools = queries.tools(cur, scoped)
