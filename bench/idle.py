@@ -32,26 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import TRACE_METHOD, free_port, make_batches, wait_listening
+from ingest import TRACE_METHOD, free_port, make_batches, tree, wait_listening
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and every descendant (Linux /proc)."""
-    out = [pid]
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tasks:
-        try:
-            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
-        except OSError:
-            continue
-        for c in children:
-            out.extend(tree(int(c)))
-    return out
 
 
 def cpu_s(pid: int) -> float:
@@ -118,7 +101,7 @@ class UI:
         return tree(self.proc.pid)
 
     def workers(self) -> list[int]:
-        return [p for p in self.pids()[1:] if "multiprocessing" in cmdline(p)]
+        return [p for p in self.pids()[1:] if "spawn_main" in cmdline(p)]
 
     def measure_cpu(self, seconds: float) -> tuple[float, float]:
         """CPU % of one core used by the process tree over `seconds`, and bytes drawn per s."""

@@ -298,16 +298,35 @@ async def send_http(
     return retries
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children so far (Linux /proc), or NaN."""
+def tree(pid: int) -> list[int]:
+    """`pid` and every descendant (Linux /proc; children of every thread, as the decode
+    workers are spawned by the indexer thread)."""
+    out = [pid]
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return float("nan")
+        return out
+    for tid in tasks:
+        try:
+            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        except OSError:
+            continue
+        for c in children:
+            out.extend(tree(int(c)))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants so far (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    own = (int(fields[11]) + int(fields[12])) / ticks
-    return own + sum(cpu_seconds(c) for c in children)
+    total = 0.0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:

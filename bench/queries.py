@@ -1,4 +1,5 @@
-"""Pane query latency at scale: p50/p95 of every `core.queries` call the UI makes each second.
+"""Pane query latency at scale: p50/p95 of every `core.queries` call the UI makes each second,
+and of a whole refresh of the main view (`ui.data.load_main`: every pane's queries in turn).
 
 Builds (once, cached in the given file) a store with N spans and N events shaped like Claude
 Code's: 200 sessions, 3 models, 12 tools, turns of interaction -> llm_request/tool ->
@@ -18,6 +19,7 @@ import time
 
 from claude_top.core import queries
 from claude_top.core.store import Store
+from claude_top.ui.data import MainQuery, load_main
 
 SESSIONS = 200
 MODELS = ["claude-sonnet-4-5", "claude-opus-5-5", "claude-haiku-4-5"]
@@ -121,6 +123,14 @@ def main() -> None:
         ("overview (all time)", lambda: queries.overview(cur, every)),
         ("turns (one session)", lambda: queries.turns(cur, session)),
         ("span_tree (one turn)", lambda: queries.span_tree(cur, session, prompt)),
+        (
+            "main refresh (24h)",
+            lambda: load_main(store, MainQuery("24h", last, session_id=session)),
+        ),
+        (
+            "main refresh (all time)",
+            lambda: load_main(store, MainQuery("all", last, session_id=session)),
+        ),
     ]
     print(f"{'query':28} {'p50 ms':>8} {'p95 ms':>8}")
     for name, fn in cases:
