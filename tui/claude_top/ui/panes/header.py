@@ -47,10 +47,16 @@ class HeaderBar(Widget):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.state = HeaderState()
+        self._shown: list[tuple[str, object]] | None = None
 
     def update(self, state: HeaderState) -> None:
+        """Show `state`; repaint only if the line's text or colours change (it is asked four
+        times a second, and a repaint costs more than building the parts)."""
         self.state = state
-        self.refresh()
+        shown = [(text.plain, text.style) for _, text in self.parts()]
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh()
 
     def parts(self) -> list[tuple[int, Text]]:
         """(priority, text) pieces in display order; lower priority is dropped first."""
