@@ -277,6 +277,8 @@ class MainScreen(Screen):
             return
         mark = self.app.ingest_mark()
         due = time.monotonic() - self._last_load >= REFRESH_S
+        if self.empty and self.app.writer is not None:
+            due = False  # the connect settings do not move with the clock; an export will
         if due or mark != self._seen_mark:
             self._seen_mark = mark
             self.request_refresh("tick")
