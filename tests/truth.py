@@ -195,3 +195,25 @@ class Truth:
 
     def sessions(self) -> set[str]:
         return {e["session.id"] for e in self.events if "session.id" in e}
+
+
+def set_value(v, x) -> None:
+    """A Python value as an AnyValue; None leaves it empty (no value set)."""
+    if isinstance(x, bool):
+        v.bool_value = x
+    elif isinstance(x, int):
+        v.int_value = x
+    elif isinstance(x, float):
+        v.double_value = x
+    elif isinstance(x, str):
+        v.string_value = x
+    elif isinstance(x, bytes):
+        v.bytes_value = x
+    elif isinstance(x, list):
+        v.array_value.SetInParent()
+        for item in x:
+            set_value(v.array_value.values.add(), item)
+    elif isinstance(x, dict):
+        v.kvlist_value.SetInParent()
+        for k, item in x.items():
+            set_value(v.kvlist_value.values.add(key=k).value, item)

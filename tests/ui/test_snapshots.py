@@ -7,10 +7,10 @@ no ports or rates in the header). Regenerate with `pytest tests/ui --snapshot-up
 from __future__ import annotations
 
 import pytest
-from truth import Truth
 from uihelpers import make_app, settle
 
 from claude_top.core.store import Store
+from truth import Truth
 
 WIDE = (120, 40)
 TERM = (80, 24)

@@ -18,11 +18,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from claude_top.core.decode import accept_json, accept_protobuf, decode_export
 from claude_top.core.schema import column_names
 from claude_top.core.store import Store
+from truth import set_value
 
 INT64_MAX = (1 << 63) - 1
 # No shrinking: each step stores to DuckDB twice, so shrinking a failure with huge strings
@@ -57,28 +57,6 @@ times = st.sampled_from([0, 1, INT64_MAX, INT64_MAX + 1, 2**64 - 1]) | st.intege
 ids16 = st.binary(min_size=16, max_size=16) | st.binary(max_size=20)
 ids8 = st.binary(min_size=8, max_size=8) | st.binary(max_size=10)
 enum = st.integers(0, 3) | st.integers(-(2**31), 2**31 - 1)
-
-
-def set_value(v: AnyValue, x) -> None:
-    """A Python value as an AnyValue; None leaves it empty (no value set)."""
-    if isinstance(x, bool):
-        v.bool_value = x
-    elif isinstance(x, int):
-        v.int_value = x
-    elif isinstance(x, float):
-        v.double_value = x
-    elif isinstance(x, str):
-        v.string_value = x
-    elif isinstance(x, bytes):
-        v.bytes_value = x
-    elif isinstance(x, list):
-        v.array_value.SetInParent()
-        for item in x:
-            set_value(v.array_value.values.add(), item)
-    elif isinstance(x, dict):
-        v.kvlist_value.SetInParent()
-        for k, item in x.items():
-            set_value(v.kvlist_value.values.add(key=k).value, item)
 
 
 def set_attrs(kvs, attrs: dict) -> None:

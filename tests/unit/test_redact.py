@@ -11,29 +11,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from claude_top.core.decode import accept_json, accept_protobuf, attributes_dict, parse_protobuf
 from claude_top.core.redact import KINDS, REDACTED, Redactor, parse_kinds
+from truth import set_value
 
 ALL = Redactor(frozenset(KINDS))
-
-
-def set_value(v: AnyValue, x) -> None:
-    if isinstance(x, str):
-        v.string_value = x
-    elif isinstance(x, bool):
-        v.bool_value = x
-    elif isinstance(x, int):
-        v.int_value = x
-    elif isinstance(x, list):
-        v.array_value.SetInParent()
-        for item in x:
-            set_value(v.array_value.values.add(), item)
-    elif isinstance(x, dict):
-        v.kvlist_value.SetInParent()
-        for k, item in x.items():
-            set_value(v.kvlist_value.values.add(key=k).value, item)
 
 
 def log_request(attrs: dict, body=None) -> ExportLogsServiceRequest:
