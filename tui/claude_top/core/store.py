@@ -34,14 +34,19 @@ import platformdirs
 import pyarrow as pa
 
 from claude_top import __version__
-from claude_top.core.decode import Decoded, Export, decode_export
+from claude_top.core.decode import Decoded, Export
 from claude_top.core.schema import (
     APP_ID,
     SCHEMA_VERSION,
     TABLES,
-    arrow_schema,
     column_names,
     create_table_sql,
+)
+from claude_top.core.worker import (
+    decode_for_index,
+    decode_here,
+    init_decode_worker,
+    to_arrow,
 )
 
 MEMORY = ":memory:"
@@ -253,49 +258,6 @@ class Store:
             self.con.close()
 
 
-def to_arrow(table: str, rows: list[tuple]) -> pa.Table:
-    """Row tuples (in `core.schema` order) as an Arrow table for a bulk insert."""
-    schema = arrow_schema(table)
-    columns = zip(*rows, strict=True)
-    return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
-
-
-def decode_for_index(signal: str, body: bytes, count: int, received_ns: int) -> Decoded:
-    """Decode a journalled export, spans and events already as Arrow (runs in the decode worker)."""
-    decoded = decode_export(Export(signal, body, count, received_ns=received_ns))
-    for table in ("spans", "events"):
-        if decoded.rows[table]:
-            decoded.rows[table] = to_arrow(table, decoded.rows[table])
-    return decoded
-
-
-def _decode_here(rows: list[tuple]) -> list[Decoded | Exception]:
-    out: list[Decoded | Exception] = []
-    for _, signal, received_ns, count, body in rows:
-        try:
-            out.append(decode_for_index(signal, body, count, received_ns))
-        except Exception as exc:
-            out.append(exc)
-    return out
-
-
-def _init_decode_worker(parent_pid: int) -> None:
-    """Indexing is background work: acknowledgements and the UI come first. The worker also
-    exits with claude-top however that ends (a killed process cannot shut its pool down)."""
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(0.5)
-    os._exit(0)
-
-
 _decode_pool: ProcessPoolExecutor | None = None
 _decode_pool_lock = threading.Lock()
 
@@ -313,7 +275,7 @@ def _shared_decode_pool() -> ProcessPoolExecutor | None:
                 _decode_pool = ProcessPoolExecutor(
                     DECODE_WORKERS,
                     mp_context=mp.get_context("spawn"),
-                    initializer=_init_decode_worker,
+                    initializer=init_decode_worker,
                     initargs=(os.getpid(),),
                 )
             except (OSError, ValueError):
@@ -680,11 +642,11 @@ class StoreWriter:
                     outcomes = [f.exception() or f.result() for f in futures]
                     if any(isinstance(o, BrokenProcessPool) for o in outcomes):
                         self.decode_in_worker = False
-                        return _decode_here(rows)
+                        return decode_here(rows)
                     return outcomes
 
                 return collect
-        outcomes = _decode_here(rows)
+        outcomes = decode_here(rows)
         return lambda: outcomes
 
     def _index_chunk(self, rows: list[tuple], outcomes: list[Decoded | Exception]) -> bool:
