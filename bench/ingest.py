@@ -393,12 +393,12 @@ def run(signal_: str, protocol: str, records: int, batch: int, concurrency: int,
         proc.wait(60)
     drained = time.perf_counter() - t
 
-    import duckdb
+    from claude_top.core.store import Store
 
-    con = duckdb.connect(db, read_only=True)
-    stored = con.execute(f"SELECT count(*) FROM {TABLE[signal_]}").fetchone()[0]
-    journalled = con.execute("SELECT coalesce(sum(records), 0) FROM ingest_journal").fetchone()[0]
-    con.close()
+    store = Store.open(db, read_only=True)
+    stored = store.cursor().execute(f"SELECT count(*) FROM {TABLE[signal_]}").fetchone()[0]
+    journalled = store.journal_backlog()[1]
+    store.close()
     tmp.cleanup()
     return Result(
         signal_, protocol, records, len(bodies), payload, elapsed, drained, ceiling,

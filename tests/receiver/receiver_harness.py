@@ -21,7 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.journal import JournalError
+from claude_top.core.store import INDEXED_SEQ_KEY, META_TABLE, Store, StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from truth import grpc_requests, http_requests
 
@@ -114,23 +115,30 @@ class Server:
         return {t: self.query(f"SELECT count(*) FROM {t}", settle=False)[0][0] for t in TABLES}
 
     def durable_records(self) -> dict[str, int]:
-        """Records per signal a fresh cursor sees committed: indexed, or still journalled.
+        """Records per signal that are committed: indexed, or still in the journal.
 
-        One statement, so one snapshot: an export moving from the journal to the tables
-        meanwhile is counted exactly once.
+        The journal is read first, then the tables and the journal seq they reach in one
+        statement: an export moving from the journal to the tables meanwhile counts once.
         """
-        parts = [
-            f"(SELECT count(*) FROM {table}) + (SELECT coalesce(sum(records), 0) "
-            f"FROM ingest_journal WHERE signal = '{signal}')"
-            for signal, table in SIGNAL_TABLE.items()
-        ]
-        row = self.query("SELECT " + ", ".join(parts), settle=False)[0]
-        return dict(zip(SIGNAL_TABLE, map(int, row), strict=True))
+        while True:
+            try:
+                journalled = self.writer.journal.entries()
+                break
+            except (FileNotFoundError, JournalError):  # a segment released meanwhile
+                continue
+        parts = [f"(SELECT count(*) FROM {table})" for table in SIGNAL_TABLE.values()]
+        parts.append(f"(SELECT value FROM {META_TABLE} WHERE key = '{INDEXED_SEQ_KEY}')")
+        *row, indexed = self.query("SELECT " + ", ".join(parts), settle=False)[0]
+        indexed = int(indexed or 0)
+        counts = dict(zip(SIGNAL_TABLE, map(int, row), strict=True))
+        for e in journalled:
+            if e.seq > indexed:
+                counts[e.signal] += e.records
+        return counts
 
     def journal_records(self) -> int:
         """Records acknowledged but not yet indexed."""
-        q = "SELECT coalesce(sum(records), 0)::BIGINT FROM ingest_journal"
-        return self.query(q, settle=False)[0][0]
+        return self.writer.journal.pending()[1]
 
     async def close(self) -> None:
         await self.session.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import threading
 
 import duckdb
@@ -12,6 +14,7 @@ import grpc
 import pytest
 from receiver_harness import PROTOBUF, running_server
 
+from claude_top.core.store import Store
 from truth import Truth, grpc_requests
 
 BASIC = dict(grpc_requests("basic.grpc"))
@@ -144,10 +147,27 @@ async def test_unavailable_when_the_indexer_is_behind():
         assert server.journal_records() == 0
 
 
-async def test_journal_commit_failure_is_not_acknowledged():
-    async with running_server() as server:
-        failing = FailingCommits(server.writer._journal_cur, failures=2)
-        server.writer._journal_cur = failing
+class FailingSyncs:
+    """os.fdatasync failing while `failures` lasts: the disk refuses the journal's write."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.raised = 0
+        self._sync = os.fdatasync
+
+    def __call__(self, fd: int) -> None:
+        if self.failures:
+            self.failures -= 1
+            self.raised += 1
+            raise OSError(errno.ENOSPC, "injected failure: could not write to disk")
+        self._sync(fd)
+
+
+async def test_journal_commit_failure_is_not_acknowledged(tmp_path, monkeypatch):
+    store = Store.open(tmp_path / "ct.duckdb")
+    async with running_server(store) as server:
+        failing = FailingSyncs(failures=2)
+        monkeypatch.setattr(os, "fdatasync", failing)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await server.export("traces", BASIC["traces"])
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -159,6 +179,8 @@ async def test_journal_commit_failure_is_not_acknowledged():
         # rolled back: nothing half-written, nothing journalled
         assert server.durable_records() == {"traces": 0, "logs": 0, "metrics": 0}
         assert server.counts() == NOTHING
+        segments = list((tmp_path / "ct.duckdb.journal").iterdir())
+        assert [p.stat().st_size for p in segments] == [0]
         # the failure clears: the server keeps serving and the retries land once
         assert await server.export("traces", BASIC["traces"]) == b""
         assert (await server.post("/v1/logs", BASIC["logs"], PROTOBUF)).status == 200

@@ -72,11 +72,13 @@ class ThreadedServer:
         assert self.writer.sync(10)
         cur = self.store.cursor()
         try:
-            return cur.execute(
-                "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM events), "
-                "(SELECT count(*) FROM metric_points), "
-                "(SELECT coalesce(sum(records), 0) FROM ingest_journal)"
-            ).fetchone()
+            return (
+                *cur.execute(
+                    "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM events), "
+                    "(SELECT count(*) FROM metric_points)"
+                ).fetchone(),
+                self.writer.journal.pending()[1],
+            )
         finally:
             cur.close()
 

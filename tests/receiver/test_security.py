@@ -444,8 +444,11 @@ async def test_database_its_wal_and_its_folder_are_the_users_only(tmp_path):
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             for sig, body in grpc_requests("basic.grpc"):
                 assert await channel.unary_unary(SERVICES[sig])(body, timeout=10) == b""
-        assert wal.exists()  # the acknowledged journal commit, not yet checkpointed
-        assert mode(wal) == 0o600
+        journal = Path(str(db) + ".journal")
+        segments = list(journal.iterdir())
+        assert segments  # the acknowledged exports, journalled
+        assert {mode(p) for p in segments} == {0o600}
+        assert mode(journal) == 0o700
         assert mode(db) == 0o600
     finally:
         stop(proc)
@@ -453,4 +456,4 @@ async def test_database_its_wal_and_its_folder_are_the_users_only(tmp_path):
     assert mode(data_home) == 0o700  # made for it, so also private
     assert mode(db) == 0o600
     assert not wal.exists() or mode(wal) == 0o600
-    assert {p.name for p in folder.iterdir()} <= {db.name, wal.name}
+    assert {p.name for p in folder.iterdir()} <= {db.name, wal.name, journal.name}

@@ -422,12 +422,13 @@ def test_journalled_exports_are_indexed_after_a_crash(tmp_path):
         for signal, body in grpc_requests("errors.grpc"):
             writer.submit(accept_protobuf(signal, body)).result(10)  # acknowledged
         assert entered.wait(10)
-        # the files as a crash would leave them: the journal commit is in the WAL
+        # the files as a crash would leave them: the exports are in the journal's segments
         crashed = tmp_path / "crashed.duckdb"
         shutil.copy(path, crashed)
         wal = Path(str(path) + ".wal")
         if wal.exists():
             shutil.copy(wal, str(crashed) + ".wal")
+        shutil.copytree(str(path) + ".journal", str(crashed) + ".journal")
     finally:
         never.set()
         writer.close()
@@ -436,14 +437,16 @@ def test_journalled_exports_are_indexed_after_a_crash(tmp_path):
     store = Store.open(crashed)
     try:
         cur = store.cursor()
-        journalled = cur.execute("SELECT count(*) FROM ingest_journal").fetchone()[0]
-        assert journalled == len(grpc_requests("errors.grpc"))
+        journalled = store.journal_backlog()
+        records = len(truth.spans) + len(truth.events) + truth.data_points
+        assert journalled == (len(grpc_requests("errors.grpc")), records)
         assert cur.execute("SELECT count(*) FROM spans").fetchone()[0] == 0
         writer = StoreWriter(store, decode_in_worker=False)
         assert writer.sync(10)
         writer.close()
         cur = store.cursor()
-        assert cur.execute("SELECT count(*) FROM ingest_journal").fetchone()[0] == 0
+        assert store.journal_backlog() == (0, 0)
+        assert list(Path(str(crashed) + ".journal").iterdir()) == []  # indexed: released
         assert cur.execute("SELECT count(*) FROM spans").fetchone()[0] == len(truth.spans)
         assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == len(truth.events)
         assert total(store) == pytest.approx(truth.cost(), abs=1e-9)

@@ -2,14 +2,15 @@
 
 One process owns the file. Ingest is two steps, each its own thread:
 
-1. The journal writer gathers the validated exports that arrive within a few milliseconds
-   into one transaction on `ingest_journal` (the request bytes), commits, then resolves every
-   waiting future: receivers acknowledge only after that, so an acknowledged export survives a
-   crash.
+1. The journal writer appends the validated exports that arrive within a few milliseconds to
+   the ingest journal (`core.journal`: segment files beside the database) in one write and
+   fdatasync, then resolves every waiting future: receivers acknowledge only after that, so an
+   acknowledged export survives a crash.
 2. The indexer decodes journalled exports into `spans`, `events` and `metric_points` and
-   deletes them from the journal in the same transaction (exactly once, in arrival order,
-   resumed at the next start after a crash). It runs right behind the journal: milliseconds at
-   Claude Code's rates, a bounded backlog under bursts.
+   stores the last journal seq it indexed in the same transaction (exactly once, in arrival
+   order, resumed at the next start after a crash); the journal then drops what is indexed.
+   It runs right behind the journal: milliseconds at Claude Code's rates, a bounded backlog
+   under bursts.
 
 Readers use their own cursors (`Store.cursor()`), one per thread.
 """
@@ -35,6 +36,7 @@ import pyarrow as pa
 
 from claude_top import __version__
 from claude_top.core.decode import Decoded, Export
+from claude_top.core.journal import Entry, Journal, read_body
 from claude_top.core.schema import (
     APP_ID,
     SCHEMA_VERSION,
@@ -61,19 +63,11 @@ INDEX_CHUNK_EXPORTS = 16
 INDEX_PIPELINE_DEPTH = 2
 ACK_PRIORITY_MAX_WAIT_S = 0.05
 DECODE_WORKERS = max(1, min(2, os.cpu_count() or 1))
-JOURNAL_DDL = (
-    "CREATE TABLE IF NOT EXISTS ingest_journal "
-    "(seq BIGINT, signal VARCHAR, received_ns BIGINT, records BIGINT, body BLOB)"
+FAILED_DDL = (
+    "CREATE TABLE IF NOT EXISTS ingest_failed (seq BIGINT, signal VARCHAR, received_ns BIGINT, "
+    "records BIGINT, error VARCHAR, body BLOB)"
 )
-_JOURNAL_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("signal", pa.string()),
-        ("received_ns", pa.int64()),
-        ("records", pa.int64()),
-        ("body", pa.binary()),
-    ]
-)
+INDEXED_SEQ_KEY = "indexed_seq"
 
 
 RETENTION_COLUMNS = {"spans": "start_ns", "events": "time_ns", "metric_points": "time_ns"}
@@ -208,7 +202,7 @@ class Store:
         with transaction(self.con) as con:
             for table in TABLES:
                 con.execute(create_table_sql(table))
-            con.execute(JOURNAL_DDL)
+            con.execute(FAILED_DDL)
             con.execute(
                 "CREATE TABLE IF NOT EXISTS metric_series "
                 "(series BLOB PRIMARY KEY, start_ns BIGINT, time_ns BIGINT, value DOUBLE)"
@@ -227,6 +221,26 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one thread."""
         return self.con.cursor()
+
+    @property
+    def journal_dir(self) -> Path | None:
+        """Where the ingest journal's segments live (None: in memory, with the database)."""
+        return None if self.path == MEMORY else Path(self.path + ".journal")
+
+    def indexed_seq(self) -> int:
+        """The last journal seq whose export is in the tables."""
+        row = (
+            self.cursor()
+            .execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", [INDEXED_SEQ_KEY])
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def journal_backlog(self) -> tuple[int, int]:
+        """(exports, records) acknowledged but not yet indexed (a writer indexes them)."""
+        if self.journal_dir is None:
+            return 0, 0
+        return Journal(self.journal_dir, self.indexed_seq(), read_only=True).pending()
 
     def write(self, batches: Iterable[Decoded]) -> None:
         """Write decoded batches in one transaction (synchronous; tests and loaders)."""
@@ -303,10 +317,17 @@ class _Committer:
             ).fetchall()
         }
 
-    def commit(self, batches: list[Decoded], journal_seqs: list[int] | None = None) -> int:
+    def commit(
+        self,
+        batches: list[Decoded],
+        indexed_seq: int | None = None,
+        failed: Iterable[tuple[Entry, str, bytes | None]] = (),
+    ) -> int:
         """Write the batches in one transaction; returns the telemetry rows offered.
 
-        `journal_seqs` are deleted from the ingest journal in the same transaction.
+        `indexed_seq` (the journal seq these batches end at) and the journal records that could
+        not be decoded (`failed`: entry, error, body; kept for a fixed claude-top) are stored
+        in the same transaction.
         """
         merged: dict[str, list[tuple]] = {table: [] for table in TABLES}
         prebuilt: dict[str, list[pa.Table]] = {table: [] for table in TABLES}
@@ -332,10 +353,15 @@ class _Committer:
                     "INSERT OR REPLACE INTO metric_series VALUES (?, ?, ?, ?)",
                     [(k, s.start_ns, s.time_ns, s.value) for k, s in series_updates.items()],
                 )
-            if journal_seqs:
+            for entry, error, body in failed:
                 cur.execute(
-                    "DELETE FROM ingest_journal WHERE seq IN (SELECT unnest(?::BIGINT[]))",
-                    [journal_seqs],
+                    "INSERT INTO ingest_failed VALUES (?, ?, ?, ?, ?, ?)",
+                    [entry.seq, entry.signal, entry.received_ns, entry.records, error, body],
+                )
+            if indexed_seq is not None:
+                cur.execute(
+                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)",
+                    [INDEXED_SEQ_KEY, str(indexed_seq)],
                 )
         self.series.update(series_updates)
         return offered
@@ -439,13 +465,16 @@ class StoreWriter:
         self._queue: queue.Queue[tuple[Export, Future] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._indexed = threading.Condition(self._lock)
-        self._journal_cur = store.cursor()
-        lo, hi, backlog = self._journal_cur.execute(
-            "SELECT min(seq), max(seq), coalesce(sum(records), 0) FROM ingest_journal"
-        ).fetchone()
-        self._committed_seq = hi or 0
-        self._indexed_seq = (lo - 1) if lo is not None else self._committed_seq
-        self.stats.backlog_rows = int(backlog)
+        if not store.read_only:
+            store.con.execute(FAILED_DDL)
+        self._indexed_seq = store.indexed_seq()
+        self.journal = Journal(store.journal_dir, self._indexed_seq)
+        self._adopt_table_journal()
+        self._committed_seq = self.journal.last_seq
+        self.stats.backlog_rows = self.journal.pending()[1]
+        for problem in self.journal.damage:
+            self.stats.index_errors += 1
+            self.stats.last_index_error = problem
         self._committer = _Committer(store)
         self._closed = False
         self._stop_index_at: float | None = None
@@ -461,6 +490,21 @@ class StoreWriter:
         )
         self._journal_thread.start()
         self._index_thread.start()
+
+    def _adopt_table_journal(self) -> None:
+        """Move a journal kept by an earlier claude-top in the `ingest_journal` table."""
+        cur = self.store.cursor()
+        found = cur.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_journal'"
+        ).fetchone()[0]
+        if not found:
+            return
+        rows = cur.execute(
+            "SELECT signal, received_ns, records, body FROM ingest_journal ORDER BY seq"
+        ).fetchall()
+        if rows:
+            self.journal.append(rows)
+        cur.execute("DROP TABLE ingest_journal")
 
     # -- journal ------------------------------------------------------------------------------
 
@@ -513,21 +557,10 @@ class StoreWriter:
             self._indexed.notify_all()
 
     def _commit_journal(self, group: list[tuple[Export, Future]], rows: int) -> None:
-        first = self._committed_seq + 1
-        seqs = list(range(first, first + len(group)))
-        table = pa.Table.from_arrays(
-            [
-                pa.array(seqs, pa.int64()),
-                pa.array([e.signal for e, _ in group], pa.string()),
-                pa.array([e.received_ns for e, _ in group], pa.int64()),
-                pa.array([e.count for e, _ in group], pa.int64()),
-                pa.array([e.body for e, _ in group], pa.binary()),
-            ],
-            schema=_JOURNAL_SCHEMA,
-        )
         try:
-            with transaction(self._journal_cur) as cur, registered(cur, "_journal_in", table):
-                cur.execute("INSERT INTO ingest_journal SELECT * FROM _journal_in")
+            first = self.journal.append(
+                [(e.signal, e.received_ns, e.count, e.body) for e, _ in group]
+            )
         except Exception as exc:  # nothing was acknowledged: the exporters retry
             with self._lock:
                 self.stats.pending_rows -= rows
@@ -542,7 +575,7 @@ class StoreWriter:
             s.exports_committed += len(group)
             s.commits += 1
             s.last_commit_ns = time.time_ns()
-            self._committed_seq = seqs[-1]
+            self._committed_seq = first + len(group) - 1
             self._indexed.notify_all()
         for export, fut in group:
             fut.set_result(export.count)
@@ -590,7 +623,7 @@ class StoreWriter:
         cur = self.store.cursor()
         fetched = self._indexed_seq
         self._maybe_prune(cur)
-        inflight: collections.deque[tuple[list[tuple], Callable[[], list]]] = collections.deque()
+        inflight: collections.deque[tuple[list[Entry], Callable[[], list]]] = collections.deque()
         while True:
             with self._indexed:
                 while fetched >= self._committed_seq and not inflight and not self._closed:
@@ -606,34 +639,27 @@ class StoreWriter:
             if not inflight:
                 self._maybe_prune(cur)
             if fetched < committed and len(inflight) < INDEX_PIPELINE_DEPTH:
-                rows = cur.execute(
-                    "SELECT seq, signal, received_ns, records, body FROM ingest_journal "
-                    "WHERE seq > ? ORDER BY seq LIMIT ?",
-                    [fetched, INDEX_CHUNK_EXPORTS],
-                ).fetchall()
-                if rows:
+                entries = self.journal.read(fetched, committed, INDEX_CHUNK_EXPORTS)
+                if entries:
                     self._yield_to_acks()
-                    inflight.append((rows, self._start_decode(rows)))
-                    fetched = rows[-1][0]
+                    inflight.append((entries, self._start_decode(entries)))
+                    fetched = entries[-1].seq
                     if len(inflight) < INDEX_PIPELINE_DEPTH:
                         continue
                 else:
                     fetched = committed
             if inflight:
-                rows, outcomes = inflight.popleft()
-                if not self._index_chunk(rows, outcomes()):
+                entries, outcomes = inflight.popleft()
+                if not self._index_chunk(entries, outcomes()):
                     inflight.clear()
                     fetched = self._indexed_seq
 
-    def _start_decode(self, rows: list[tuple]) -> Callable[[], list[Decoded | Exception]]:
-        """Start decoding journal rows in the worker process; returns how to collect them."""
+    def _start_decode(self, entries: list[Entry]) -> Callable[[], list[Decoded | Exception]]:
+        """Start decoding journal entries in the worker processes; returns how to collect them."""
         pool = _shared_decode_pool() if self.decode_in_worker else None
         if pool is not None:
             try:
-                futures = [
-                    pool.submit(decode_for_index, signal, body, count, received_ns)
-                    for _, signal, received_ns, count, body in rows
-                ]
+                futures = [pool.submit(decode_for_index, entry) for entry in entries]
             except (BrokenProcessPool, RuntimeError):
                 self.decode_in_worker = False
             else:
@@ -642,28 +668,33 @@ class StoreWriter:
                     outcomes = [f.exception() or f.result() for f in futures]
                     if any(isinstance(o, BrokenProcessPool) for o in outcomes):
                         self.decode_in_worker = False
-                        return decode_here(rows)
+                        return decode_here(entries)
                     return outcomes
 
                 return collect
-        outcomes = decode_here(rows)
+        outcomes = decode_here(entries)
         return lambda: outcomes
 
-    def _index_chunk(self, rows: list[tuple], outcomes: list[Decoded | Exception]) -> bool:
-        """Commit one decoded chunk and drop it from the journal; False if the commit failed."""
+    def _index_chunk(self, entries: list[Entry], outcomes: list[Decoded | Exception]) -> bool:
+        """Commit one decoded chunk and move the journal past it; False if the commit failed."""
         decoded: list[Decoded] = []
-        done: list[int] = []
-        records = sum(r[3] for r in rows)
-        for row, outcome in zip(rows, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # kept in the journal for a fixed claude-top
+        failed: list[tuple[Entry, str, bytes | None]] = []
+        records = sum(e.records for e in entries)
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # kept in ingest_failed for a fixed claude-top
+                error = f"export {entry.seq}: {outcome}"
                 with self._lock:
                     self.stats.index_errors += 1
-                    self.stats.last_index_error = f"export {row[0]}: {outcome}"
+                    self.stats.last_index_error = error
+                try:
+                    body = read_body(entry)
+                except OSError:
+                    body = None
+                failed.append((entry, error, body))
                 continue
             decoded.append(outcome)
-            done.append(row[0])
         try:
-            self._committer.commit(decoded, journal_seqs=done)
+            self._committer.commit(decoded, indexed_seq=entries[-1].seq, failed=failed)
         except Exception as exc:
             with self._lock:
                 self.stats.index_errors += 1
@@ -675,8 +706,9 @@ class StoreWriter:
             s.rows_indexed += records
             s.backlog_rows -= records
             s.last_index_ns = time.time_ns()
-            self._indexed_seq = rows[-1][0]
+            self._indexed_seq = entries[-1].seq
             self._indexed.notify_all()
+        self.journal.release(entries[-1].seq)
         return True
 
     def sync(self, timeout: float = 10.0) -> bool:
@@ -704,3 +736,5 @@ class StoreWriter:
             self._stop_index_at = deadline
             self._indexed.notify_all()
         self._index_thread.join(max(0.0, deadline - time.monotonic()))
+        if not self._journal_thread.is_alive():
+            self.journal.close()

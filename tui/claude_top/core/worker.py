@@ -13,6 +13,7 @@ import time
 import pyarrow as pa
 
 from claude_top.core.decode import Decoded, Export, decode_export
+from claude_top.core.journal import Entry, read_body
 from claude_top.core.schema import arrow_schema
 
 
@@ -26,21 +27,22 @@ def to_arrow(table: str, rows: list[tuple]) -> pa.Table:
     )
 
 
-def decode_for_index(signal: str, body: bytes, count: int, received_ns: int) -> Decoded:
+def decode_for_index(entry: Entry) -> Decoded:
     """Decode a journalled export, spans and events already as Arrow (runs in the decode worker)."""
-    decoded = decode_export(Export(signal, body, count, received_ns=received_ns))
+    export = Export(entry.signal, read_body(entry), entry.records, received_ns=entry.received_ns)
+    decoded = decode_export(export)
     for table in ("spans", "events"):
         if decoded.rows[table]:
             decoded.rows[table] = to_arrow(table, decoded.rows[table])
     return decoded
 
 
-def decode_here(rows: list[tuple]) -> list[Decoded | Exception]:
-    """Decode journal rows in this process; a failure is returned in its row's place."""
+def decode_here(entries: list[Entry]) -> list[Decoded | Exception]:
+    """Decode journal entries in this process; a failure is returned in its entry's place."""
     out: list[Decoded | Exception] = []
-    for _, signal, received_ns, count, body in rows:
+    for entry in entries:
         try:
-            out.append(decode_for_index(signal, body, count, received_ns))
+            out.append(decode_for_index(entry))
         except Exception as exc:
             out.append(exc)
     return out

@@ -1,0 +1,232 @@
+"""The ingest journal's segment files: order, rotation, release, torn tails, damage, failures."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from claude_top.core import journal as journal_mod
+from claude_top.core.decode import accept_protobuf
+from claude_top.core.journal import HEADER, Journal, JournalError, read_body
+from claude_top.core.store import Store, StoreWriter
+from truth import Truth, grpc_requests
+
+
+def items(n: int, start: int = 0, size: int = 100) -> list[tuple[str, int, int, bytes]]:
+    return [("traces", 1_000 + i, i + 1, bytes([i % 251]) * size) for i in range(start, start + n)]
+
+
+def bodies(j: Journal, after: int = 0) -> list[bytes]:
+    return [read_body(e) for e in j.read(after, j.last_seq, 10_000)]
+
+
+def test_records_come_back_in_order_across_segments(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_mod, "SEGMENT_BYTES", 1_000)
+    j = Journal(tmp_path / "j")
+    assert j.append(items(10)) == 1
+    assert j.append(items(15, start=10)) == 11
+    assert len(list((tmp_path / "j").iterdir())) == 2  # the second group opened a new segment
+    entries = j.read(0, j.last_seq, 100)
+    assert [e.seq for e in entries] == list(range(1, 26))
+    assert [(e.received_ns, e.records) for e in entries[:2]] == [(1_000, 1), (1_001, 2)]
+    assert bodies(j) == [body for *_, body in items(25)]
+    assert [e.seq for e in j.read(3, 7, 100)] == [4, 5, 6, 7]  # a read from anywhere
+    assert [e.seq for e in j.read(7, 25, 2)] == [8, 9]
+
+
+def test_release_drops_wholly_indexed_segments_and_a_reopen_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_mod, "SEGMENT_BYTES", 1_000)
+    j = Journal(tmp_path / "j")
+    for k in range(4):
+        j.append(items(10, start=10 * k))  # four segments of ten
+    j.release(15)
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [
+        f"{s:020d}.ctj" for s in (11, 21, 31)
+    ]
+    assert j.pending() == (25, sum(range(16, 41)))
+    j.close()
+
+    again = Journal(tmp_path / "j", indexed_seq=15)
+    assert again.last_seq == 40
+    assert [e.seq for e in again.read(15, 40, 100)] == list(range(16, 41))
+    assert again.append(items(1)) == 41  # appends after what is there
+
+
+def test_a_torn_tail_is_cut_and_the_seq_continues(tmp_path):
+    j = Journal(tmp_path / "j")
+    j.append(items(3))
+    j.close()
+    (segment,) = (tmp_path / "j").iterdir()
+    whole = segment.stat().st_size
+    partial = HEADER.pack(journal_mod.MAGIC, 0, 100, 4, 0, 1, 0) + b"x" * 10
+    with open(segment, "ab") as f:
+        f.write(partial)  # a crash in the middle of the fourth record: never acknowledged
+
+    j = Journal(tmp_path / "j")
+    assert j.last_seq == 3
+    assert segment.stat().st_size == whole
+    assert j.append(items(1, start=3)) == 4
+    assert bodies(j) == [body for *_, body in items(4)]
+
+
+def _flip(segment: Path, at: int) -> None:
+    raw = bytearray(segment.read_bytes())
+    raw[at] ^= 0x01
+    segment.write_bytes(bytes(raw))
+
+
+def test_a_damaged_last_record_is_a_torn_write_and_cut(tmp_path):
+    j = Journal(tmp_path / "j")
+    j.append(items(3))
+    j.close()
+    (segment,) = (tmp_path / "j").iterdir()
+    last = j.read(0, 3, 10)[2]
+    _flip(segment, last.offset + HEADER.size + 5)
+    with pytest.raises(JournalError, match="fails its checksum"):
+        read_body(last)
+    ro = Journal(tmp_path / "j", read_only=True)  # looks, changes nothing
+    assert ro.last_seq == 2 and segment.stat().st_size == last.offset + HEADER.size + 100
+    assert Journal(tmp_path / "j").last_seq == 2
+    assert segment.stat().st_size == last.offset
+
+
+def test_a_damaged_record_before_intact_ones_is_kept_and_refused_by_its_reader(tmp_path):
+    j = Journal(tmp_path / "j")
+    j.append(items(3))
+    j.close()
+    (segment,) = (tmp_path / "j").iterdir()
+    second = j.read(0, 3, 10)[1]
+    _flip(segment, second.offset + HEADER.size + 5)
+    again = Journal(tmp_path / "j")
+    assert again.last_seq == 3
+    assert again.damage == []  # the indexer meets it: see test_an_export_that_cannot_be_decoded
+    entries = again.read(0, 3, 10)
+    assert read_body(entries[0]) == items(1)[0][3]
+    with pytest.raises(JournalError, match="record 2 fails its checksum"):
+        read_body(entries[1])
+    assert read_body(entries[2]) == items(1, start=2)[0][3]
+
+
+def test_a_failed_sync_leaves_nothing_behind(tmp_path, monkeypatch):
+    j = Journal(tmp_path / "j")
+    j.append(items(2))
+    size = next((tmp_path / "j").iterdir()).stat().st_size
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdatasync", full_disk)
+    with pytest.raises(OSError):
+        j.append(items(2, start=2))
+    monkeypatch.undo()
+    assert next((tmp_path / "j").iterdir()).stat().st_size == size
+    assert j.last_seq == 2
+    assert j.append(items(1, start=7)) == 3
+    assert bodies(j) == [body for *_, body in items(2) + items(1, start=7)]
+
+
+def test_in_memory_journal():
+    j = Journal(None)
+    assert j.append(items(3)) == 1
+    assert bodies(j) == [body for *_, body in items(3)]
+    j.release(2)
+    assert [e.seq for e in j.entries()] == [3]
+    assert j.pending() == (1, 3)
+
+
+def _fill(path: Path, writer_options: dict | None = None) -> StoreWriter:
+    store = Store.open(path)
+    writer = StoreWriter(store, decode_in_worker=False, **(writer_options or {}))
+    for signal, body in grpc_requests("basic.grpc"):
+        writer.submit(accept_protobuf(signal, body)).result(10)
+    assert writer.sync(10)
+    return writer
+
+
+def _counts(store: Store) -> tuple[int, int, int]:
+    return (
+        store.cursor()
+        .execute(
+            "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM events), "
+            "(SELECT count(*) FROM metric_points)"
+        )
+        .fetchone()
+    )
+
+
+def test_indexed_before_a_crash_is_not_indexed_again(tmp_path):
+    """The indexed seq commits with the rows: segments a crash left behind are not re-read."""
+    truth = Truth("basic.grpc")
+    path = tmp_path / "ct.duckdb"
+    writer = _fill(path)
+    left = tmp_path / "left"
+    shutil.copytree(str(path) + ".journal", left)  # as a crash before the release would leave
+    writer.close()
+    writer.store.close()
+    shutil.rmtree(str(path) + ".journal")
+    shutil.copytree(left, str(path) + ".journal")
+    assert any(Path(str(path) + ".journal").iterdir())
+
+    store = Store.open(path)
+    writer = StoreWriter(store, decode_in_worker=False)
+    assert writer.stats.backlog_rows == 0
+    assert writer.sync(5)
+    writer.close()
+    assert _counts(store) == (len(truth.spans), len(truth.events), truth.data_points)
+    assert not any(Path(str(path) + ".journal").iterdir())
+    store.close()
+
+
+def test_an_export_that_cannot_be_decoded_is_kept_aside(tmp_path):
+    """A journalled record damaged on disk: counted, kept in ingest_failed, the rest indexed."""
+    path = tmp_path / "ct.duckdb"
+    Store.open(path).close()
+    exports = [accept_protobuf(signal, body) for signal, body in grpc_requests("basic.grpc")]
+    j = Journal(Path(f"{path}.journal"))  # acknowledged, then the process died
+    j.append([(e.signal, e.received_ns, e.count, e.body) for e in exports])
+    j.close()
+    second = j.read(0, j.last_seq, 10)[1]
+    _flip(Path(second.path), second.offset + HEADER.size + 3)
+
+    store = Store.open(path)
+    writer = StoreWriter(store, decode_in_worker=False)
+    assert writer.sync(10)
+    writer.close()
+    assert writer.stats.index_errors == 1
+    assert "record 2 fails its checksum" in writer.stats.last_index_error
+    failed = store.cursor().execute("SELECT seq, signal, records, body FROM ingest_failed")
+    assert failed.fetchall() == [(2, second.signal, second.records, None)]
+    assert writer.stats.rows_indexed == sum(e.count for e in exports)
+    assert sum(_counts(store)) == sum(e.count for i, e in enumerate(exports) if i != 1)
+    assert store.journal_backlog() == (0, 0)
+    store.close()
+
+
+def test_a_journal_kept_in_the_table_by_an_earlier_version_is_adopted(tmp_path):
+    truth = Truth("basic.grpc")
+    path = tmp_path / "ct.duckdb"
+    store = Store.open(path)
+    cur = store.cursor()
+    cur.execute(
+        "CREATE TABLE ingest_journal "
+        "(seq BIGINT, signal VARCHAR, received_ns BIGINT, records BIGINT, body BLOB)"
+    )
+    for seq, (signal, body) in enumerate(grpc_requests("basic.grpc"), 1):
+        export = accept_protobuf(signal, body)
+        cur.execute(
+            "INSERT INTO ingest_journal VALUES (?, ?, ?, ?, ?)",
+            [seq, signal, export.received_ns, export.count, body],
+        )
+    writer = StoreWriter(store, decode_in_worker=False)
+    assert writer.sync(10)
+    writer.close()
+    assert _counts(store) == (len(truth.spans), len(truth.events), truth.data_points)
+    tables = {
+        r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    assert "ingest_journal" not in tables
+    store.close()

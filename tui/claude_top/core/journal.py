@@ -1,0 +1,363 @@
+"""The ingest journal: acknowledged export bodies in append-only segment files beside the database.
+
+`Journal.append` writes a group of records and fdatasyncs the file: once it returns, those
+exports may be acknowledged. The indexer reads the records back in order (`Journal.read`),
+decodes them into the tables and stores the last seq it indexed in the same DuckDB transaction;
+`Journal.release` then deletes the segments it has wholly passed. At the next start the records
+after that seq are indexed again, and a torn record at the tail (a crash mid-write, so never
+acknowledged) is cut off.
+
+A record is a 40-byte header (magic, CRC-32 of the rest, body length, seq, received time,
+record count, signal) and the export's protobuf body. No DuckDB here: the decode workers read
+bodies with `read_body`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+SIGNALS = ("traces", "logs", "metrics")
+MAGIC = b"CTJ1"
+HEADER = struct.Struct("<4sIIqqqB3x")
+SEGMENT_BYTES = 64 << 20
+SUFFIX = ".ctj"
+_IOV_MAX = 1000
+
+
+class JournalError(OSError):
+    """A journal record cannot be read back as written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journalled export: where its record is (or, in memory, its body)."""
+
+    seq: int
+    signal: str
+    received_ns: int
+    records: int
+    path: str | None
+    offset: int
+    length: int
+    body: bytes | None = None
+
+
+def _crc(header_rest: bytes, body: bytes) -> int:
+    return zlib.crc32(body, zlib.crc32(header_rest))
+
+
+def _header(seq: int, signal: str, received_ns: int, records: int, body: bytes) -> bytes:
+    rest = HEADER.pack(MAGIC, 0, len(body), seq, received_ns, records, SIGNALS.index(signal))[8:]
+    return MAGIC + _crc(rest, body).to_bytes(4, "little") + rest
+
+
+def _parse_header(raw: bytes) -> tuple[int, int, int, int, int, str, bytes] | None:
+    """(crc, length, seq, received_ns, records, signal, rest) or None if not a header."""
+    if len(raw) < HEADER.size:
+        return None
+    magic, crc, length, seq, received_ns, records, sig = HEADER.unpack_from(raw)
+    if magic != MAGIC or sig >= len(SIGNALS) or length < 0 or records < 0:
+        return None
+    return crc, length, seq, received_ns, records, SIGNALS[sig], raw[8 : HEADER.size]
+
+
+def read_body(entry: Entry) -> bytes:
+    """The body of a journalled export, checked against its CRC."""
+    if entry.body is not None:
+        return entry.body
+    fd = os.open(entry.path, os.O_RDONLY)
+    try:
+        raw = os.pread(fd, HEADER.size + entry.length, entry.offset)
+    finally:
+        os.close(fd)
+    parsed = _parse_header(raw)
+    body = raw[HEADER.size :]
+    if parsed is None or parsed[2] != entry.seq or len(body) != entry.length:
+        raise JournalError(f"journal record {entry.seq} is damaged ({entry.path}@{entry.offset})")
+    if _crc(parsed[6], body) != parsed[0]:
+        raise JournalError(f"journal record {entry.seq} fails its checksum ({entry.path})")
+    return body
+
+
+@dataclass
+class _Segment:
+    first_seq: int
+    path: str
+    last_seq: int
+    size: int
+
+
+class Journal:
+    """The journal of one database: segment files in `directory`, or in memory when None."""
+
+    def __init__(
+        self, directory: Path | None, indexed_seq: int = 0, read_only: bool = False
+    ) -> None:
+        self.directory = directory
+        self.read_only = read_only
+        self.indexed_seq = indexed_seq
+        self.last_seq = indexed_seq
+        self.damage: list[str] = []
+        self._lock = threading.Lock()
+        self._segments: list[_Segment] = []
+        self._fd: int | None = None
+        self._memory: dict[int, Entry] = {}
+        self._cursor: tuple[int, int, int] | None = None  # (segment index, offset, next seq)
+        if directory is not None and read_only:
+            if directory.is_dir():
+                self._recover()
+        elif directory is not None:
+            old = os.umask(0o077)
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            finally:
+                os.umask(old)
+            self._recover()
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _segment_files(self) -> list[tuple[int, str]]:
+        found = []
+        for p in self.directory.iterdir():
+            if p.suffix == SUFFIX and p.stem.isdigit():
+                found.append((int(p.stem), str(p)))
+        return sorted(found)
+
+    def _recover(self) -> None:
+        """Find every intact record; drop indexed segments; cut a torn tail."""
+        files = self._segment_files()
+        for i, (first, path) in enumerate(files):
+            last_file = i == len(files) - 1
+            last_seq, end, problem = self._scan(path, first, verify=last_file)
+            if problem:
+                if last_file and not self.read_only:
+                    with open(path, "r+b") as f:
+                        f.truncate(end)
+                        os.fsync(f.fileno())
+                else:
+                    self.damage.append(problem)
+            passed = last_seq < first or last_seq <= self.indexed_seq
+            if passed:
+                if not self.read_only:
+                    os.unlink(path)
+                continue
+            self._segments.append(_Segment(first, path, last_seq, end))
+        if self._segments:
+            self.last_seq = max(self.last_seq, self._segments[-1].last_seq)
+
+    @staticmethod
+    def _scan(path: str, first: int, verify: bool) -> tuple[int, int, str]:
+        """Walk a segment's headers: (last seq, end of the last intact record, problem).
+
+        With `verify`, the last record's body is checked too: a bad one is a torn write, cut off.
+        (A bad body before intact records is damage, left for `read_body` to refuse.)
+        """
+        seq, offset = first - 1, 0
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            while offset < size:
+                f.seek(offset)
+                parsed = _parse_header(f.read(HEADER.size))
+                end = offset + HEADER.size + (parsed[1] if parsed else 0)
+                if parsed is None or parsed[2] != seq + 1 or end > size:
+                    return seq, offset, f"{path}: record {seq + 1} at byte {offset} is damaged"
+                if verify and end == size and _crc(parsed[6], f.read(parsed[1])) != parsed[0]:
+                    return seq, offset, f"{path}: record {seq + 1} fails its checksum"
+                seq, offset = parsed[2], end
+        return seq, offset, ""
+
+    def entries(self) -> list[Entry]:
+        """Every entry journalled and not yet released (the indexer's read position untouched)."""
+        with self._lock:
+            if self.directory is None:
+                return list(self._memory.values())
+            segments = list(self._segments)
+        out: list[Entry] = []
+        for seg in segments:
+            seq, offset = seg.first_seq, 0
+            with open(seg.path, "rb") as f:
+                while seq <= seg.last_seq:
+                    f.seek(offset)
+                    parsed = _parse_header(f.read(HEADER.size))
+                    if parsed is None or parsed[2] != seq:
+                        raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
+                    _, length, _, received_ns, records, signal, _ = parsed
+                    out.append(Entry(seq, signal, received_ns, records, seg.path, offset, length))
+                    offset += HEADER.size + length
+                    seq += 1
+        return out
+
+    def pending(self) -> tuple[int, int]:
+        """(exports, records) journalled and not yet indexed."""
+        todo = [e for e in self.entries() if e.seq > self.indexed_seq]
+        return len(todo), sum(e.records for e in todo)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, items: list[tuple[str, int, int, bytes]]) -> int:
+        """Write (signal, received_ns, records, body) items durably; returns the first seq."""
+        first = self.last_seq + 1
+        if self.directory is None:
+            with self._lock:
+                for i, (signal, received_ns, records, body) in enumerate(items):
+                    seq = first + i
+                    self._memory[seq] = Entry(seq, signal, received_ns, records, None, 0, 0, body)
+                self.last_seq = first + len(items) - 1
+            return first
+        seg = self._active(first)
+        parts: list[bytes] = []
+        for i, (signal, received_ns, records, body) in enumerate(items):
+            parts.append(_header(first + i, signal, received_ns, records, body))
+            parts.append(body)
+        start = seg.size
+        try:
+            written = 0
+            for j in range(0, len(parts), _IOV_MAX):
+                written += _writev_all(self._fd, parts[j : j + _IOV_MAX])
+            os.fdatasync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            raise
+        with self._lock:
+            seg.size = start + written
+            seg.last_seq = first + len(items) - 1
+            self.last_seq = seg.last_seq
+        return first
+
+    def _active(self, first: int) -> _Segment:
+        """The segment to append to, starting a new one past SEGMENT_BYTES."""
+        if self.read_only:
+            raise JournalError("the journal is open read-only")
+        last = self._segments[-1] if self._segments else None
+        fits = last is not None and last.size < SEGMENT_BYTES and last.last_seq == first - 1
+        if self._fd is not None and fits:
+            return last
+        if self._fd is None and fits:
+            seg = self._segments[-1]
+            self._fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
+            return seg
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        path = str(self.directory / f"{first:020d}{SUFFIX}")
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        seg = _Segment(first, path, first - 1, 0)
+        with self._lock:
+            self._segments.append(seg)
+        return seg
+
+    # -- reading and releasing ----------------------------------------------------------------
+
+    def read(self, after_seq: int, upto_seq: int, limit: int) -> list[Entry]:
+        """Up to `limit` entries with after_seq < seq <= upto_seq, in order."""
+        if self.directory is None:
+            with self._lock:
+                mem = self._memory
+                return [mem[s] for s in range(after_seq + 1, min(upto_seq, after_seq + limit) + 1)]
+        out: list[Entry] = []
+        with self._lock:
+            segments = list(self._segments)
+        cursor = self._cursor
+        if cursor is None or cursor[2] != after_seq + 1:
+            cursor = self._seek(segments, after_seq)
+        index, offset, seq = cursor
+        while len(out) < limit and seq <= upto_seq and index < len(segments):
+            seg = segments[index]
+            if seq > seg.last_seq or offset >= seg.size:
+                if index + 1 < len(segments):  # past a damaged segment's gap, if any
+                    index, offset, seq = index + 1, 0, max(seq, segments[index + 1].first_seq)
+                    continue
+                break
+            with open(seg.path, "rb") as f:
+                while len(out) < limit and seq <= min(upto_seq, seg.last_seq):
+                    f.seek(offset)
+                    parsed = _parse_header(f.read(HEADER.size))
+                    if parsed is None or parsed[2] != seq:
+                        raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
+                    _, length, _, received_ns, records, signal, _ = parsed
+                    out.append(Entry(seq, signal, received_ns, records, seg.path, offset, length))
+                    offset += HEADER.size + length
+                    seq += 1
+        self._cursor = (index, offset, seq)
+        return out
+
+    def _seek(self, segments: list[_Segment], after_seq: int) -> tuple[int, int, int]:
+        """The cursor of the first record after `after_seq`."""
+        index = 0
+        for i, seg in enumerate(segments):
+            if seg.first_seq <= after_seq + 1:
+                index = i
+        if not segments or segments[index].first_seq > after_seq + 1:
+            return index, 0, segments[index].first_seq if segments else after_seq + 1
+        seg = segments[index]
+        seq, offset = seg.first_seq, 0
+        with open(seg.path, "rb") as f:
+            while seq <= after_seq and seq <= seg.last_seq:
+                f.seek(offset)
+                parsed = _parse_header(f.read(HEADER.size))
+                if parsed is None:
+                    raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
+                offset += HEADER.size + parsed[1]
+                seq += 1
+        return index, offset, seq
+
+    def release(self, indexed_seq: int) -> None:
+        """Forget what is indexed: delete segments (except the one written to) wholly passed."""
+        with self._lock:
+            self.indexed_seq = max(self.indexed_seq, indexed_seq)
+            if self.directory is None:
+                for seq in [s for s in self._memory if s <= indexed_seq]:
+                    del self._memory[seq]
+                return
+            keep = []
+            dropped = 0
+            for i, seg in enumerate(self._segments):
+                active = i == len(self._segments) - 1
+                if not active and seg.last_seq <= indexed_seq:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(seg.path)
+                    dropped += 1
+                else:
+                    keep.append(seg)
+            self._segments = keep
+            if dropped and self._cursor is not None:
+                index, offset, seq = self._cursor
+                self._cursor = (max(0, index - dropped), offset, seq)
+
+    def close(self) -> None:
+        """Stop writing; a journal wholly indexed leaves no file behind."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        with self._lock:
+            if (
+                self.directory is not None
+                and not self.read_only
+                and self.indexed_seq >= self.last_seq
+            ):
+                for seg in self._segments:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(seg.path)
+                self._segments = []
+
+
+def _writev_all(fd: int, parts: list[bytes]) -> int:
+    total = sum(len(p) for p in parts)
+    done = os.writev(fd, parts)
+    while done < total:  # a short write: finish the rest
+        flat = b"".join(parts)[done:]
+        done += os.write(fd, flat)
+    return total
