@@ -230,3 +230,14 @@ def test_a_journal_kept_in_the_table_by_an_earlier_version_is_adopted(tmp_path):
     }
     assert "ingest_journal" not in tables
     store.close()
+
+
+def test_the_database_size_counts_the_journal(tmp_path):
+    path = tmp_path / "ct.duckdb"
+    writer = _fill(path)
+    files = [path, Path(f"{path}.wal"), *Path(f"{path}.journal").iterdir()]
+    segments = sum(p.stat().st_size for p in Path(f"{path}.journal").iterdir())
+    assert segments == sum(len(body) + HEADER.size for _, body in grpc_requests("basic.grpc"))
+    assert writer.store.size_bytes() == sum(p.stat().st_size for p in files if p.exists())
+    writer.close()
+    writer.store.close()

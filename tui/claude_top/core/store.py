@@ -247,11 +247,19 @@ class Store:
         _Committer(self).commit(list(batches))
 
     def size_bytes(self) -> int:
-        """Bytes the database takes: the file and its WAL (in memory: DuckDB's own count)."""
+        """Bytes the database takes: the file, its WAL and the ingest journal's segments
+        (in memory: DuckDB's own count)."""
         if self.path == MEMORY:
             row = self.con.cursor().execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
             return int(row.fetchone()[0] or 0)
-        return sum(os.path.getsize(p) for p in (self.path, self.path + ".wal") if os.path.exists(p))
+        paths = [self.path, self.path + ".wal"]
+        with contextlib.suppress(OSError):
+            paths += [str(p) for p in self.journal_dir.iterdir()]
+        total = 0
+        for p in paths:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(p)
+        return total
 
     def prune(self, before_ns: int, cur: duckdb.DuckDBPyConnection | None = None) -> int:
         """Delete telemetry older than `before_ns` (retention); returns the rows deleted."""
