@@ -291,3 +291,25 @@ async def test_json_of_another_signal_is_refused_not_dropped(path, carried):
         assert reply.status == 400, reply.body
         assert carried in status_message(JSON, reply.body)[1]
         assert server.counts() == {"spans": 0, "events": 0, "metric_points": 0}
+
+
+@pytest.mark.parametrize("signal", ["traces", "logs"])
+async def test_protobuf_metrics_export_sent_as_another_signal_is_refused(signal):
+    """Claude Code's metrics protobuf parses as `signal` (its records as junk): refused over
+    both transports, naming what it is; nothing stored."""
+    body = BASIC["metrics"]
+    async with running_server() as server:
+        reply = await server.post(f"/v1/{signal}", body, PROTOBUF)
+        assert reply.status == 400, reply.body
+        assert "is an OTLP metrics export, not " + signal in status_message(PROTOBUF, reply.body)[1]
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await server.export(signal, body)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "send it to the metrics endpoint" in err.value.details()
+        assert server.counts() == {"spans": 0, "events": 0, "metric_points": 0}
+        for sig, good in BASIC.items():  # the right ones still land
+            assert await server.export(sig, good) == b""
+        assert server.counts() == {
+            "spans": len(TRUTH.spans), "events": len(TRUTH.events),
+            "metric_points": TRUTH.data_points,
+        }  # fmt: skip

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -107,6 +108,23 @@ def guess_protobuf_signal(body: bytes) -> str:
     if best is None:
         raise DecodeFailure("body is not an OTLP traces, metrics or logs protobuf")
     return best[1]
+
+
+def _first_record_unknown(signal: str, request: Message) -> bool:
+    """Whether the request's first record has fields its type does not know (as the records
+    of another signal's export would): the cue to check which signal the body carries."""
+    for resource in getattr(request, _RECORD_PATH[signal][0]):
+        for scope in getattr(resource, _RECORD_PATH[signal][1]):
+            for record in getattr(scope, _RECORD_PATH[signal][2]):
+                return len(UnknownFieldSet(record)) > 0
+    return False
+
+
+_RECORD_PATH = {
+    "traces": ("resource_spans", "scope_spans", "spans"),
+    "logs": ("resource_logs", "scope_logs", "log_records"),
+    "metrics": ("resource_metrics", "scope_metrics", "metrics"),
+}
 
 
 def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
@@ -207,8 +225,15 @@ def accept_protobuf(signal: str | None, body: bytes, redact: Redactor | None = N
 
     With `redact`, the Export holds the request re-serialized without the redacted values.
     """
+    told = signal
     signal = signal or guess_protobuf_signal(body)
     request = parse_protobuf(signal, body)
+    if told and _first_record_unknown(signal, request):
+        other = guess_protobuf_signal(body)
+        if other != signal:  # it would parse as junk records: say where it belongs
+            raise DecodeFailure(
+                f"the body is an OTLP {other} export, not {signal}: send it to the {other} endpoint"
+            )
     if redact is not None and redact.request(signal, request):
         body = request.SerializeToString()
     return inspect(signal, request, body)
