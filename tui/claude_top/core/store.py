@@ -62,6 +62,7 @@ GROUP_MAX_ROWS = 50_000
 INDEX_CHUNK_EXPORTS = 16
 INDEX_PIPELINE_DEPTH = 2
 ACK_PRIORITY_MAX_WAIT_S = 0.05
+CLOSE_GRACE_S = 5.0
 DECODE_WORKERS = max(1, min(2, os.cpu_count() or 1))
 FAILED_DDL = (
     "CREATE TABLE IF NOT EXISTS ingest_failed (seq BIGINT, signal VARCHAR, received_ns BIGINT, "
@@ -272,8 +273,10 @@ class Store:
         return deleted
 
     def checkpoint(self) -> None:
+        """Fold the WAL into the file now (skipped while another write is running)."""
         if not self.read_only and self.path != MEMORY:
-            self.con.execute("CHECKPOINT")
+            with contextlib.suppress(duckdb.TransactionException):
+                self.con.execute("CHECKPOINT")
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -743,6 +746,7 @@ class StoreWriter:
         with self._indexed:
             self._stop_index_at = deadline
             self._indexed.notify_all()
-        self._index_thread.join(max(0.0, deadline - time.monotonic()))
+        # the indexer stops between chunks: let the one it is committing finish
+        self._index_thread.join(max(0.0, deadline - time.monotonic()) + CLOSE_GRACE_S)
         if not self._journal_thread.is_alive():
             self.journal.close()
