@@ -452,3 +452,18 @@ def test_journalled_exports_are_indexed_after_a_crash(tmp_path):
         assert total(store) == pytest.approx(truth.cost(), abs=1e-9)
     finally:
         store.close()
+
+
+def test_checkpoint_waits_for_no_one(tmp_path):
+    """At exit the indexer may still be committing: the checkpoint is skipped, not an error."""
+    store = Store.open(tmp_path / "ct.duckdb")
+    other = store.cursor()
+    other.begin()
+    other.execute("INSERT INTO claude_top_meta VALUES ('busy', '1')")
+    store.checkpoint()
+    other.commit()
+    store.checkpoint()
+    assert store.cursor().execute(
+        "SELECT value FROM claude_top_meta WHERE key = 'busy'"
+    ).fetchone() == ("1",)
+    store.close()
