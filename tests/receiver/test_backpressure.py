@@ -207,3 +207,42 @@ async def test_indexer_commit_failure_loses_nothing_acknowledged():
             "SELECT sum(increment) FROM metric_points WHERE name = 'claude_code.cost.usage'"
         )[0]
         assert cost == pytest.approx(TRUTH.cost(), abs=1e-9)
+
+
+async def test_the_pending_bound_counts_bytes_too():
+    """Few records in big exports: the memory waiting for the journal is bounded in bytes."""
+    options = {"max_pending_bytes": len(BASIC["traces"]) + len(BASIC["logs"]) - 1}
+    async with running_server(writer_options=options) as server:
+        async with journal_blocked(server) as gate:
+            first = asyncio.create_task(server.export("traces", BASIC["traces"]))
+            await gate.wait_entered()
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await server.export("logs", BASIC["logs"])
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "MB pending" in err.value.details()
+            gate.open()
+            assert await first == b""
+        assert server.writer.stats.pending_bytes == 0
+        assert await server.export("logs", BASIC["logs"]) == b""
+        assert server.counts() == {**NOTHING, "spans": SPANS, "events": EVENTS}
+        assert server.writer.stats.backlog_bytes == 0
+
+
+async def test_the_backlog_bound_counts_bytes_too():
+    options = {"max_backlog_bytes": len(BASIC["traces"]) + len(BASIC["logs"]) - 1}
+    async with running_server(writer_options=options) as server:
+        gate = Gate(server.writer._committer, "commit")
+        try:
+            assert await server.export("traces", BASIC["traces"]) == b""
+            await gate.wait_entered()
+            assert server.writer.stats.backlog_bytes == len(BASIC["traces"])
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await server.export("logs", BASIC["logs"])
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "MB journalled" in err.value.details()
+        finally:
+            gate.open()
+        assert server.counts() == {**NOTHING, "spans": SPANS}
+        assert server.writer.stats.backlog_bytes == 0
+        assert await server.export("logs", BASIC["logs"]) == b""
+        assert server.counts() == {**NOTHING, "spans": SPANS, "events": EVENTS}

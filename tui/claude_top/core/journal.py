@@ -207,7 +207,9 @@ class Journal:
             with self._lock:
                 for i, (signal, received_ns, records, body) in enumerate(items):
                     seq = first + i
-                    self._memory[seq] = Entry(seq, signal, received_ns, records, None, 0, 0, body)
+                    self._memory[seq] = Entry(
+                        seq, signal, received_ns, records, None, 0, len(body), body
+                    )
                 self.last_seq = first + len(items) - 1
             return first
         seg = self._active(first)

@@ -57,6 +57,8 @@ DEFAULT_THREADS = 2
 DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_MAX_PENDING_ROWS = 200_000
 DEFAULT_MAX_BACKLOG_ROWS = 2_000_000
+DEFAULT_MAX_PENDING_BYTES = 256 << 20
+DEFAULT_MAX_BACKLOG_BYTES = 4 << 30
 GROUP_WINDOW_S = 0.003
 GROUP_MAX_ROWS = 50_000
 INDEX_CHUNK_EXPORTS = 16
@@ -447,8 +449,10 @@ class WriterStats:
     commits: int = 0
     last_commit_ns: int = 0
     pending_rows: int = 0
+    pending_bytes: int = 0
     rows_indexed: int = 0
     backlog_rows: int = 0
+    backlog_bytes: int = 0
     last_index_ns: int = 0
     index_errors: int = 0
     last_index_error: str = ""
@@ -463,6 +467,8 @@ class StoreWriter:
         store: Store,
         max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
         max_backlog_rows: int = DEFAULT_MAX_BACKLOG_ROWS,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES,
         decode_in_worker: bool = True,
         retention_s: int | None = None,
     ) -> None:
@@ -472,6 +478,8 @@ class StoreWriter:
         self._next_prune = time.monotonic()
         self.max_pending_rows = max_pending_rows
         self.max_backlog_rows = max_backlog_rows
+        self.max_pending_bytes = max_pending_bytes
+        self.max_backlog_bytes = max_backlog_bytes
         self.stats = WriterStats()
         self._queue: queue.Queue[tuple[Export, Future] | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -482,7 +490,9 @@ class StoreWriter:
         self.journal = Journal(store.journal_dir, self._indexed_seq)
         self._adopt_table_journal()
         self._committed_seq = self.journal.last_seq
-        self.stats.backlog_rows = self.journal.pending()[1]
+        backlog = [e for e in self.journal.entries() if e.seq > self._indexed_seq]
+        self.stats.backlog_rows = sum(e.records for e in backlog)
+        self.stats.backlog_bytes = sum(e.length for e in backlog)
         for problem in self.journal.damage:
             self.stats.index_errors += 1
             self.stats.last_index_error = problem
@@ -522,7 +532,7 @@ class StoreWriter:
     def submit(self, export: Export) -> Future:
         """Queue an export; the future resolves once it is committed. Raises Backpressure."""
         fut: Future = Future()
-        rows = export.count
+        rows, size = export.count, len(export.body)
         if not rows:
             fut.set_result(0)
             return fut
@@ -530,13 +540,24 @@ class StoreWriter:
             if self._closed:
                 raise Backpressure("claude-top is shutting down")
             s = self.stats
-            if s.pending_rows and s.pending_rows + rows > self.max_pending_rows:
+            if s.pending_rows and (
+                s.pending_rows + rows > self.max_pending_rows
+                or s.pending_bytes + size > self.max_pending_bytes
+            ):
                 raise Backpressure(
-                    f"writer is behind ({s.pending_rows} rows pending); retry shortly"
+                    f"writer is behind ({s.pending_rows} rows, {s.pending_bytes >> 20} MB "
+                    "pending); retry shortly"
                 )
-            if s.backlog_rows and s.backlog_rows + rows > self.max_backlog_rows:
-                raise Backpressure(f"indexer is behind ({s.backlog_rows} rows); retry shortly")
+            if s.backlog_rows and (
+                s.backlog_rows + rows > self.max_backlog_rows
+                or s.backlog_bytes + size > self.max_backlog_bytes
+            ):
+                raise Backpressure(
+                    f"indexer is behind ({s.backlog_rows} rows, {s.backlog_bytes >> 20} MB "
+                    "journalled); retry shortly"
+                )
             s.pending_rows += rows
+            s.pending_bytes += size
         self._queue.put((export, fut))
         return fut
 
@@ -568,6 +589,7 @@ class StoreWriter:
             self._indexed.notify_all()
 
     def _commit_journal(self, group: list[tuple[Export, Future]], rows: int) -> None:
+        size = sum(len(e.body) for e, _ in group)
         try:
             first = self.journal.append(
                 [(e.signal, e.received_ns, e.count, e.body) for e, _ in group]
@@ -575,13 +597,16 @@ class StoreWriter:
         except Exception as exc:  # nothing was acknowledged: the exporters retry
             with self._lock:
                 self.stats.pending_rows -= rows
+                self.stats.pending_bytes -= size
             for _, fut in group:
                 fut.set_exception(exc)
             return
         with self._indexed:
             s = self.stats
             s.pending_rows -= rows
+            s.pending_bytes -= size
             s.backlog_rows += rows
+            s.backlog_bytes += size
             s.rows_committed += rows
             s.exports_committed += len(group)
             s.commits += 1
@@ -716,6 +741,7 @@ class StoreWriter:
             s = self.stats
             s.rows_indexed += records
             s.backlog_rows -= records
+            s.backlog_bytes -= sum(e.length for e in entries)
             s.last_index_ns = time.time_ns()
             self._indexed_seq = entries[-1].seq
             self._indexed.notify_all()
