@@ -91,7 +91,7 @@ async def test_quit_stops_receivers_and_flushes(ui_store):
         await pilot.press("q")
     assert app.return_code == 0
     with pytest.raises(Backpressure):
-        writer.submit(type("E", (), {"count": 1})())
+        writer.submit(type("E", (), {"count": 1, "body": b"x"})())
     cur = ui_store.cursor()
     (n,) = cur.execute("SELECT count(*) FROM events WHERE session_id = ?", [NEW_SESSION]).fetchone()
     assert n == len(Truth("basic.grpc").events)
