@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from claude_top.core import lean
 from claude_top.core.redact import Redactor
 from claude_top.core.schema import column_names
 
@@ -296,6 +297,11 @@ def attributes_dict(kvs) -> dict[str, Any]:
     return out
 
 
+def map_attributes(attributes) -> dict[str, Any]:
+    """The attributes of a `core.lean` record (a map of serialized AnyValues) -> dict."""
+    return {k: lean.attribute_value(v, any_value) for k, v in attributes.items()}
+
+
 def to_int(x: Any) -> int | None:
     """Coerce an attribute to int: ints, integral floats and numeric strings."""
     if x is None or isinstance(x, bool):
@@ -363,7 +369,8 @@ def _ns(x: int) -> int | None:
 
 
 def _dumps(d: Any) -> str:
-    return orjson.dumps(d).decode()
+    """JSON text, keys sorted: the same attributes read the same whatever order they came in."""
+    return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _digest(*parts: bytes) -> bytes:
@@ -426,8 +433,9 @@ def _span_links(span) -> str | None:
     )
 
 
-def decode_traces(request: ExportTraceServiceRequest, received_ns: int | None = None) -> Decoded:
-    """ExportTraceServiceRequest -> span rows. Spans with invalid ids are rejected and counted."""
+def decode_traces(request: Message, received_ns: int | None = None) -> Decoded:
+    """A trace request -> span rows. Spans with invalid ids are rejected and counted."""
+    request = _lean(request)
     out = Decoded("traces")
     rows = out.rows["spans"]
     append = rows.append
@@ -442,7 +450,7 @@ def decode_traces(request: ExportTraceServiceRequest, received_ns: int | None = 
                     out.rejected += 1
                     out.rejected_reason = "span with an invalid trace_id or span_id"
                     continue
-                a = attributes_dict(span.attributes)
+                a = map_attributes(span.attributes)
                 get = a.get
                 start, end = _ns(span.start_time_unix_nano), _ns(span.end_time_unix_nano)
                 status = span.status
@@ -497,8 +505,9 @@ def event_name(body: Any, attrs: dict[str, Any]) -> str:
     return "log"
 
 
-def decode_logs(request: ExportLogsServiceRequest, received_ns: int | None = None) -> Decoded:
-    """ExportLogsServiceRequest -> event rows; the uid is a digest of the record's content."""
+def decode_logs(request: Message, received_ns: int | None = None) -> Decoded:
+    """A logs request -> event rows; the uid is a digest of the record's content."""
+    request = _lean(request)
     out = Decoded("logs")
     append = out.rows["events"].append
     now = received_ns or time.time_ns()
@@ -508,7 +517,7 @@ def decode_logs(request: ExportLogsServiceRequest, received_ns: int | None = Non
             scope_name = sl.scope.name or None
             scope_digest = sl.scope.SerializeToString(deterministic=True)
             for rec in sl.log_records:
-                a = attributes_dict(rec.attributes)
+                a = map_attributes(rec.attributes)
                 get = a.get
                 body = any_value(rec.body) if rec.HasField("body") else None
                 append(
@@ -643,5 +652,21 @@ def decode_request(signal: str, request: Message, received_ns: int | None = None
 
 
 def decode_protobuf(signal: str, body: bytes, received_ns: int | None = None) -> Decoded:
-    """Parse and decode protobuf bytes of the given signal."""
-    return decode_request(signal, parse_protobuf(signal, body), received_ns)
+    """Parse and decode protobuf bytes of the given signal (validated: see `accept_protobuf`)."""
+    cls = lean.REQUEST_TYPES.get(signal)
+    if cls is None:
+        return decode_request(signal, parse_protobuf(signal, body), received_ns)
+    request = cls()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeFailure(f"malformed OTLP {signal} protobuf: {exc}") from None
+    return DECODERS[signal](request, received_ns)
+
+
+def _lean(request: Message) -> Message:
+    """A trace or logs request as its `core.lean` type (the one the decoders read)."""
+    signal = "traces" if isinstance(request, ExportTraceServiceRequest) else "logs"
+    if isinstance(request, ExportTraceServiceRequest | ExportLogsServiceRequest):
+        return lean.REQUEST_TYPES[signal].FromString(request.SerializeToString())
+    return request
