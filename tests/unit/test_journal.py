@@ -241,3 +241,17 @@ def test_the_database_size_counts_the_journal(tmp_path):
     assert writer.store.size_bytes() == sum(p.stat().st_size for p in files if p.exists())
     writer.close()
     writer.store.close()
+
+
+def test_reading_on_after_a_release_at_a_segment_boundary(tmp_path, monkeypatch):
+    """The indexer's read position survives the segments before it being deleted."""
+    monkeypatch.setattr(journal_mod, "SEGMENT_BYTES", 1_000)
+    j = Journal(tmp_path / "j")
+    for k in range(3):
+        j.append(items(10, start=10 * k))
+    assert [e.seq for e in j.read(0, 30, 10)] == list(range(1, 11))  # all of the first segment
+    j.release(10)
+    assert [e.seq for e in j.read(10, 30, 5)] == list(range(11, 16))
+    j.release(15)
+    assert [e.seq for e in j.read(15, 30, 100)] == list(range(16, 31))
+    assert [read_body(e) for e in j.read(15, 30, 100)] == [b for *_, b in items(15, start=15)]

@@ -334,9 +334,8 @@ class Journal:
                 else:
                     keep.append(seg)
             self._segments = keep
-            if dropped and self._cursor is not None:
-                index, offset, seq = self._cursor
-                self._cursor = (max(0, index - dropped), offset, seq)
+            if dropped:
+                self._cursor = None  # its segment index moved: the next read seeks
 
     def close(self) -> None:
         """Stop writing; a journal wholly indexed leaves no file behind."""
