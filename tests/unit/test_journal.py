@@ -5,9 +5,18 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from claude_top.core import journal as journal_mod
 from claude_top.core.decode import accept_protobuf
@@ -255,3 +264,78 @@ def test_reading_on_after_a_release_at_a_segment_boundary(tmp_path, monkeypatch)
     j.release(15)
     assert [e.seq for e in j.read(15, 30, 100)] == list(range(16, 31))
     assert [read_body(e) for e in j.read(15, 30, 100)] == [b for *_, b in items(15, start=15)]
+
+
+class JournalModel(RuleBasedStateMachine):
+    """Appends, reads in chunks, releases and reopenings in any order agree with a plain list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="journal-model-"))
+        self.journal = Journal(self.dir)
+        self.bodies: list[bytes] = []  # seq - 1 -> body
+        self.indexed = 0  # what the indexer committed (the DuckDB side of the model)
+        self.read_to = 0  # where the indexer has read to
+
+    @rule(sizes=st.lists(st.integers(0, 300), min_size=1, max_size=6))
+    def append(self, sizes):
+        group = [("logs", 7, 1, bytes([len(self.bodies) % 256]) * n) for n in sizes]
+        first = self.journal.append(group)
+        assert first == len(self.bodies) + 1
+        self.bodies += [body for *_, body in group]
+
+    @rule(limit=st.integers(1, 8))
+    def read(self, limit):
+        entries = self.journal.read(self.read_to, len(self.bodies), limit)
+        expected = list(range(self.read_to + 1, min(len(self.bodies), self.read_to + limit) + 1))
+        assert [e.seq for e in entries] == expected
+        assert [read_body(e) for e in entries] == [self.bodies[s - 1] for s in expected]
+        self.read_to += len(entries)
+
+    @rule()
+    def index_what_was_read(self):
+        self.indexed = self.read_to
+        self.journal.release(self.indexed)
+
+    @rule()
+    def restart(self):
+        """A crash: the indexer resumes from what it committed."""
+        self.journal.close()
+        self.journal = Journal(self.dir, self.indexed)
+        self.read_to = self.indexed
+        assert self.journal.last_seq == max(len(self.bodies), self.indexed)
+        todo = len(self.bodies) - self.indexed
+        assert self.journal.pending() == (todo, todo)
+
+    @rule(cut=st.integers(1, HEADER.size + 50))
+    def crash_mid_append(self, cut):
+        """The process dies inside a write: a prefix of the next record is on disk, unacked."""
+        segments = sorted(self.dir.iterdir())
+        if not segments:
+            return
+        seq = len(self.bodies) + 1
+        body = b"z" * 50
+        record = journal_mod._header(seq, "logs", 7, 1, body) + body
+        with open(segments[-1], "ab") as f:
+            f.write(record[: min(cut, len(record) - 1)])
+        self.restart()
+
+    @invariant()
+    def pending_is_what_is_not_indexed(self):
+        entries = [e for e in self.journal.entries() if e.seq > self.indexed]
+        assert [e.seq for e in entries] == list(range(self.indexed + 1, len(self.bodies) + 1))
+
+    def teardown(self):
+        self.journal.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def small_segments(monkeypatch):
+    monkeypatch.setattr(journal_mod, "SEGMENT_BYTES", 600)
+
+
+def test_journal_model(small_segments):
+    run_state_machine_as_test(
+        JournalModel, settings=settings(max_examples=60, stateful_step_count=40, deadline=None)
+    )
