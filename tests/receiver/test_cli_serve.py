@@ -18,6 +18,8 @@ import duckdb
 import pytest
 from receiver_harness import SERVICES
 
+from claude_top.core.decode import accept_protobuf
+from claude_top.core.journal import HEADER, Journal
 from claude_top.core.store import Store, StoreWriter
 from truth import Truth, grpc_requests, http_requests
 
@@ -234,3 +236,41 @@ def test_console_script_serve_help():
     ).stdout
     for flag in ("--db", "--grpc-port", "--http-port", "--bind"):
         assert flag in out
+
+
+def test_an_export_that_cannot_be_indexed_is_reported(tmp_path):
+    """A journalled export damaged on disk: serve says so on stderr, indexes the rest, and the
+    export waits in ingest_failed."""
+    db = tmp_path / "ct.duckdb"
+    Store.open(db).close()
+    exports = [accept_protobuf(signal, body) for signal, body in grpc_requests("basic.grpc")]
+    journal = Journal(Path(f"{db}.journal"))  # acknowledged by a claude-top that then died
+    journal.append([(e.signal, e.received_ns, e.count, e.body) for e in exports])
+    journal.close()
+    logs = next(e for e in journal.read(0, journal.last_seq, 10) if e.signal == "logs")
+    with open(logs.path, "r+b") as f:  # a flipped bit in the logs export
+        f.seek(logs.offset + HEADER.size + 2)
+        byte = f.read(1)[0]
+        f.seek(logs.offset + HEADER.size + 2)
+        f.write(bytes([byte ^ 0x01]))
+
+    serve = Serve(tmp_path, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0")
+    serve.read_until(ENV_LAST)
+    deadline = time.monotonic() + 20
+    while "indexing error" not in serve.stderr and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert serve.stop() == 0
+    assert (
+        f"1 indexing error(s); latest: export {logs.seq}: journal record {logs.seq} fails its checksum"
+        in serve.stderr
+    )
+    truth = Truth("basic.grpc")
+    assert counts(db) == {
+        "spans": len(truth.spans),
+        "events": 0,
+        "metric_points": truth.data_points,
+    }
+    store = Store.open(db, read_only=True)
+    failed = store.cursor().execute("SELECT seq, signal, records FROM ingest_failed").fetchall()
+    store.close()
+    assert failed == [(logs.seq, "logs", len(truth.events))]

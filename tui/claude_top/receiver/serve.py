@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from claude_top.receiver.security import is_loopback
 from claude_top.receiver.server import ReceiverConfig, Receivers
 
 EXIT_USAGE = 2
+ERROR_CHECK_S = 1.0
 
 
 def _size(n: int) -> str:
@@ -65,9 +67,28 @@ async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> i
     print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
-    await stop.wait()
+    reported = 0
+    while True:
+        reported = _report_index_errors(writer, reported)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), ERROR_CHECK_S)
+            break
     await receivers.stop()
+    _report_index_errors(writer, reported)
     return 0
+
+
+def _report_index_errors(writer: StoreWriter, reported: int) -> int:
+    """Tell stderr about indexing errors since the last call; returns the count told."""
+    s = writer.stats
+    if s.index_errors > reported:
+        print(
+            f"claude-top: {s.index_errors - reported} indexing error(s); latest: "
+            f"{s.last_index_error} (undecodable exports are kept in the ingest_failed table)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return s.index_errors
 
 
 def run_serve(args, db_path: str) -> int:
