@@ -260,10 +260,8 @@ def test_an_export_that_cannot_be_indexed_is_reported(tmp_path):
     while "indexing error" not in serve.stderr and time.monotonic() < deadline:
         time.sleep(0.1)
     assert serve.stop() == 0
-    assert (
-        f"1 indexing error(s); latest: export {logs.seq}: journal record {logs.seq} fails its checksum"
-        in serve.stderr
-    )
+    told = f"1 indexing error(s); latest: export {logs.seq}: journal record {logs.seq} fails"
+    assert told in serve.stderr
     truth = Truth("basic.grpc")
     assert counts(db) == {
         "spans": len(truth.spans),
