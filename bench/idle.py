@@ -5,12 +5,14 @@ what it draws, and reads its process tree's CPU time and memory from /proc.
 
 1. No traffic, empty database: CPU of the process tree over `--seconds` (the connect screen).
 2. No traffic, the 1M-span / 1M-event database of bench/queries.py (built if missing, copied so
-   the original stays untouched), time window "all" (`t` pressed twice from 24h): CPU over
-   `--seconds`, then RSS of the main process and of the decode workers. The decode workers are
-   spawned at the first indexed export, so one small export (512 spans over gRPC) is sent at the
-   end and RSS measured again.
+   the original stays untouched), time window `--window` ("all": `t` pressed twice from 24h;
+   the rows span the 7 days before the database was built): CPU over `--seconds`, then RSS of
+   the main process and of the decode workers. The decode workers are spawned at the first
+   indexed export, so one small export (512 spans over gRPC) is sent at the end and RSS
+   measured again.
 
     python bench/idle.py [--seconds 60] [--db /tmp/claude-top-bench-1m.duckdb] [--size 120x40]
+                         [--window all]
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from claude_top.core.queries import WINDOWS
+from claude_top.ui.app import DEFAULT_WINDOW
 from ingest import TRACE_METHOD, free_port, make_batches, tree, wait_listening
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -142,6 +146,7 @@ def main() -> None:
     ap.add_argument("--db", default="/tmp/claude-top-bench-1m.duckdb", help="1M-row bench DB")
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows if the DB must be built")
     ap.add_argument("--size", default="120x40", help="terminal size, COLSxROWS")
+    ap.add_argument("--window", default="all", choices=WINDOWS, help="time window shown")
     args = ap.parse_args()
     cols, rows = (int(x) for x in args.size.split("x"))
     print(f"machine              {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
@@ -169,7 +174,8 @@ def main() -> None:
         ui = UI(db, cols, rows)
         try:
             time.sleep(2)
-            ui.press("tt")  # 24h -> 7d -> all
+            presses = (WINDOWS.index(args.window) - WINDOWS.index(DEFAULT_WINDOW)) % len(WINDOWS)
+            ui.press("t" * presses)
             time.sleep(args.settle)
             cpu, drawn = ui.measure_cpu(args.seconds)
             main_rss = status_kb(ui.proc.pid, "VmRSS")
@@ -181,7 +187,7 @@ def main() -> None:
             workers = [(p, status_kb(p, "VmRSS")) for p in ui.workers()]
         finally:
             ui.stop()
-        print(f"1M spans + 1M events, window all: CPU {cpu:.2f} % of one core over "
+        print(f"1M spans + 1M events, window {args.window}: CPU {cpu:.2f} % of one core over "
               f"{args.seconds:.0f} s, {drawn:,.0f} bytes/s drawn")  # fmt: skip
         print(f"  RSS main process   {mb(main_rss)} (peak {mb(main_hwm)}); decode workers: "
               f"{len(before) or 'none'} spawned while idle")  # fmt: skip

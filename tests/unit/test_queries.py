@@ -183,6 +183,34 @@ def test_session_status_active_then_idle(cur):
     assert {r["status"] for r in later} == {"idle"}
 
 
+def test_session_status_of_fetched_rows_is_the_sql_status(cur):
+    """`session_status` (the UI, as the clock moves) agrees with the SQL (the CSV) to the ns."""
+    cur.execute(
+        "UPDATE events SET received_ns = time_ns + 5 * 10**9 WHERE session_id = $s",
+        {"s": BASIC_SESSION},
+    )
+    rows = Q.sessions(cur, Q.Filter())
+    edges = {
+        r[k] + Q.ACTIVE_WITHIN_S * 10**9 for r in rows for k in ("last_seen_ns", "last_received_ns")
+    }
+    nows = sorted(t + d for t in edges for d in (-1, 0, 1))
+    statuses = set()
+    for now in nows:
+        for r in Q.sessions(cur, Q.Filter(), now_ns=now):
+            assert Q.session_status(r, now) == r["status"], (r["session_id"], now)
+            statuses.add((r["session_id"], r["status"]))
+    assert {sid for sid, st in statuses if st == "active"} == {r["session_id"] for r in rows}
+    assert {sid for sid, st in statuses if st == "idle"} == {r["session_id"] for r in rows}
+    assert Q.session_status({"last_seen_ns": None, "last_received_ns": None}, 0) == "idle"
+
+
+def test_earliest_ns_in_the_window(cur):
+    times = sorted(record_times())
+    assert Q.earliest_ns(cur, Q.Filter()) == times[0]
+    assert Q.earliest_ns(cur, Q.Filter(since_ns=times[1])) == times[1]
+    assert Q.earliest_ns(cur, Q.Filter(since_ns=times[-1] + 1)) is None
+
+
 def test_custom_resource_attributes_are_reported():
     """OTEL_RESOURCE_ATTRIBUTES keys (workflow_id, stage) show; service/os/host ones do not."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest

@@ -300,6 +300,15 @@ GROUP BY session_id
     }
 
 
+def session_status(row: dict, now_ns: int) -> str:
+    """A fetched session row's `status` as of `now_ns`, as `sessions_query` computes it: active
+    if its telemetry was sent or received in the last ACTIVE_WITHIN_S, else idle. The UI
+    re-derives it as the clock moves, without querying again."""
+    since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
+    times = (row.get("last_received_ns"), row.get("last_seen_ns"))
+    return "active" if any(t is not None and t >= since for t in times) else "idle"
+
+
 def sessions(cur: duckdb.DuckDBPyConnection, f: Filter, now_ns: int | None = None) -> list[dict]:
     """Sessions with telemetry in the filter, by last activity (newest first)."""
     rows = sessions_query(f, now_ns).fetch(cur)
@@ -432,6 +441,25 @@ SELECT greatest((SELECT max(received_ns) FROM events), (SELECT max(received_ns) 
     ).fetchone()
     out["sessions"] = sessions_n
     return out
+
+
+def earliest_ns(cur: duckdb.DuckDBPyConnection, f: Filter) -> int | None:
+    """The earliest event, span start or metric point in the window (None if it is empty).
+
+    Results over a sliding window cannot change before the window's lower edge passes it.
+    """
+    p: dict[str, Any] = {}
+    ev_where = filter_where(f, "time_ns", p, session=False)
+    sp_where = filter_where(f, "start_ns", p, session=False)
+    (first,) = cur.execute(
+        f"""
+SELECT least((SELECT min(time_ns) FROM events WHERE {ev_where}),
+  (SELECT min(start_ns) FROM spans WHERE {sp_where}),
+  (SELECT min(time_ns) FROM metric_points WHERE {ev_where}))
+""",
+        p,
+    ).fetchone()
+    return first
 
 
 # --- turns ---------------------------------------------------------------------------------

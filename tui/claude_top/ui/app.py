@@ -170,12 +170,13 @@ class ClaudeTopApp(App):
 
     # --- state the screens read ----------------------------------------------------------
 
-    def ingest_mark(self) -> tuple[int, int]:
-        """Changes whenever an export is committed or indexed (then the panes re-query)."""
+    def ingest_mark(self) -> tuple[int, int, int]:
+        """Changes whenever an export is committed or indexed, or retention deleted rows (then
+        the panes query again; nothing else changes what is stored)."""
         if self.writer is None:
-            return (0, 0)
+            return (0, 0, 0)
         stats = self.writer.stats
-        return (stats.commits, stats.rows_indexed)
+        return (stats.commits, stats.rows_indexed, stats.rows_pruned)
 
     def env_block(self) -> dict[str, str]:
         """The variables that point Claude Code at this claude-top."""

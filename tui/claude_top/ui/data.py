@@ -32,6 +32,18 @@ class MainQuery:
         )
 
 
+EDGE_STEPS = 120
+EDGE_STEP_S = (5, 60)
+"""A sliding window's lower edge moves in steps of 1/EDGE_STEPS of it, within these bounds."""
+NS_PER_S = 1_000_000_000
+
+
+def edge_step_s(window_s: int) -> int:
+    """How late a row may leave a window of `window_s` seconds: 15m 7 s, 1h 30 s, 24h 60 s."""
+    low, high = EDGE_STEP_S
+    return min(high, max(low, window_s // EDGE_STEPS))
+
+
 @dataclass
 class MainData:
     """Results of one refresh of the main view."""
@@ -45,7 +57,26 @@ class MainData:
     models: list[dict] = field(default_factory=list)
     turns: list[dict] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
+    first_ns: int | None = None
+    """The earliest telemetry in a sliding window (None: "all", or nothing in it)."""
     elapsed_ms: float = 0.0
+
+    def stale(self, now_ns: int) -> bool:
+        """The clock at `now_ns` has moved a sliding window's lower edge past a row held here,
+        or gone back before the query: query again.
+
+        Not sooner than one edge step after the query, so a row stays on screen at most one
+        step after it left the window. "all" never goes stale with the clock.
+        """
+        window_s = queries.parse_window(self.query.window)
+        if window_s is None:
+            return False
+        if now_ns < self.query.now_ns:
+            return True
+        if self.first_ns is None:
+            return False
+        step = edge_step_s(window_s) * NS_PER_S
+        return now_ns >= max(self.query.now_ns + step, self.first_ns + window_s * NS_PER_S + 1)
 
 
 def load_main(store: Store, q: MainQuery) -> MainData:
@@ -61,6 +92,8 @@ def load_main(store: Store, q: MainQuery) -> MainData:
         if not out.received_total:
             return out
         out.overview = overview
+        if window.since_ns is not None:
+            out.first_ns = queries.earliest_ns(cur, window)
         out.sessions = queries.sessions(cur, window, now_ns=q.now_ns)
         scoped = q.filter(q.session_id if q.scope_session else None)
         out.tools = queries.tools(cur, scoped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from claude_top.core.queries import session_status
 from claude_top.ui import format as fmt
 from claude_top.ui.panes.table import Col, KeyedTable
 
@@ -41,8 +42,16 @@ COLUMNS = (
         lambda r: fmt.age(r["last_seen_ns"], r["now_ns"]),
         lambda r: r["last_seen_ns"],
         right=True,
+        clock=True,
     ),
-    Col("status", "Status", _status, lambda r: r.get("status") or "", descending=False),
+    Col(
+        "status",
+        "Status",
+        _status,
+        lambda r: r.get("status") or "",
+        descending=False,
+        clock=True,
+    ),
     Col("cost", "Cost", lambda r: fmt.cost(r["cost_usd"]), lambda r: r["cost_usd"], right=True),
     Col("models", "Model", _models, lambda r: _models(r).lower(), descending=False),
     Col(
@@ -103,3 +112,7 @@ class SessionsTable(KeyedTable):
 
     def __init__(self, **kw) -> None:
         super().__init__(COLUMNS, lambda r: r["session_id"], "last", fixed_columns=1, **kw)
+
+    def timed(self, row: dict, now_ns: int) -> dict:
+        """`row` as of `now_ns`: its age and its status, active or idle."""
+        return dict(row, now_ns=now_ns, status=session_status(row, now_ns))

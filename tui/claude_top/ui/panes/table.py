@@ -42,6 +42,8 @@ class Col:
     descending: bool = True
     optional: bool = False
     """Shown only while some row has something in it (e.g. custom resource attributes)."""
+    clock: bool = False
+    """Shows what moves with the row's `now_ns` (an age, a status); `retime` redraws it."""
 
 
 def theme_style(app, name: str | None) -> Style:
@@ -187,13 +189,51 @@ class KeyedTable(DataTable):
             self._reorder(selected, line)
         self._note_cursor_key()
 
-    def _fit_columns(self, shown: dict[str, tuple[Cell, ...]]) -> None:
-        """Size each column to its widest cell or label, synchronously.
+    def timed(self, row: dict, now_ns: int) -> dict:
+        """`row` as of `now_ns`: what the clock columns read (here only `now_ns` itself)."""
+        return dict(row, now_ns=now_ns)
+
+    def retime(self, now_ns: int) -> None:
+        """Move the clock columns to `now_ns`, from the rows held (no query): only cells whose
+        text changes are updated; rows re-sort if they are sorted by a clock column."""
+        clocked = [
+            (i, c) for i, c in enumerate(self.cols.values()) if c.clock and c.key in self.columns
+        ]
+        if not clocked or not self.rows_by_key:
+            return
+        selected = self.cursor_key
+        line = self.cursor_row - round(self.scroll_y) if self.scroll_y > 0 else None
+        changed: set[int] = set()
+        with self.app.batch_update():
+            for key, held in self.rows_by_key.items():
+                row = self.timed(held, now_ns)
+                self.rows_by_key[key] = row
+                shown = self._shown[key]
+                cells = {i: c.cell(row) for i, c in clocked}
+                if all(shown[i] == cell for i, cell in cells.items()):
+                    continue
+                self._shown[key] = tuple(cells.get(i, old) for i, old in enumerate(shown))
+                for i, c in clocked:
+                    if cells[i] != shown[i]:
+                        changed.add(i)
+                        self.update_cell(key, c.key, self._text(key, c, cells[i]))
+            if changed:
+                self._fit_columns(self._shown, changed)
+                if self.cols[self.sort_key].clock:
+                    self._reorder(selected, line)
+
+    def _fit_columns(
+        self, shown: dict[str, tuple[Cell, ...]], only: set[int] | None = None
+    ) -> None:
+        """Size each column (or the columns at indices `only`) to its widest cell or label,
+        synchronously.
 
         DataTable's own auto width is settled on idle, and a frame drawn before that stays
         cached with the old widths (Textual issue #4470); explicit widths avoid that.
         """
         for i, col in enumerate(self.cols.values()):
+            if only is not None and i not in only:
+                continue
             column = self.columns.get(ColumnKey(col.key))
             if column is None:
                 continue

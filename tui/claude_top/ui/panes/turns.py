@@ -25,6 +25,7 @@ COLUMNS = (
         lambda r: fmt.age(r.get("start_ns"), r["now_ns"]),
         lambda r: r.get("start_ns"),
         right=True,
+        clock=True,
     ),
     Col(
         "prompt",

@@ -1,13 +1,14 @@
 """The main view: sessions, tool latency, model cost and the selected session's turns.
 
-Four panes from 120x36; below that, one pane at a time behind a tab bar. A timer asks for a
-refresh; one thread worker at a time runs every query on its own cursor and posts one
-`Refreshed` message, which the screen applies as keyed diffs.
+Four panes from 120x36; below that, one pane at a time behind a tab bar. The panes query again
+only when their results can change: new data, other settings or selection, or a sliding window's
+edge passing a row. One thread worker at a time runs every query on its own cursor and posts one
+`Refreshed` message, which the screen applies as keyed diffs. Ages and active/idle move with the
+clock from the rows held, without a query.
 """
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from textual import work
@@ -21,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from claude_top.ui import format as fmt
-from claude_top.ui.data import MainData, MainQuery, load_main
+from claude_top.ui.data import NS_PER_S, MainData, MainQuery, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
 from claude_top.ui.panes.footer import KeysFooter
@@ -37,9 +38,8 @@ PANE_NAMES = {"sessions": "Sessions", "tools": "Tools", "models": "Models", "tur
 WIDE_MIN = (120, 36)
 """Four panes at once from this size (columns, rows); one pane at a time below it."""
 POLL_S = 0.25
-"""How often the screen checks for new commits (a new export shows within this + a query)."""
-REFRESH_S = 1.0
-"""Refresh at least this often, so ages and status stay current."""
+"""How often the screen checks for new commits (a new export shows within this + a query) and
+moves ages and status on."""
 
 
 class FilterInput(Input):
@@ -55,7 +55,7 @@ class FilterInput(Input):
 
 
 class MainScreen(Screen):
-    """Sessions, tools, models and turns; refreshed about once a second."""
+    """Sessions, tools, models and turns; queried again when new data arrives."""
 
     AUTO_FOCUS = "#sessions"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -95,8 +95,9 @@ class MainScreen(Screen):
         self._loading = False
         self._pending: str | None = None
         """Why a refresh is wanted once the running one finishes."""
-        self._last_load = 0.0
-        self._seen_mark: tuple[int, int] | None = None
+        self._seen_mark: tuple[int, ...] | None = None
+        self._shown_s: int | None = None
+        """The clock second the ages and status show."""
         self._error: str | None = None
 
     # --- layout --------------------------------------------------------------------------
@@ -138,6 +139,7 @@ class MainScreen(Screen):
         self._titles()
         self.set_interval(POLL_S, self._tick)
         self.update_header()
+        self._seen_mark = self.app.ingest_mark()
         self.request_refresh("start")
 
     def on_resize(self, event: Resize) -> None:
@@ -276,12 +278,21 @@ class MainScreen(Screen):
         if self.app.paused:
             return
         mark = self.app.ingest_mark()
-        due = time.monotonic() - self._last_load >= REFRESH_S
-        if self.empty and self.app.writer is not None:
-            due = False  # the connect settings do not move with the clock; an export will
-        if due or mark != self._seen_mark:
+        if mark != self._seen_mark:
             self._seen_mark = mark
             self.request_refresh("tick")
+        elif not self._loading and self.last_data and self.last_data.stale(self.app.clock()):
+            self.request_refresh("tick")
+        self._retime()
+
+    def _retime(self) -> None:
+        """Ages and active/idle as of the app clock, from the rows held: no query."""
+        now = self.app.clock()
+        if now // NS_PER_S == self._shown_s or self.empty is not False:
+            return
+        self._shown_s = now // NS_PER_S
+        self.table("sessions").retime(now)
+        self.table("turns").retime(now)
 
     def request_refresh(self, reason: str = "tick") -> None:
         """Query now, or as soon as the running query finishes (one at a time)."""
@@ -291,7 +302,6 @@ class MainScreen(Screen):
             return
         self._loading = True
         self._pending = None
-        self._last_load = time.monotonic()
         self._load(self._query(), reason)
 
     def _query(self) -> MainQuery:
@@ -337,15 +347,17 @@ class MainScreen(Screen):
         frozen = self.app.paused and reason == "selection"
         sessions = self.table("sessions")
         tools = self.table("tools")
+        now = self.app.clock()
         if not frozen:
-            sessions.set_rows(dict(r, now_ns=q.now_ns) for r in data.sessions)
+            self._shown_s = now // NS_PER_S
+            sessions.set_rows(sessions.timed(r, now) for r in data.sessions)
             tools.set_rows(data.tools)
             self.table("models").set_rows(data.models)
             self.query_one(CostChart).show(data.models)
         self.query_one(LatencyChart).show(q.tool_name, data.durations)
         selected = sessions.cursor_key
         if q.session_id == selected:
-            self.table("turns").set_rows(numbered(data.turns, q.now_ns))
+            self.table("turns").set_rows(numbered(data.turns, now))
         elif selected is None:
             self.table("turns").set_rows([])
         else:

@@ -1,8 +1,11 @@
-"""One session: a summary line and its turns; Enter on a turn opens the span tree."""
+"""One session: a summary line and its turns; Enter on a turn opens the span tree.
+
+Queried again only when new data arrives; ages and active/idle move with the clock from the
+rows held.
+"""
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -14,18 +17,18 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from claude_top.core.queries import session_status
 from claude_top.ui import format as fmt
-from claude_top.ui.data import load_turns
+from claude_top.ui.data import NS_PER_S, load_turns
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.table import theme_style
 from claude_top.ui.panes.turns import TurnsTable, numbered
-
-REFRESH_S = 1.0
+from claude_top.ui.screens.main import POLL_S
 
 
 class SessionScreen(Screen):
-    """The turns of one session, refreshed while it is open."""
+    """The turns of one session, kept current while it is open."""
 
     AUTO_FOCUS = "#session-turns"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -34,11 +37,10 @@ class SessionScreen(Screen):
     ]
 
     class Loaded(Message):
-        def __init__(self, summary: dict | None, turns: list[dict], now_ns: int, error=None):
+        def __init__(self, summary: dict | None, turns: list[dict], error=None):
             super().__init__()
             self.summary = summary
             self.turns = turns
-            self.now_ns = now_ns
             self.error = error
 
     def __init__(self, session_id: str) -> None:
@@ -47,12 +49,15 @@ class SessionScreen(Screen):
         self.summary: dict | None = None
         self._loading = False
         self._loaded = False
-        self._last = 0.0
+        self._pending = False
+        self._seen_mark: tuple[int, ...] | None = None
+        self._shown_s: int | None = None
+        self._summary_shown: Text | None = None
 
     @property
     def busy(self) -> bool:
         """Still loading (tests wait for this to clear)."""
-        return not self._loaded or self._loading
+        return not self._loaded or self._loading or self._pending
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -65,19 +70,36 @@ class SessionScreen(Screen):
         pane = self.query_one("#session-pane")
         pane.border_title = f"Turns · session {self.session_id}"
         pane.border_subtitle = "Enter: span tree · Esc: back"
-        self.set_interval(0.25, self._tick)
+        self._seen_mark = self.app.ingest_mark()
+        self.set_interval(POLL_S, self._tick)
         self._refresh()
 
     def _tick(self) -> None:
         self.query_one(HeaderBar).update(self.app.header_state())
-        if not self.app.paused and time.monotonic() - self._last >= REFRESH_S:
+        if self.app.paused:
+            return
+        mark = self.app.ingest_mark()
+        if mark != self._seen_mark:
+            self._seen_mark = mark
             self._refresh()
+        self._retime()
+
+    def _retime(self) -> None:
+        """Ages and active/idle as of the app clock, from the rows held: no query."""
+        now = self.app.clock()
+        if not self._loaded or now // NS_PER_S == self._shown_s:
+            return
+        self._shown_s = now // NS_PER_S
+        self._show_summary(now)
+        self.query_one(TurnsTable).retime(now)
 
     def _refresh(self) -> None:
+        """Query now, or once the running query finishes."""
         if self._loading:
+            self._pending = True
             return
         self._loading = True
-        self._last = time.monotonic()
+        self._pending = False
         self._load(self.app.clock())
 
     @work(thread=True, exclusive=True, group="session-refresh", exit_on_error=False)
@@ -85,27 +107,37 @@ class SessionScreen(Screen):
         try:
             summary, turns = load_turns(self.app.store, self.session_id, now_ns)
         except Exception as exc:
-            self.post_message(self.Loaded(None, [], now_ns, f"{type(exc).__name__}: {exc}"))
+            self.post_message(self.Loaded(None, [], f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(self.Loaded(summary, turns, now_ns))
+        self.post_message(self.Loaded(summary, turns))
 
     def on_session_screen_loaded(self, message: Loaded) -> None:
         self._loading = False
         self._loaded = True
         if message.error:
             self.notify(f"query failed: {message.error}", severity="error")
-            return
-        self.summary = message.summary
-        self.query_one("#session-summary", Static).update(self._summary_text(message.now_ns))
-        self.query_one(TurnsTable).set_rows(numbered(message.turns, message.now_ns))
-        self.query_one(HeaderBar).update(self.app.header_state())
+        else:
+            now = self.app.clock()
+            self._shown_s = now // NS_PER_S
+            self.summary = message.summary
+            self._show_summary(now)
+            self.query_one(TurnsTable).set_rows(numbered(message.turns, now))
+            self.query_one(HeaderBar).update(self.app.header_state())
+        if self._pending:
+            self._refresh()
+
+    def _show_summary(self, now_ns: int) -> None:
+        text = self._summary_text(now_ns)
+        if text != self._summary_shown:
+            self._summary_shown = text
+            self.query_one("#session-summary", Static).update(text)
 
     def _summary_text(self, now_ns: int) -> Text:
         s = self.summary
         if s is None:
             return Text(f" session {self.session_id}: no telemetry")
         app = self.app
-        active = s.get("status") == "active"
+        active = session_status(s, now_ns) == "active"
         parts = [
             Text(
                 "● active" if active else "○ idle",

@@ -1,0 +1,175 @@
+"""Idle: the panes query the store only when the result can change; ages and status still tick.
+
+The clock is a list the test moves; each `_tick()` is what the screen's 0.25 s timer runs.
+Queries are counted at `Store.cursor()`, which every query of every screen goes through.
+"""
+
+from __future__ import annotations
+
+from uihelpers import NOW_NS, make_app, relabelled_logs, settle, shown
+
+from claude_top.core.decode import accept_protobuf
+from claude_top.core.store import StoreWriter
+from claude_top.ui.data import MainData, MainQuery
+from truth import GRPC_FIXTURES, Truth
+
+S = 1_000_000_000
+CONTINUED = "851b8ffd-2541-408a-9c22-e285d2e26c58"
+"""Last telemetry 46.9 s before NOW_NS: active, idle from NOW_NS + 14 s."""
+BASIC = next(iter(Truth("basic.grpc").sessions()))
+"""Last telemetry 69.4 s before NOW_NS, the oldest session."""
+OTHER = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
+"""First telemetry 64.6 s, last 63.3 s before NOW_NS."""
+NEW_SESSION = "0a0a0a0a-1111-4222-8333-444444444444"
+
+
+def _counted(store) -> list[int]:
+    calls = [0]
+    cursor = store.cursor
+
+    def counting():
+        calls[0] += 1
+        return cursor()
+
+    store.cursor = counting
+    return calls
+
+
+async def _tick(pilot, screen) -> None:
+    screen._tick()
+    await settle(pilot)
+
+
+async def test_window_all_no_new_data_no_query_while_ages_and_status_tick(ui_store):
+    now = [NOW_NS]
+    app = make_app(ui_store, clock=lambda: now[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        sessions, turns = main.table("sessions"), main.table("turns")
+        assert sessions.select_key(CONTINUED)
+        await settle(pilot)
+        first_turn = turns.keys_in_order()[0]
+        assert (shown(sessions, CONTINUED, "last"), shown(sessions, CONTINUED, "status")) == (
+            "46s",
+            "● active",
+        )
+        assert shown(turns, first_turn, "start") == "47s"
+        calls = _counted(ui_store)
+        seen: list[tuple[str, str, str]] = []
+        for _ in range(20):
+            now[0] += S
+            await _tick(pilot, main)
+            seen.append(
+                (
+                    shown(sessions, CONTINUED, "last"),
+                    shown(sessions, CONTINUED, "status"),
+                    shown(turns, first_turn, "start"),
+                )
+            )
+        assert calls[0] == 0
+        assert seen[0] == ("47s", "● active", "48s")
+        assert seen[12] == ("59s", "● active", "1m")
+        assert seen[13] == ("1m", "○ idle", "1m")  # 60 s after its last telemetry
+        assert sessions.cursor_data["status"] == "idle"  # what a pane export writes
+        assert sessions.cursor_key == CONTINUED
+
+
+async def test_new_ingest_queries_again(ui_store):
+    writer = StoreWriter(ui_store, decode_in_worker=False)
+    now = [NOW_NS]
+    app = make_app(ui_store, writer=writer, clock=lambda: now[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        await _tick(pilot, main)
+        calls = _counted(ui_store)
+        for _ in range(5):
+            now[0] += S
+            await _tick(pilot, main)
+        assert calls[0] == 0
+        for body in relabelled_logs("basic.grpc", NEW_SESSION, 40):
+            writer.submit(accept_protobuf("logs", body)).result(10)
+        assert writer.sync(10)
+        await _tick(pilot, main)
+        assert calls[0] == 1
+        table = main.table("sessions")
+        assert NEW_SESSION in table.rows_by_key
+        assert shown(table, NEW_SESSION, "cost") == f"${Truth('basic.grpc').cost():.4f}"
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_window_1h_queries_again_once_its_edge_passes_a_row(ui_store):
+    now = [NOW_NS]
+    app = make_app(ui_store, window="1h", clock=lambda: now[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        table = main.table("sessions")
+        assert set(table.rows_by_key) == Truth(*GRPC_FIXTURES).sessions()
+        calls = _counted(ui_store)
+
+        now[0] = NOW_NS + 100 * S  # past the 30 s edge step, but no row is near the edge
+        await _tick(pilot, main)
+        assert calls[0] == 0
+
+        now[0] = NOW_NS + 3531 * S  # 1 h after BASIC's last telemetry (-69.4 s), not OTHER's
+        await _tick(pilot, main)
+        assert calls[0] > 0
+        assert BASIC not in table.rows_by_key
+        assert OTHER in table.rows_by_key
+
+        # The rest leaves the window from +3536.7 s (OTHER) to +3553.1 s (CONTINUED); the
+        # edge moves 30 s after the last query, so they stay until +3561 s and not longer.
+        calls[0] = 0
+        now[0] = NOW_NS + 3560 * S
+        await _tick(pilot, main)
+        assert calls[0] == 0
+        assert OTHER in table.rows_by_key
+        now[0] = NOW_NS + 3561 * S
+        await _tick(pilot, main)
+        assert calls[0] > 0
+        assert table.rows_by_key == {}
+        assert main.query_one("#sessions-empty").display
+
+
+def test_stale_only_when_the_window_edge_can_drop_a_row():
+    def data(window: str, first_ns: int | None) -> MainData:
+        return MainData(MainQuery(window=window, now_ns=NOW_NS), first_ns=first_ns)
+
+    assert not data("all", None).stale(NOW_NS + 10**6 * S)
+    assert data("1h", None).stale(NOW_NS - S)  # the clock went back: rows may re-enter
+    assert not data("1h", None).stale(NOW_NS + 10**6 * S)  # empty window: only ingest adds
+    old = NOW_NS - 3600 * S  # at the edge already: drops after one 30 s step
+    assert not data("1h", old).stale(NOW_NS + 29 * S)
+    assert data("1h", old).stale(NOW_NS + 30 * S)
+    assert data("15m", NOW_NS - 900 * S).stale(NOW_NS + 7 * S)
+    assert data("7d", NOW_NS - 7 * 86400 * S).stale(NOW_NS + 60 * S)
+    recent = NOW_NS - 60 * S  # leaves 3540 s from now
+    assert not data("1h", recent).stale(NOW_NS + 3540 * S)
+    assert data("1h", recent).stale(NOW_NS + 3540 * S + 1)
+
+
+async def test_session_screen_no_query_while_its_ages_and_status_tick(ui_store):
+    now = [NOW_NS]
+    app = make_app(ui_store, clock=lambda: now[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.main.table("sessions").select_key(CONTINUED)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        summary = screen.query_one("#session-summary")
+        turns = screen.query_one("#session-turns")
+        first_turn = turns.keys_in_order()[0]
+        assert "● active" in str(summary.render())
+        assert "last 46s ago" in str(summary.render())
+        calls = _counted(ui_store)
+        for _ in range(14):
+            now[0] += S
+            await _tick(pilot, screen)
+        assert calls[0] == 0
+        assert "○ idle" in str(summary.render())
+        assert "last 1m ago" in str(summary.render())
+        assert shown(turns, first_turn, "start") == "1m"
