@@ -12,6 +12,7 @@ from uihelpers import make_app, relabelled_logs, settle, shown
 from claude_top.core.store import Backpressure, Store, StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import run_app
+from claude_top.ui.panes.header import HeaderBar
 from truth import Truth
 
 LOGS_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -168,3 +169,21 @@ async def test_scrolled_view_stays_put_when_sessions_arrive_above():
             assert table.cursor_row - table.scroll_y == line
     finally:
         store.close()
+
+
+async def test_indexing_errors_are_shown_in_the_header_and_told(ui_store):
+    app, writer, _rx = _live_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        header = app.main.query_one(HeaderBar)
+        assert "not indexed" not in header.render().plain
+        with writer._lock:  # as the indexer counts an export it cannot decode
+            writer.stats.index_errors += 1
+            writer.stats.last_index_error = "export 7: journal record 7 fails its checksum"
+        await _wait_for(pilot, lambda: "✗ 1 not indexed" in header.render().plain, "the count")
+        (toast,) = app._notifications
+        assert toast.severity == "error"
+        assert "export 7: journal record 7 fails its checksum" in toast.message
+        assert "ingest_failed" in toast.message
+        await pilot.pause(0.6)
+        assert len(app._notifications) == 1  # told once, not at every tick

@@ -121,6 +121,7 @@ class ClaudeTopApp(App):
         self.startup_error: str | None = None
         self.last_received_ns: int | None = None
         self._rate: deque[tuple[float, int]] = deque()
+        self._index_errors_told = 0
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -204,10 +205,19 @@ class ClaudeTopApp(App):
         endpoints = None
         if self.receivers is not None and getattr(self.receivers, "grpc_port", None):
             endpoints = self.receivers.endpoints
-        backlog = self.writer.stats.backlog_rows if self.writer else 0
+        stats = self.writer.stats if self.writer else None
+        if stats is not None and stats.index_errors > self._index_errors_told:
+            self._index_errors_told = stats.index_errors
+            self.notify(
+                f"indexing error: {stats.last_index_error} (undecodable exports are kept in "
+                "the ingest_failed table)",
+                severity="error",
+                timeout=10,
+            )
         return HeaderState(
             endpoints=endpoints,
-            backlog=backlog,
+            backlog=stats.backlog_rows if stats else 0,
+            index_errors=stats.index_errors if stats else 0,
             db_path=self.db_path,
             rate=self._ingest_rate(),
             last_export_ns=last,

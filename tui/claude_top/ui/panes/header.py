@@ -25,6 +25,7 @@ class HeaderState:
     db_path: str = ""
     rate: float | None = None
     backlog: int = 0
+    index_errors: int = 0
     last_export_ns: int | None = None
     now_ns: int = 0
     window: str = "all"
@@ -80,6 +81,9 @@ class HeaderBar(Widget):
             out.append(
                 (75, Text(f"indexing {fmt.count(s.backlog)}", style=theme_style(app, "warning")))
             )
+        if s.index_errors:
+            errors = f"✗ {fmt.count(s.index_errors)} not indexed"
+            out.append((85, Text(errors, style=theme_style(app, "error"))))
         last = "never" if not s.last_export_ns else fmt.age(s.last_export_ns, s.now_ns) + " ago"
         last = "just now" if last == "now ago" else last
         out.append((70, Text(f"last export {last}")))
