@@ -204,6 +204,30 @@ def test_session_status_of_fetched_rows_is_the_sql_status(cur):
     assert Q.session_status({"last_seen_ns": None, "last_received_ns": None}, 0) == "idle"
 
 
+def test_old_telemetry_arriving_now_does_not_make_a_session_active(cur):
+    """A replay (sent hours ago, received now) is idle; a few minutes' lag (batching, a clock
+    behind) still counts as live."""
+    cur.execute("UPDATE events SET received_ns = time_ns + 4 * 3600 * 10**9")
+    cur.execute("UPDATE spans SET received_ns = start_ns + 4 * 3600 * 10**9")
+    cur.execute("UPDATE metric_points SET received_ns = time_ns + 4 * 3600 * 10**9")
+    rows = Q.sessions(cur, Q.Filter())
+    now = max(r["last_received_ns"] for r in rows) + 10**9
+    replayed = Q.sessions(cur, Q.Filter(), now_ns=now)
+    assert {r["status"] for r in replayed} == {"idle"}
+    assert {Q.session_status(r, now) for r in replayed} == {"idle"}
+    lag = (Q.FRESH_WITHIN_S - 1) * 10**9
+    cur.execute("UPDATE events SET received_ns = time_ns + $lag", {"lag": lag})
+    cur.execute("UPDATE spans SET received_ns = start_ns + $lag", {"lag": lag})
+    cur.execute("UPDATE metric_points SET received_ns = time_ns + $lag", {"lag": lag})
+    rows = Q.sessions(cur, Q.Filter())
+    for r in rows:
+        now = r["last_received_ns"] + 10**9
+        (live,) = [
+            x for x in Q.sessions(cur, Q.Filter(), now_ns=now) if x["session_id"] == r["session_id"]
+        ]
+        assert (live["status"], Q.session_status(live, now)) == ("active", "active")
+
+
 def test_earliest_ns_in_the_window(cur):
     times = sorted(record_times())
     assert Q.earliest_ns(cur, Q.Filter()) == times[0]

@@ -23,6 +23,9 @@ from claude_top.core.store import META_TABLE
 
 WINDOWS = ("15m", "1h", "24h", "7d", "all")
 ACTIVE_WITHIN_S = 60
+FRESH_WITHIN_S = 300
+"""Telemetry received this soon after it was sent counts as live (exporter batching, clock
+skew); older telemetry arriving now (a replay, a backlog) does not make a session active."""
 API_REQUEST = "claude_code.api_request"
 API_ERROR = "claude_code.api_error"
 TOOL_RESULT = "claude_code.tool_result"
@@ -130,7 +133,10 @@ def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
     Column order follows `sessions.csv` (times as `*_ns`; export formats them as ISO UTC).
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
-    p: dict[str, Any] = {"active_since": now_ns - ACTIVE_WITHIN_S * 1_000_000_000}
+    p: dict[str, Any] = {
+        "active_since": now_ns - ACTIVE_WITHIN_S * 1_000_000_000,
+        "fresh_ns": FRESH_WITHIN_S * 1_000_000_000,
+    }
     ev_where = filter_where(f, "time_ns", p)
     sp_where = filter_where(f, "start_ns", p)
     mp_where = filter_where(f, "time_ns", p)
@@ -208,8 +214,8 @@ WITH ev AS (
 SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests, s.cost_usd,
   s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_creation_tokens, s.tool_calls,
   s.tool_errors, s.models,
-  CASE WHEN s.last_received_ns >= $active_since OR s.last_seen_ns >= $active_since
-    THEN 'active' ELSE 'idle' END AS status,
+  CASE WHEN s.last_seen_ns >= $active_since OR (s.last_received_ns >= $active_since
+    AND s.last_received_ns - s.last_seen_ns <= $fresh_ns) THEN 'active' ELSE 'idle' END AS status,
   {_ratio("s.cache_read_tokens", "s.input_tokens", "s.cache_creation_tokens")}
     AS cache_hit_ratio,
   s.metric_cost_usd, s.last_received_ns, s.user_prompts,
@@ -302,11 +308,16 @@ GROUP BY session_id
 
 def session_status(row: dict, now_ns: int) -> str:
     """A fetched session row's `status` as of `now_ns`, as `sessions_query` computes it: active
-    if its telemetry was sent or received in the last ACTIVE_WITHIN_S, else idle. The UI
-    re-derives it as the clock moves, without querying again."""
+    if its telemetry was sent in the last ACTIVE_WITHIN_S, or received then and fresh (sent at
+    most FRESH_WITHIN_S before), else idle. The UI re-derives it as the clock moves, without
+    querying again."""
     since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
-    times = (row.get("last_received_ns"), row.get("last_seen_ns"))
-    return "active" if any(t is not None and t >= since for t in times) else "idle"
+    seen, received = row.get("last_seen_ns"), row.get("last_received_ns")
+    if seen is not None and seen >= since:
+        return "active"
+    fresh = seen is not None and received is not None
+    fresh = fresh and received >= since and received - seen <= FRESH_WITHIN_S * 1_000_000_000
+    return "active" if fresh else "idle"
 
 
 def sessions(cur: duckdb.DuckDBPyConnection, f: Filter, now_ns: int | None = None) -> list[dict]:
