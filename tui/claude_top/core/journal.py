@@ -178,20 +178,7 @@ class Journal:
             if self.directory is None:
                 return list(self._memory.values())
             segments = list(self._segments)
-        out: list[Entry] = []
-        for seg in segments:
-            seq, offset = seg.first_seq, 0
-            with open(seg.path, "rb") as f:
-                while seq <= seg.last_seq:
-                    f.seek(offset)
-                    parsed = _parse_header(f.read(HEADER.size))
-                    if parsed is None or parsed[2] != seq:
-                        raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
-                    _, length, _, received_ns, records, signal, _ = parsed
-                    out.append(Entry(seq, signal, received_ns, records, seg.path, offset, length))
-                    offset += HEADER.size + length
-                    seq += 1
-        return out
+        return [e for seg in segments for e in _walk(seg, 0, seg.first_seq, seg.last_seq)[0]]
 
     def pending(self) -> tuple[int, int]:
         """(exports, records) journalled and not yet indexed."""
@@ -282,16 +269,9 @@ class Journal:
                     index, offset, seq = index + 1, 0, max(seq, segments[index + 1].first_seq)
                     continue
                 break
-            with open(seg.path, "rb") as f:
-                while len(out) < limit and seq <= min(upto_seq, seg.last_seq):
-                    f.seek(offset)
-                    parsed = _parse_header(f.read(HEADER.size))
-                    if parsed is None or parsed[2] != seq:
-                        raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
-                    _, length, _, received_ns, records, signal, _ = parsed
-                    out.append(Entry(seq, signal, received_ns, records, seg.path, offset, length))
-                    offset += HEADER.size + length
-                    seq += 1
+            found, offset = _walk(seg, offset, seq, min(upto_seq, seg.last_seq), limit - len(out))
+            out += found
+            seq += len(found)
         self._cursor = (index, offset, seq)
         return out
 
@@ -304,16 +284,8 @@ class Journal:
         if not segments or segments[index].first_seq > after_seq + 1:
             return index, 0, segments[index].first_seq if segments else after_seq + 1
         seg = segments[index]
-        seq, offset = seg.first_seq, 0
-        with open(seg.path, "rb") as f:
-            while seq <= after_seq and seq <= seg.last_seq:
-                f.seek(offset)
-                parsed = _parse_header(f.read(HEADER.size))
-                if parsed is None:
-                    raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
-                offset += HEADER.size + parsed[1]
-                seq += 1
-        return index, offset, seq
+        passed, offset = _walk(seg, 0, seg.first_seq, min(after_seq, seg.last_seq))
+        return index, offset, seg.first_seq + len(passed)
 
     def release(self, indexed_seq: int) -> None:
         """Forget what is indexed: delete segments (except the one written to) wholly passed."""
@@ -353,6 +325,25 @@ class Journal:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(seg.path)
                 self._segments = []
+
+
+def _walk(
+    seg: _Segment, offset: int, seq: int, last_seq: int, limit: int | None = None
+) -> tuple[list[Entry], int]:
+    """The entries of `seg` from record `seq` (at `offset`) to `last_seq`, at most `limit` of
+    them, and the offset after them."""
+    out: list[Entry] = []
+    with open(seg.path, "rb") as f:
+        while seq <= last_seq and (limit is None or len(out) < limit):
+            f.seek(offset)
+            parsed = _parse_header(f.read(HEADER.size))
+            if parsed is None or parsed[2] != seq:
+                raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
+            _, length, _, received_ns, records, signal, _ = parsed
+            out.append(Entry(seq, signal, received_ns, records, seg.path, offset, length))
+            offset += HEADER.size + length
+            seq += 1
+    return out, offset
 
 
 def _writev_all(fd: int, parts: list[bytes]) -> int:
