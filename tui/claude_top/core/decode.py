@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from claude_top.core import otlp_json
 from claude_top.core.redact import Redactor
 from claude_top.core.schema import column_names
 
@@ -112,8 +113,8 @@ def guess_protobuf_signal(body: bytes) -> str:
 def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
     """Parse an OTLP/JSON body (hex ids, enums as ints or names, ints as strings or numbers)."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = otlp_json.loads(body)
+    except ValueError as exc:  # orjson's and json's errors, UnicodeDecodeError
         raise DecodeFailure(f"malformed OTLP JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DecodeFailure("malformed OTLP JSON: the top level must be an object")
@@ -129,31 +130,10 @@ def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
         other = ", ".join(sorted(found - {signal}))
         raise DecodeFailure(f"the body carries {other}, not {signal}: send it to /v1/{other}")
     try:
-        _hex_ids_to_base64(doc)
-        request = json_format.ParseDict(doc, REQUEST_TYPES[signal](), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+        request = otlp_json.to_message(doc, REQUEST_TYPES[signal], body)
+    except otlp_json.OtlpJsonError as exc:
         raise DecodeFailure(f"malformed OTLP JSON {signal}: {exc}") from None
     return signal, request
-
-
-_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
-
-
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_KEYS and isinstance(value, str):
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError:
-                    raise DecodeFailure(f"{key} is not a hex string: {value[:40]!r}") from None
-            elif isinstance(value, dict | list):
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict | list):
-                _hex_ids_to_base64(item)
 
 
 # --- accepting an export (validate and count; full decoding happens in the indexer) -------
