@@ -112,6 +112,11 @@ def guess_protobuf_signal(body: bytes) -> str:
 
 def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
     """Parse an OTLP/JSON body (hex ids, enums as ints or names, ints as strings or numbers)."""
+    signal, request, _ = _parse_json(signal, body)
+    return signal, request
+
+
+def _parse_json(signal: str | None, body: bytes) -> tuple[str, Message, bytes]:
     try:
         doc = otlp_json.loads(body)
     except ValueError as exc:  # orjson's and json's errors, UnicodeDecodeError
@@ -130,10 +135,10 @@ def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
         other = ", ".join(sorted(found - {signal}))
         raise DecodeFailure(f"the body carries {other}, not {signal}: send it to /v1/{other}")
     try:
-        request = otlp_json.to_message(doc, REQUEST_TYPES[signal], body)
+        request, wire = otlp_json.to_message(doc, REQUEST_TYPES[signal], body)
     except otlp_json.OtlpJsonError as exc:
         raise DecodeFailure(f"malformed OTLP JSON {signal}: {exc}") from None
-    return signal, request
+    return signal, request, wire
 
 
 # --- accepting an export (validate and count; full decoding happens in the indexer) -------
@@ -196,10 +201,10 @@ def accept_protobuf(signal: str | None, body: bytes, redact: Redactor | None = N
 
 def accept_json(signal: str | None, body: bytes, redact: Redactor | None = None) -> Export:
     """Validate an OTLP/JSON body into an Export holding the equivalent protobuf bytes."""
-    signal, request = parse_json(signal, body)
-    if redact is not None:
-        redact.request(signal, request)
-    return inspect(signal, request, request.SerializeToString())
+    signal, request, wire = _parse_json(signal, body)
+    if redact is not None and redact.request(signal, request):
+        wire = request.SerializeToString()
+    return inspect(signal, request, wire)
 
 
 def decode_export(export: Export) -> Decoded:

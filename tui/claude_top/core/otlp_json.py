@@ -73,8 +73,9 @@ def loads(body: bytes, exact: bool = False) -> Any:
         raise ValueError("arrays or objects nested too deeply") from None
 
 
-def to_message(doc: Any, message_type: type[Message], body: bytes) -> Message:
-    """Build `message_type` from `doc`, the OTLP/JSON document `loads(body)` gave.
+def to_message(doc: Any, message_type: type[Message], body: bytes) -> tuple[Message, bytes]:
+    """Build `message_type` from `doc`, the OTLP/JSON document `loads(body)` gave; returns it
+    with the protobuf bytes it was parsed from (fields in the JSON's order, zeros kept).
 
     Raises OtlpJsonError.
     """
@@ -87,7 +88,7 @@ def to_message(doc: Any, message_type: type[Message], body: bytes) -> Message:
     except _Inexact:
         wire = root.encode(loads(body, exact=True), 1)
     try:
-        return message_type.FromString(wire)
+        return message_type.FromString(wire), wire
     except DecodeError as exc:
         raise OtlpJsonError(str(exc)) from None
 
@@ -474,7 +475,7 @@ def _any_value(tag: bytes) -> Encode:
 
 
 def _key_values(tag: bytes) -> Encode:
-    varints = _VARINTS
+    keys: dict[str, bytes] = {}  # attribute name -> its KeyValue.key field, for short ASCII names
 
     def encode(items: Any, depth: int) -> bytes:
         if type(items) is not list or depth >= MAX_DEPTH:
@@ -485,29 +486,35 @@ def _key_values(tag: bytes) -> Encode:
             if type(kv) is dict and len(kv) == 2:
                 key = kv.get("key")
                 value = kv.get("value")
-                if type(key) is str and key.isascii() and type(value) is dict:
-                    k = key.encode()
-                    s = value.get("stringValue") if len(value) == 1 else None
-                    if type(s) is str and s.isascii() and len(k) + len(s) < 122:
-                        ks, ss = len(k), len(s)  # each length fits one byte
-                        body = b"\x0a%c%b\x12%c\x0a%c%b" % (ks, k, ss + 2, ss, s.encode())
-                        append(b"%b%c%b" % (tag, ks + ss + 6, body))
+                if type(key) is str and type(value) is dict:
+                    k = keys.get(key)
+                    if k is None and len(key) < 100 and key.isascii():
+                        if len(keys) > 1024:
+                            keys.clear()
+                        k = keys[key] = b"\x0a%c%b" % (len(key), key.encode())
+                    if k is not None:
+                        s = value.get("stringValue")
+                        if (
+                            type(s) is str
+                            and len(value) == 1
+                            and s.isascii()
+                            and len(k) + len(s) < 124
+                        ):
+                            append(b"%b%c%b\x12%c\x0a%c%b" % (
+                                tag, len(k) + len(s) + 4, k, len(s) + 2, len(s), s.encode()
+                            ))  # fmt: skip
+                            continue
+                        try:
+                            v = _any_value_body(value, depth + 1)
+                        except OtlpJsonError as exc:
+                            exc.where.append(f"[{_index_of(items, kv)}].value")
+                            raise
+                        if len(k) + len(v) < 124:  # each length fits one byte
+                            append(b"%b%c%b\x12%c%b" % (tag, len(k) + len(v) + 2, k, len(v), v))
+                        else:
+                            body = b"%b\x12%b%b" % (k, _length(v), v)
+                            append(tag + _length(body) + body)
                         continue
-                    try:
-                        v = _any_value_body(value, depth + 1)
-                    except OtlpJsonError as exc:
-                        exc.where.append(f"[{_index_of(items, kv)}].value")
-                        raise
-                    ks, vs = len(k), len(v)
-                    body = b"\x0a%b%b\x12%b%b" % (
-                        varints[ks] if ks < 16384 else _varint(ks),
-                        k,
-                        varints[vs] if vs < 16384 else _varint(vs),
-                        v,
-                    )
-                    bs = len(body)
-                    append(tag + (varints[bs] if bs < 16384 else _varint(bs)) + body)
-                    continue
             try:
                 body = _KEY_VALUE.encode(kv, depth)
             except OtlpJsonError as exc:
