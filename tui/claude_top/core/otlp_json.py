@@ -1,4 +1,4 @@
-"""OTLP/JSON -> protobuf messages, ~10x faster than protobuf's pure-Python `json_format`.
+"""OTLP/JSON -> protobuf messages, about 8x faster than protobuf's pure-Python `json_format`.
 
 Follows the OTLP/JSON encoding: trace and span ids are hex (case-insensitive), other bytes
 base64; enums are numbers or names; 64-bit integers are strings or numbers; doubles may be
