@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from claude_top.core import lean
+from claude_top.core import lean, otlp_json
 from claude_top.core.redact import Redactor
 from claude_top.core.schema import column_names
 
@@ -130,9 +130,14 @@ _RECORD_PATH = {
 
 def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
     """Parse an OTLP/JSON body (hex ids, enums as ints or names, ints as strings or numbers)."""
+    signal, request, _ = _parse_json(signal, body)
+    return signal, request
+
+
+def _parse_json(signal: str | None, body: bytes) -> tuple[str, Message, bytes]:
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = otlp_json.loads(body)
+    except ValueError as exc:  # orjson's and json's errors, UnicodeDecodeError
         raise DecodeFailure(f"malformed OTLP JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DecodeFailure("malformed OTLP JSON: the top level must be an object")
@@ -148,31 +153,10 @@ def parse_json(signal: str | None, body: bytes) -> tuple[str, Message]:
         other = ", ".join(sorted(found - {signal}))
         raise DecodeFailure(f"the body carries {other}, not {signal}: send it to /v1/{other}")
     try:
-        _hex_ids_to_base64(doc)
-        request = json_format.ParseDict(doc, REQUEST_TYPES[signal](), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+        request, wire = otlp_json.to_message(doc, REQUEST_TYPES[signal], body)
+    except otlp_json.OtlpJsonError as exc:
         raise DecodeFailure(f"malformed OTLP JSON {signal}: {exc}") from None
-    return signal, request
-
-
-_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
-
-
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_KEYS and isinstance(value, str):
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError:
-                    raise DecodeFailure(f"{key} is not a hex string: {value[:40]!r}") from None
-            elif isinstance(value, dict | list):
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict | list):
-                _hex_ids_to_base64(item)
+    return signal, request, wire
 
 
 # --- accepting an export (validate and count; full decoding happens in the indexer) -------
@@ -242,10 +226,10 @@ def accept_protobuf(signal: str | None, body: bytes, redact: Redactor | None = N
 
 def accept_json(signal: str | None, body: bytes, redact: Redactor | None = None) -> Export:
     """Validate an OTLP/JSON body into an Export holding the equivalent protobuf bytes."""
-    signal, request = parse_json(signal, body)
-    if redact is not None:
-        redact.request(signal, request)
-    return inspect(signal, request, request.SerializeToString())
+    signal, request, wire = _parse_json(signal, body)
+    if redact is not None and redact.request(signal, request):
+        wire = request.SerializeToString()
+    return inspect(signal, request, wire)
 
 
 def decode_export(export: Export) -> Decoded:
