@@ -187,3 +187,5 @@ async def test_indexing_errors_are_shown_in_the_header_and_told(ui_store):
         assert "ingest_failed" in toast.message
         await pilot.pause(0.6)
         assert len(app._notifications) == 1  # told once, not at every tick
+        await pilot.press("q")  # stops the receivers
+    assert app.return_code == 0
