@@ -548,9 +548,9 @@ class StoreWriter:
                     f"writer is behind ({s.pending_rows} rows, {s.pending_bytes >> 20} MB "
                     "pending); retry shortly"
                 )
-            if s.backlog_rows and (
-                s.backlog_rows + rows > self.max_backlog_rows
-                or s.backlog_bytes + size > self.max_backlog_bytes
+            if s.backlog_rows and (  # what is pending will be journalled too
+                s.backlog_rows + s.pending_rows + rows > self.max_backlog_rows
+                or s.backlog_bytes + s.pending_bytes + size > self.max_backlog_bytes
             ):
                 raise Backpressure(
                     f"indexer is behind ({s.backlog_rows} rows, {s.backlog_bytes >> 20} MB "
