@@ -5,24 +5,32 @@ what it draws, and reads its process tree's CPU time and memory from /proc.
 
 1. No traffic, empty database: CPU of the process tree over `--seconds` (the connect screen).
 2. No traffic, the 1M-span / 1M-event database of bench/queries.py (built if missing, copied so
-   the original stays untouched), time window `--window` ("all": `t` pressed twice from 24h;
-   the rows span the 7 days before the database was built): CPU over `--seconds`, then RSS of
-   the main process and of the decode workers. The decode workers are spawned at the first
-   indexed export, so one small export (512 spans over gRPC) is sent at the end and RSS
-   measured again.
+   the original stays untouched), time window "all" (`t` pressed twice from 24h): CPU over
+   `--seconds`, then RSS of the main process and of the decode workers. The decode workers are
+   spawned at the first indexed export, so one small export (512 spans over gRPC) is sent at the
+   end and RSS measured again.
+3. With `--hold MINUTES`: the UI stays open that long after the export, RSS printed each minute
+   (DuckDB's memory grows for a while with every refresh before it levels off).
+
+RSS is sampled each second while the CPU is measured: the median and the maximum are printed,
+and at the end its split into anonymous memory (private: Python, DuckDB's buffers, malloc) and
+pages of mapped files (the shared libraries' code, shared and reclaimable), with the libraries
+that map the most. `bench/memory.py` attributes the anonymous part inside one process.
 
     python bench/idle.py [--seconds 60] [--db /tmp/claude-top-bench-1m.duckdb] [--size 120x40]
-                         [--window all]
+                         [--hold MINUTES]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import fcntl
 import os
 import pty
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -34,8 +42,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from claude_top.core.queries import WINDOWS
-from claude_top.ui.app import DEFAULT_WINDOW
 from ingest import TRACE_METHOD, free_port, make_batches, tree, wait_listening
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -57,6 +63,75 @@ def status_kb(pid: int, key: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def rollup_kb(pid: int) -> dict[str, int]:
+    """/proc/PID/smaps_rollup as {field: kB}."""
+    out: dict[str, int] = {}
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        key, value = line.split()[:2]
+        out[key.rstrip(":")] = int(value)
+    return out
+
+
+def mapped_files_kb(pid: int, top: int = 3) -> list[tuple[str, int]]:
+    """The files with the most resident pages mapped by `pid` (kB), biggest first."""
+    per_file: collections.Counter[str] = collections.Counter()
+    name = ""
+    try:
+        with open(f"/proc/{pid}/smaps") as fh:
+            for line in fh:
+                first = line.split(maxsplit=6)
+                if not first[0].endswith(":"):  # a mapping's header line
+                    name = first[5].strip() if len(first) > 5 else ""
+                elif first[0] == "Rss:" and name.startswith("/"):
+                    per_file[os.path.basename(name)] += int(first[1])
+    except OSError:
+        return []
+    return per_file.most_common(top)
+
+
+class Memory:
+    """RSS samples of one process, and how its memory splits at the end."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self.anon = 0
+        self.file_backed = 0
+        self.files: list[tuple[str, int]] = []
+        self.hwm = 0
+        self.threads = 0
+
+    def sample(self, pid: int) -> None:
+        self.samples.append(status_kb(pid, "VmRSS"))
+
+    def finish(self, pid: int) -> None:
+        rollup = rollup_kb(pid)
+        self.anon = rollup.get("Anonymous", 0)
+        self.file_backed = max(0, rollup.get("Rss", 0) - self.anon)
+        self.files = mapped_files_kb(pid)
+        self.hwm = status_kb(pid, "VmHWM")
+        self.threads = status_kb(pid, "Threads")
+
+    @property
+    def median(self) -> int:
+        return int(statistics.median(self.samples)) if self.samples else 0
+
+    def describe(self) -> str:
+        libs = ", ".join(f"{_short(n)} {mb(kb)}" for n, kb in self.files)
+        return (
+            f"RSS median {mb(self.median)}, max {mb(max(self.samples, default=0))} (peak "
+            f"{mb(self.hwm)}); at the end anonymous {mb(self.anon)} + mapped files "
+            f"{mb(self.file_backed)} ({libs}); {self.threads} threads"
+        )
+
+
+def _short(filename: str) -> str:
+    return filename.split(".cpython")[0].split(".so")[0]
 
 
 def cmdline(pid: int) -> str:
@@ -107,16 +182,21 @@ class UI:
     def workers(self) -> list[int]:
         return [p for p in self.pids()[1:] if "spawn_main" in cmdline(p)]
 
-    def measure_cpu(self, seconds: float) -> tuple[float, float]:
-        """CPU % of one core used by the process tree over `seconds`, and bytes drawn per s."""
+    def measure(self, seconds: float) -> tuple[float, float, Memory]:
+        """CPU % of one core used by the process tree over `seconds`, bytes drawn per s, and
+        the main process's memory (RSS sampled each second)."""
         pids0 = self.pids()
         before = {p: cpu_s(p) for p in pids0}
         out0 = self.bytes_out
+        memory = Memory()
         t = time.monotonic()
-        time.sleep(seconds)
+        while (left := t + seconds - time.monotonic()) > 0:
+            time.sleep(min(1.0, left))
+            memory.sample(self.proc.pid)
         elapsed = time.monotonic() - t
         used = sum(cpu_s(p) - before.get(p, 0.0) for p in self.pids())
-        return 100 * used / elapsed, (self.bytes_out - out0) / elapsed
+        memory.finish(self.proc.pid)
+        return 100 * used / elapsed, (self.bytes_out - out0) / elapsed, memory
 
     def stop(self) -> None:
         self.press("q")
@@ -146,7 +226,8 @@ def main() -> None:
     ap.add_argument("--db", default="/tmp/claude-top-bench-1m.duckdb", help="1M-row bench DB")
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows if the DB must be built")
     ap.add_argument("--size", default="120x40", help="terminal size, COLSxROWS")
-    ap.add_argument("--window", default="all", choices=WINDOWS, help="time window shown")
+    ap.add_argument("--hold", type=int, default=0, metavar="MINUTES",
+                    help="keep the UI open this long after the export")  # fmt: skip
     args = ap.parse_args()
     cols, rows = (int(x) for x in args.size.split("x"))
     print(f"machine              {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
@@ -155,12 +236,12 @@ def main() -> None:
         ui = UI(os.path.join(tmp, "empty.duckdb"), cols, rows)
         try:
             time.sleep(args.settle)
-            cpu, drawn = ui.measure_cpu(args.seconds)
-            rss = status_kb(ui.proc.pid, "VmRSS")
+            cpu, drawn, memory = ui.measure(args.seconds)
         finally:
             ui.stop()
         print(f"empty database       CPU {cpu:.2f} % of one core over {args.seconds:.0f} s "
-              f"(process tree), RSS {mb(rss)}, {drawn:,.0f} bytes/s drawn")  # fmt: skip
+              f"(process tree), {drawn:,.0f} bytes/s drawn")  # fmt: skip
+        print(f"  {memory.describe()}")
 
         if not os.path.exists(args.db):
             from claude_top.core.store import Store
@@ -174,27 +255,32 @@ def main() -> None:
         ui = UI(db, cols, rows)
         try:
             time.sleep(2)
-            presses = (WINDOWS.index(args.window) - WINDOWS.index(DEFAULT_WINDOW)) % len(WINDOWS)
-            ui.press("t" * presses)
+            ui.press("tt")  # 24h -> 7d -> all
             time.sleep(args.settle)
-            cpu, drawn = ui.measure_cpu(args.seconds)
-            main_rss = status_kb(ui.proc.pid, "VmRSS")
-            main_hwm = status_kb(ui.proc.pid, "VmHWM")
+            cpu, drawn, memory = ui.measure(args.seconds)
             before = ui.workers()
+            print(f"1M spans + 1M events, window all: CPU {cpu:.2f} % of one core over "
+                  f"{args.seconds:.0f} s, {drawn:,.0f} bytes/s drawn")  # fmt: skip
+            print(f"  main process       {memory.describe()}")
+            print(f"  decode workers     {len(before) or 'none'} spawned while idle")
             send_one(ui.grpc_port)
             time.sleep(5)
-            after_rss = status_kb(ui.proc.pid, "VmRSS")
-            workers = [(p, status_kb(p, "VmRSS")) for p in ui.workers()]
+            after = Memory()
+            for _ in range(10):
+                after.sample(ui.proc.pid)
+                time.sleep(1)
+            after.finish(ui.proc.pid)
+            workers = [status_kb(p, "VmRSS") for p in ui.workers()]
+            print(f"  after one export   main {after.describe()}")
+            shown = ", ".join(f"RSS {mb(kb)}" for kb in workers) or "none"
+            print(f"  decode workers     {shown}")
+            t0 = time.monotonic()
+            for minute in range(1, args.hold + 1):
+                time.sleep(max(0.0, t0 + 60 * minute - time.monotonic()))
+                rss, anon = status_kb(ui.proc.pid, "VmRSS"), rollup_kb(ui.proc.pid)["Anonymous"]
+                print(f"  {minute:3d} min later     RSS {mb(rss)}, anon {mb(anon)}", flush=True)
         finally:
             ui.stop()
-        print(f"1M spans + 1M events, window {args.window}: CPU {cpu:.2f} % of one core over "
-              f"{args.seconds:.0f} s, {drawn:,.0f} bytes/s drawn")  # fmt: skip
-        print(f"  RSS main process   {mb(main_rss)} (peak {mb(main_hwm)}); decode workers: "
-              f"{len(before) or 'none'} spawned while idle")  # fmt: skip
-        print(
-            f"  after one export   main {mb(after_rss)}; decode workers "
-            + (", ".join(mb(kb) for _, kb in workers) or "none")
-        )
 
 
 if __name__ == "__main__":
