@@ -217,3 +217,27 @@ def set_value(v, x) -> None:
         v.kvlist_value.SetInParent()
         for k, item in x.items():
             set_value(v.kvlist_value.values.add(key=k).value, item)
+
+
+def as_otlp_json(msg, camel: bool = True, enum_names: bool = True) -> dict:
+    """A protobuf message as OTLP/JSON: protobuf's JSON mapping with trace and span ids in hex."""
+    from google.protobuf import json_format
+
+    doc = json_format.MessageToDict(
+        msg, preserving_proto_field_name=not camel, use_integers_for_enums=not enum_names
+    )
+    ids = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
+
+    def hexify(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ids and isinstance(v, str):
+                    node[k] = base64.b64decode(v).hex()
+                else:
+                    hexify(v)
+        elif isinstance(node, list):
+            for v in node:
+                hexify(v)
+
+    hexify(doc)
+    return doc

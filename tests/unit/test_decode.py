@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from claude_top.core.decode import (
     REQUEST_TYPES,
@@ -32,7 +32,7 @@ from claude_top.core.decode import (
     parse_protobuf,
 )
 from claude_top.core.schema import column_names
-from truth import GRPC_FIXTURES, Truth, fixture_lines, grpc_requests, http_requests
+from truth import GRPC_FIXTURES, Truth, fixture_lines, grpc_requests, http_requests, set_value
 
 TRACE_ID = bytes(range(1, 17))
 SPAN_ID = bytes(range(1, 9))
@@ -55,22 +55,7 @@ def rows(decoded, table: str) -> list[dict]:
 def to_any(value) -> AnyValue:
     """A Python value as an OTLP AnyValue (the sender's side)."""
     v = AnyValue()
-    if isinstance(value, bool):
-        v.bool_value = value
-    elif isinstance(value, int):
-        v.int_value = value
-    elif isinstance(value, float):
-        v.double_value = value
-    elif isinstance(value, str):
-        v.string_value = value
-    elif isinstance(value, bytes):
-        v.bytes_value = value
-    elif isinstance(value, list):
-        v.array_value.SetInParent()
-        v.array_value.values.extend(to_any(x) for x in value)
-    elif isinstance(value, dict):
-        v.kvlist_value.SetInParent()
-        v.kvlist_value.values.extend(KeyValue(key=k, value=to_any(x)) for k, x in value.items())
+    set_value(v, value)
     return v
 
 

@@ -10,7 +10,6 @@ import json
 import math
 
 import pytest
-from google.protobuf import json_format
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -22,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from claude_top.core.decode import accept_json, accept_protobuf, decode_export
 from claude_top.core.schema import column_names
 from claude_top.core.store import Store
-from truth import set_value
+from truth import as_otlp_json, set_value
 
 INT64_MAX = (1 << 63) - 1
 # No shrinking: each step stores to DuckDB twice, so shrinking a failure with huge strings
@@ -119,22 +118,7 @@ def store_both_ways(store: Store, signal: str, request) -> tuple[list[dict], int
 
 
 def otlp_json(request) -> bytes:
-    """The request as OTLP/JSON: protobuf's JSON mapping with trace and span ids in hex."""
-    doc = json_format.MessageToDict(request)
-
-    def hexify(node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in ("traceId", "spanId", "parentSpanId") and isinstance(v, str):
-                    node[k] = base64.b64decode(v).hex()
-                else:
-                    hexify(v)
-        elif isinstance(node, list):
-            for v in node:
-                hexify(v)
-
-    hexify(doc)
-    return json.dumps(doc).encode()
+    return json.dumps(as_otlp_json(request)).encode()
 
 
 def attrs_of(row: dict, column: str = "attributes"):

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from claude_top.core import otlp_json
 from claude_top.core.decode import REQUEST_TYPES, DecodeFailure, accept_json, parse_json
-from truth import GRPC_FIXTURES, fixture_lines, http_requests
+from truth import GRPC_FIXTURES, as_otlp_json, fixture_lines, http_requests
 
 SIGNALS = tuple(REQUEST_TYPES)
 # No shrinking: json_format takes minutes over a large failing example; it is reported as drawn.
@@ -150,33 +150,12 @@ def requests(signal: str):
     return messages(REQUEST_TYPES[signal].DESCRIPTOR, budget=9)
 
 
-def as_dict(msg, camel: bool = True, enum_names: bool = True) -> dict:
-    """The message as OTLP/JSON: protobuf's JSON mapping with trace and span ids in hex."""
-    doc = json_format.MessageToDict(
-        msg, preserving_proto_field_name=not camel, use_integers_for_enums=not enum_names
-    )
-
-    def hexify(node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in ID_KEYS and isinstance(v, str):
-                    node[k] = base64.b64decode(v).hex()
-                else:
-                    hexify(v)
-        elif isinstance(node, list):
-            for v in node:
-                hexify(v)
-
-    hexify(doc)
-    return doc
-
-
 @EXAMPLES
 @given(data=st.data(), signal=st.sampled_from(SIGNALS))
 def test_any_request_converts_to_itself_and_to_what_json_format_gives(data, signal):
     msg = data.draw(requests(signal))
     body = json.dumps(
-        as_dict(msg, camel=data.draw(st.booleans()), enum_names=data.draw(st.booleans()))
+        as_otlp_json(msg, camel=data.draw(st.booleans()), enum_names=data.draw(st.booleans()))
     ).encode()
     _, got = parse_json(signal, body)
     assert same(got, msg)
@@ -253,7 +232,7 @@ def reshape(node: dict, descriptor: Descriptor, data, wrong_types: bool) -> dict
 @given(data=st.data(), signal=st.sampled_from(SIGNALS), wrong_types=st.booleans())
 def test_reshaped_json_reads_as_json_format_reads_it(data, signal, wrong_types):
     msg = data.draw(requests(signal))
-    doc = as_dict(msg, enum_names=data.draw(st.booleans()))
+    doc = as_otlp_json(msg, enum_names=data.draw(st.booleans()))
     doc = reshape(doc, REQUEST_TYPES[signal].DESCRIPTOR, data, wrong_types)
     body = json.dumps(doc).encode()
     outcome = agree(signal, body)
@@ -279,7 +258,7 @@ def test_grpc_fixtures_as_otlp_json_convert_to_their_protobuf(name):
     """Each gRPC capture's `req` (protobuf's JSON mapping) with hex ids converts to its bytes."""
     for d in fixture_lines(name):
         pb = REQUEST_TYPES[d["kind"]].FromString(base64.b64decode(d["pb"]))
-        body = json.dumps(as_dict(pb)).encode()
+        body = json.dumps(as_otlp_json(pb)).encode()
         _, got = parse_json(d["kind"], body)
         assert same(got, pb)
 
