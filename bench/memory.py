@@ -31,7 +31,6 @@ from pathlib import Path
 
 IMPORTS = [
     "duckdb",
-    "pyarrow",
     "grpc",
     "aiohttp.web",
     "textual.app",

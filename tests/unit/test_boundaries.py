@@ -130,3 +130,43 @@ def test_serve_command_path_loads_no_ui():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(out.stdout) is False
+
+
+PYARROW_PROBE = """
+import json, sys, tempfile, os
+from claude_top.core.decode import accept_protobuf
+from claude_top.core.store import Store, StoreWriter
+import claude_top.ui.app, claude_top.receiver.server
+sys.path.insert(0, sys.argv[1])
+from truth import GRPC_FIXTURES, grpc_requests
+store = Store.open(os.path.join(tempfile.mkdtemp(), "probe.duckdb"))
+writer = StoreWriter(store)
+for name in GRPC_FIXTURES:
+    for signal, body in grpc_requests(name):
+        writer.submit(accept_protobuf(signal, body)).result(10)
+assert writer.sync(60)
+spool = os.listdir(writer.spool_dir)
+writer.close()
+cur = store.cursor()
+counts = [cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+          for t in ("spans", "events", "metric_points")]
+print(json.dumps({"pyarrow": sorted(m for m in sys.modules if m.split(".")[0] == "pyarrow"),
+                  "counts": counts, "spool_left": spool}))
+"""
+
+
+def test_the_ui_process_never_loads_pyarrow():
+    """Decode workers write Parquet for DuckDB to read; pyarrow stays in the workers (about
+    20 MB of the UI process's memory). Every fixture is indexed through them, exactly."""
+    from truth import Truth
+
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", PYARROW_PROBE, tests_dir],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    truth = Truth("basic.grpc", "errors.grpc", "continued.grpc")
+    assert result["pyarrow"] == []
+    assert result["counts"] == [len(truth.spans), len(truth.events), truth.data_points]
+    assert result["spool_left"] == []

@@ -7,19 +7,22 @@ everything as JSON so nothing a sender sent is lost. Resource attributes are sto
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_VERSION = 1
 APP_ID = "claude-top"
 
 _SQL_TO_ARROW = {
-    "BLOB": pa.binary(),
-    "VARCHAR": pa.string(),
-    "JSON": pa.string(),
-    "BIGINT": pa.int64(),
-    "INTEGER": pa.int32(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
+    "BLOB": "binary",
+    "VARCHAR": "string",
+    "JSON": "string",
+    "BIGINT": "int64",
+    "INTEGER": "int32",
+    "DOUBLE": "float64",
+    "BOOLEAN": "bool_",
 }
 
 SPANS: tuple[tuple[str, str], ...] = (
@@ -133,8 +136,11 @@ def column_names(table: str) -> tuple[str, ...]:
 
 
 def arrow_schema(table: str) -> pa.Schema:
-    """The Arrow schema matching a table, used for bulk inserts."""
-    return pa.schema([(name, _SQL_TO_ARROW[sql]) for name, sql in TABLES[table]])
+    """The Arrow schema matching a table, for the decode workers' Parquet files (imports
+    pyarrow, which only the workers load)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, _SQL_TO_ARROW[sql])()) for name, sql in TABLES[table]])
 
 
 def create_table_sql(table: str) -> str:

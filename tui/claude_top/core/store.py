@@ -12,7 +12,11 @@ One process owns the file. Ingest is two steps, each its own thread:
    It runs right behind the journal: milliseconds at Claude Code's rates, a bounded backlog
    under bursts.
 
-Readers use their own cursors (`Store.cursor()`), one per thread.
+Readers use their own cursors (`Store.reading()`), one per thread. DuckDB keeps every table block
+a query or commit read cached up to its memory limit; `Store.using()` marks DuckDB work, and
+when the last work in flight ends the cached blocks are dropped (`Store.release_cache`), so a
+monitor left open holds megabytes, not the tables it last scanned (the file's pages stay in the
+OS page cache, so the next scan still reads from memory).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import contextlib
 import multiprocessing as mp
 import os
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +38,6 @@ from pathlib import Path
 
 import duckdb
 import platformdirs
-import pyarrow as pa
 
 from claude_top import __version__
 from claude_top.core.decode import Decoded, Export
@@ -44,17 +49,13 @@ from claude_top.core.schema import (
     column_names,
     create_table_sql,
 )
-from claude_top.core.worker import (
-    decode_for_index,
-    decode_here,
-    init_decode_worker,
-    to_arrow,
-)
+from claude_top.core.worker import Spooled, decode_for_index, decode_here, init_decode_worker
 
 MEMORY = ":memory:"
 META_TABLE = "claude_top_meta"
 DEFAULT_THREADS = 2
 DEFAULT_MEMORY_LIMIT = "1GB"
+CACHE_KEEP_BYTES = 4 << 20
 DEFAULT_MAX_PENDING_ROWS = 200_000
 DEFAULT_MAX_BACKLOG_ROWS = 2_000_000
 DEFAULT_MAX_PENDING_BYTES = 256 << 20
@@ -109,24 +110,24 @@ def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         raise
 
 
-@contextlib.contextmanager
-def registered(cur: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
-    """An Arrow table visible to SQL as `name` for the duration of the block."""
-    cur.register(name, table)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(duckdb.Error):
-            cur.unregister(name)
-
-
 class Store:
     """An open claude-top database."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: str,
+        read_only: bool,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
         self.con = con
         self.path = path
         self.read_only = read_only
+        self.memory_limit = memory_limit
+        self.cache_releases = 0
+        self._use = threading.Condition()
+        self._users = 0
+        self._releasing = False
 
     @classmethod
     def open(
@@ -160,7 +161,7 @@ class Store:
             raise StoreError(f"cannot open {path}: not a DuckDB database ({exc})") from None
         finally:
             os.umask(old_umask)
-        store = cls(con, path, read_only)
+        store = cls(con, path, read_only, memory_limit)
         try:
             store._check_or_create_schema()
         except StoreError:
@@ -222,8 +223,69 @@ class Store:
             )
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for one thread."""
+        """A cursor for one thread (wrap its work in `using()`, or take it from `reading()`)."""
         return self.con.cursor()
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[None]:
+        """Mark DuckDB work in flight (queries, a commit). When the last such work ends, the
+        table blocks DuckDB cached for it are dropped (`release_cache`); new work waits for
+        that (a few milliseconds) instead of running under the lowered limit."""
+        with self._use:
+            while self._releasing:
+                self._use.wait()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._use:
+                self._users -= 1
+                last = self._users == 0 and not self._releasing
+                self._releasing = last
+            if last:
+                try:
+                    self.release_cache()
+                finally:
+                    with self._use:
+                        self._releasing = False
+                        self._use.notify_all()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor for one thread's queries, its work marked as in `using()`."""
+        with self.using():
+            cur = self.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def release_cache(self) -> int:
+        """Drop the table blocks DuckDB keeps cached beyond CACHE_KEEP_BYTES; returns the bytes
+        it held before. Only `using()` calls this, when no DuckDB work is in flight: the memory
+        limit is lowered for a moment to what the non-table memory (indexes, uncommitted
+        rows) needs plus CACHE_KEEP_BYTES, which evicts cached blocks first, then restored."""
+        if self.path == MEMORY:
+            return 0
+        cur = self.con.cursor()
+        try:
+            cached, other = cur.execute(
+                "SELECT coalesce(sum(memory_usage_bytes) FILTER (WHERE tag = 'BASE_TABLE'), 0),"
+                " coalesce(sum(memory_usage_bytes) FILTER (WHERE tag <> 'BASE_TABLE'), 0) "
+                "FROM duckdb_memory()"
+            ).fetchone()
+            if cached <= CACHE_KEEP_BYTES:
+                return int(cached)
+            try:  # a limit it cannot reach is refused, after evicting what it could
+                cur.execute(f"SET memory_limit = '{int(other) + CACHE_KEEP_BYTES}B'")
+            except duckdb.OutOfMemoryException:
+                pass
+            finally:
+                cur.execute(f"SET memory_limit = '{self.memory_limit}'")
+            self.cache_releases += 1
+            return int(cached)
+        finally:
+            cur.close()
 
     @property
     def journal_dir(self) -> Path | None:
@@ -232,11 +294,10 @@ class Store:
 
     def indexed_seq(self) -> int:
         """The last journal seq whose export is in the tables."""
-        row = (
-            self.cursor()
-            .execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", [INDEXED_SEQ_KEY])
-            .fetchone()
-        )
+        with self.reading() as cur:
+            row = cur.execute(
+                f"SELECT value FROM {META_TABLE} WHERE key = ?", [INDEXED_SEQ_KEY]
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def journal_backlog(self) -> tuple[int, int]:
@@ -267,7 +328,7 @@ class Store:
     def prune(self, before_ns: int, cur: duckdb.DuckDBPyConnection | None = None) -> int:
         """Delete telemetry older than `before_ns` (retention); returns the rows deleted."""
         deleted = 0
-        with transaction(cur or self.cursor()) as tx:
+        with self.using(), transaction(cur or self.cursor()) as tx:
             for table, time_col in RETENTION_COLUMNS.items():
                 deleted += tx.execute(
                     f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns]
@@ -277,7 +338,7 @@ class Store:
     def checkpoint(self) -> None:
         """Fold the WAL into the file now (skipped while another write is running)."""
         if not self.read_only and self.path != MEMORY:
-            with contextlib.suppress(duckdb.TransactionException):
+            with self.using(), contextlib.suppress(duckdb.TransactionException):
                 self.con.execute("CHECKPOINT")
 
     def close(self) -> None:
@@ -310,6 +371,18 @@ def _shared_decode_pool() -> ProcessPoolExecutor | None:
         return _decode_pool
 
 
+def _new_spool(store: Store) -> str:
+    """An empty folder for the decode workers' Parquet files: `<db>.spool` beside a database
+    file (what an earlier run left there is stale: the journal holds every export), else a
+    temporary one."""
+    if store.path == MEMORY:
+        return tempfile.mkdtemp(prefix="claude-top-spool-")
+    path = store.path + ".spool"
+    shutil.rmtree(path, ignore_errors=True)
+    os.mkdir(path, 0o700)
+    return path
+
+
 @dataclass
 class _SeriesState:
     start_ns: int | None
@@ -323,12 +396,11 @@ class _Committer:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.cur = store.cursor()
-        self.series: dict[bytes, _SeriesState] = {
-            s: _SeriesState(start, t, v)
-            for s, start, t, v in self.cur.execute(
+        with store.using():
+            rows = self.cur.execute(
                 "SELECT series, start_ns, time_ns, value FROM metric_series"
             ).fetchall()
-        }
+        self.series = {s: _SeriesState(start, t, v) for s, start, t, v in rows}
 
     def commit(
         self,
@@ -343,48 +415,75 @@ class _Committer:
         in the same transaction.
         """
         merged: dict[str, list[tuple]] = {table: [] for table in TABLES}
-        prebuilt: dict[str, list[pa.Table]] = {table: [] for table in TABLES}
+        spooled: dict[str, list[Spooled]] = {table: [] for table in TABLES}
         for b in batches:
             for table, rows in b.rows.items():
-                if isinstance(rows, pa.Table):
-                    prebuilt[table].append(rows)
+                if isinstance(rows, Spooled):
+                    spooled[table].append(rows)
                 else:
                     merged[table].extend(rows)
         merged["resources"] = list({r[0]: r for r in merged["resources"]}.values())
         metric_rows, series_updates = self._cumulative_to_increments(merged["metric_points"])
         merged["metric_points"] = metric_rows
         offered = 0
-        with transaction(self.cur) as cur:
-            for table, rows in merged.items():
-                parts = prebuilt[table] + ([to_arrow(table, rows)] if rows else [])
-                if parts:
-                    arrow = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-                    offered += arrow.num_rows if table != "resources" else 0
-                    self._insert(table, arrow)
-            if series_updates:
-                cur.executemany(
-                    "INSERT OR REPLACE INTO metric_series VALUES (?, ?, ?, ?)",
-                    [(k, s.start_ns, s.time_ns, s.value) for k, s in series_updates.items()],
-                )
-            for entry, error, body in failed:
-                cur.execute(
-                    "INSERT INTO ingest_failed VALUES (?, ?, ?, ?, ?, ?)",
-                    [entry.seq, entry.signal, entry.received_ns, entry.records, error, body],
-                )
-            if indexed_seq is not None:
-                cur.execute(
-                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)",
-                    [INDEXED_SEQ_KEY, str(indexed_seq)],
-                )
+        try:
+            with self.store.using(), transaction(self.cur) as cur:
+                for table in TABLES:
+                    if merged[table]:
+                        self._insert_rows(table, merged[table])
+                    if spooled[table]:
+                        self._insert_spooled(table, [f.path for f in spooled[table]])
+                    if table != "resources":
+                        offered += len(merged[table]) + sum(f.rows for f in spooled[table])
+                self._commit_state(cur, series_updates, failed, indexed_seq)
+        finally:
+            for files in spooled.values():
+                for f in files:
+                    with contextlib.suppress(OSError):
+                        os.remove(f.path)
         self.series.update(series_updates)
         return offered
 
-    def _insert(self, table: str, arrow: pa.Table) -> None:
-        names = ", ".join(arrow.schema.names)
-        with registered(self.cur, "_incoming", arrow):
-            self.cur.execute(
-                f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM _incoming"
+    def _commit_state(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        series_updates: dict[bytes, _SeriesState],
+        failed: Iterable[tuple[Entry, str, bytes | None]],
+        indexed_seq: int | None,
+    ) -> None:
+        """What a commit stores beside the rows: series totals, failed exports, journal seq."""
+        if series_updates:
+            cur.executemany(
+                "INSERT OR REPLACE INTO metric_series VALUES (?, ?, ?, ?)",
+                [(k, s.start_ns, s.time_ns, s.value) for k, s in series_updates.items()],
             )
+        for entry, error, body in failed:
+            cur.execute(
+                "INSERT INTO ingest_failed VALUES (?, ?, ?, ?, ?, ?)",
+                [entry.seq, entry.signal, entry.received_ns, entry.records, error, body],
+            )
+        if indexed_seq is not None:
+            cur.execute(
+                f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)",
+                [INDEXED_SEQ_KEY, str(indexed_seq)],
+            )
+
+    def _insert_rows(self, table: str, rows: list[tuple]) -> None:
+        """Row tuples in one statement: each column passed as a typed list and unnested."""
+        columns = TABLES[table]
+        names = ", ".join(name for name, _ in columns)
+        lists = ", ".join(f"unnest(${i}::{sql}[])" for i, (_, sql) in enumerate(columns, 1))
+        self.cur.execute(
+            f"INSERT OR IGNORE INTO {table} ({names}) SELECT {lists}",
+            [list(values) for values in zip(*rows, strict=True)],
+        )
+
+    def _insert_spooled(self, table: str, paths: list[str]) -> None:
+        names = ", ".join(column_names(table))
+        self.cur.execute(
+            f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM read_parquet($1)",
+            [paths],
+        )
 
     def _cumulative_to_increments(
         self, rows: list[tuple]
@@ -499,10 +598,12 @@ class StoreWriter:
         self._committer = _Committer(store)
         self._closed = False
         self._stop_index_at: float | None = None
+        self.spool_dir: str | None = None
         if decode_in_worker:
             # Now, not at the first export: a UI started after this (Textual) replaces
             # sys.stderr, and multiprocessing's resource tracker cannot start without its fd.
             _shared_decode_pool()
+            self.spool_dir = _new_spool(store)
         self._journal_thread = threading.Thread(
             target=self._run_journal, name="claude-top-journal", daemon=True
         )
@@ -514,18 +615,18 @@ class StoreWriter:
 
     def _adopt_table_journal(self) -> None:
         """Move a journal kept by an earlier claude-top in the `ingest_journal` table."""
-        cur = self.store.cursor()
-        found = cur.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_journal'"
-        ).fetchone()[0]
-        if not found:
-            return
-        rows = cur.execute(
-            "SELECT signal, received_ns, records, body FROM ingest_journal ORDER BY seq"
-        ).fetchall()
-        if rows:
-            self.journal.append(rows)
-        cur.execute("DROP TABLE ingest_journal")
+        with self.store.reading() as cur:
+            found = cur.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_journal'"
+            ).fetchone()[0]
+            if not found:
+                return
+            rows = cur.execute(
+                "SELECT signal, received_ns, records, body FROM ingest_journal ORDER BY seq"
+            ).fetchall()
+            if rows:
+                self.journal.append(rows)
+            cur.execute("DROP TABLE ingest_journal")
 
     # -- journal ------------------------------------------------------------------------------
 
@@ -695,7 +796,7 @@ class StoreWriter:
         pool = _shared_decode_pool() if self.decode_in_worker else None
         if pool is not None:
             try:
-                futures = [pool.submit(decode_for_index, entry) for entry in entries]
+                futures = [pool.submit(decode_for_index, e, self.spool_dir) for e in entries]
             except (BrokenProcessPool, RuntimeError):
                 self.decode_in_worker = False
             else:
@@ -776,3 +877,5 @@ class StoreWriter:
         self._index_thread.join(max(0.0, deadline - time.monotonic()) + CLOSE_GRACE_S)
         if not self._journal_thread.is_alive():
             self.journal.close()
+        if self.spool_dir is not None and not self._index_thread.is_alive():
+            shutil.rmtree(self.spool_dir, ignore_errors=True)

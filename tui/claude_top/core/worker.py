@@ -1,6 +1,8 @@
-"""What runs in the decode worker processes: journalled exports -> rows, big tables as Arrow.
+"""What runs in the decode worker processes: journalled exports -> rows, the bulk of them
+written to Parquet files in the writer's spool folder for DuckDB to read.
 
-Kept apart from `store` so a worker imports the decoder and pyarrow, not DuckDB.
+Kept apart from `store` so a worker imports the decoder and pyarrow, not DuckDB; and pyarrow is
+imported only here, in the workers, so the UI process never loads it (about 20 MB).
 """
 
 from __future__ import annotations
@@ -9,36 +11,73 @@ import contextlib
 import os
 import threading
 import time
-
-import pyarrow as pa
+from dataclasses import dataclass
 
 from claude_top.core.decode import Decoded, Export, decode_export
 from claude_top.core.journal import Entry, read_body
-from claude_top.core.schema import arrow_schema
+from claude_top.core.schema import TABLES, arrow_schema
+
+SPOOLED_TABLES = ("spans", "events", "metric_points")
+_METRIC_TYPE = [name for name, _ in TABLES["metric_points"]].index("metric_type")
+_TEMPORALITY = [name for name, _ in TABLES["metric_points"]].index("temporality")
 
 
-def to_arrow(table: str, rows: list[tuple]) -> pa.Table:
-    """Row tuples (in `core.schema` order) as an Arrow table for a bulk insert."""
+@dataclass(frozen=True)
+class Spooled:
+    """A table's rows of one export, written by a decode worker to a Parquet file."""
+
+    path: str
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def write_parquet(table: str, rows: list[tuple], path: str) -> None:
+    """Row tuples (in `core.schema` order) as an uncompressed Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     schema = arrow_schema(table)
     columns = zip(*rows, strict=True)
-    return pa.Table.from_arrays(
+    arrow = pa.Table.from_arrays(
         [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
         schema=schema,
     )
+    part = f"{path}.{os.getpid()}.part"  # a stale worker's late write never shows half a file
+    pq.write_table(arrow, part, compression="none")
+    os.replace(part, path)
 
 
-def decode_for_index(entry: Entry) -> Decoded:
-    """Decode a journalled export, spans and events already as Arrow (runs in the decode worker)."""
+def _cumulative(rows: list[tuple]) -> bool:
+    return any(r[_METRIC_TYPE] == "sum" and r[_TEMPORALITY] == "cumulative" for r in rows)
+
+
+def decode_for_index(entry: Entry, spool_dir: str | None = None) -> Decoded:
+    """Decode a journalled export (runs in the decode worker). With `spool_dir`, spans, events
+    and metric points are written there as Parquet (`Spooled`), except cumulative sums, which
+    the writer turns into increments from its series state; a spool that cannot be written
+    leaves the rows as tuples."""
     export = Export(entry.signal, read_body(entry), entry.records, received_ns=entry.received_ns)
     decoded = decode_export(export)
-    for table in ("spans", "events"):
-        if decoded.rows[table]:
-            decoded.rows[table] = to_arrow(table, decoded.rows[table])
+    if spool_dir is None:
+        return decoded
+    for table in SPOOLED_TABLES:
+        rows = decoded.rows[table]
+        if not rows or (table == "metric_points" and _cumulative(rows)):
+            continue
+        path = os.path.join(spool_dir, f"{entry.seq}-{table}.parquet")
+        try:
+            write_parquet(table, rows, path)
+        except OSError:
+            continue
+        decoded.rows[table] = Spooled(path, len(rows))
     return decoded
 
 
 def decode_here(entries: list[Entry]) -> list[Decoded | Exception]:
-    """Decode journal entries in this process; a failure is returned in its entry's place."""
+    """Decode journal entries in this process, rows as tuples; a failure is returned in its
+    entry's place."""
     out: list[Decoded | Exception] = []
     for entry in entries:
         try:

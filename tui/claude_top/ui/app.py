@@ -320,8 +320,7 @@ class ClaudeTopApp(App):
         now_ns: int,
     ) -> None:
         try:
-            cur = self.store.cursor()
-            try:
+            with self.store.reading() as cur:
                 result = export_new_snapshot(
                     cur,
                     self.export_dir,
@@ -333,8 +332,6 @@ class ClaudeTopApp(App):
                     view=view,
                     now_ns=now_ns,
                 )
-            finally:
-                cur.close()
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.post_message(

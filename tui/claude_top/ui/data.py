@@ -82,8 +82,7 @@ class MainData:
 def load_main(store: Store, q: MainQuery) -> MainData:
     """Run every query of the main view on a fresh cursor (call from a worker thread)."""
     started = time.perf_counter()
-    cur = store.cursor()
-    try:
+    with store.reading() as cur:
         out = MainData(q)
         window = q.filter()
         overview = queries.overview(cur, window)  # its received_* ignore the window
@@ -106,8 +105,6 @@ def load_main(store: Store, q: MainQuery) -> MainData:
         out.query = _with_tool(q, tool)
         if q.session_id is not None:
             out.turns = queries.turns(cur, q.session_id)
-    finally:
-        cur.close()
     out.elapsed_ms = (time.perf_counter() - started) * 1000
     return out
 
@@ -120,8 +117,7 @@ def _with_tool(q: MainQuery, tool: str | None) -> MainQuery:
 
 def load_turns(store: Store, session_id: str, now_ns: int) -> tuple[dict | None, list[dict]]:
     """A session's summary row and its turns (call from a worker thread)."""
-    cur = store.cursor()
-    try:
+    with store.reading() as cur:
         summary = next(
             (
                 s
@@ -131,14 +127,9 @@ def load_turns(store: Store, session_id: str, now_ns: int) -> tuple[dict | None,
             None,
         )
         return summary, queries.turns(cur, session_id)
-    finally:
-        cur.close()
 
 
 def load_tree(store: Store, session_id: str, turn_key: str) -> tuple[list[queries.TreeNode], str]:
     """A turn's span tree and its source, "spans" or "events" (call from a worker thread)."""
-    cur = store.cursor()
-    try:
+    with store.reading() as cur:
         return queries.span_tree(cur, session_id, turn_key)
-    finally:
-        cur.close()
