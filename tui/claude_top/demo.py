@@ -1664,12 +1664,11 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
         except StoreError as exc:
             print(f"claude-top demo: {exc}", file=sys.stderr)
             return 2
-        cur = store.cursor()
-        held_data = cur.execute(
-            "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM spans) "
-            "+ (SELECT count(*) FROM metric_points) > 0"
-        ).fetchone()[0]
-        cur.close()
+        with store.reading() as cur:
+            held_data = cur.execute(
+                "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM spans) "
+                "+ (SELECT count(*) FROM metric_points) > 0"
+            ).fetchone()[0]
         writer = StoreWriter(store)
         try:
             code, sender = asyncio.run(_headless(args, store, writer))
@@ -1677,9 +1676,8 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
                 return code
             writer.sync(30.0)
             print(sender.ledger.summary())
-            cur = store.cursor()
-            problems = verify(sender.ledger, cur, only_sessions=held_data)
-            cur.close()
+            with store.reading() as cur:
+                problems = verify(sender.ledger, cur, only_sessions=held_data)
         finally:
             writer.close()
             store.checkpoint()

@@ -267,7 +267,10 @@ class Store:
         rows) needs plus CACHE_KEEP_BYTES, which evicts cached blocks first, then restored."""
         if self.path == MEMORY:
             return 0
-        cur = self.con.cursor()
+        try:
+            cur = self.con.cursor()
+        except duckdb.Error:  # closed: nothing is cached any more
+            return 0
         try:
             cached, other = cur.execute(
                 "SELECT coalesce(sum(memory_usage_bytes) FILTER (WHERE tag = 'BASE_TABLE'), 0),"
