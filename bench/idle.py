@@ -10,7 +10,7 @@ what it draws, and reads its process tree's CPU time and memory from /proc.
    spawned at the first indexed export, so one small export (512 spans over gRPC) is sent at the
    end and RSS measured again.
 3. With `--hold MINUTES`: the UI stays open that long after the export, RSS printed each minute
-   (DuckDB's memory grows for a while with every refresh before it levels off).
+   with the decode workers still alive (they exit after a minute with nothing to decode).
 
 RSS is sampled each second while the CPU is measured: the median and the maximum are printed,
 and at the end its split into anonymous memory (private: Python, DuckDB's buffers, malloc) and
@@ -278,7 +278,9 @@ def main() -> None:
             for minute in range(1, args.hold + 1):
                 time.sleep(max(0.0, t0 + 60 * minute - time.monotonic()))
                 rss, anon = status_kb(ui.proc.pid, "VmRSS"), rollup_kb(ui.proc.pid)["Anonymous"]
-                print(f"  {minute:3d} min later     RSS {mb(rss)}, anon {mb(anon)}", flush=True)
+                workers = [status_kb(p, "VmRSS") for p in ui.workers()]
+                print(f"  {minute:3d} min later     RSS {mb(rss)}, anon {mb(anon)}; decode workers "
+                      f"{len(workers) or 'none'} ({mb(sum(workers))})", flush=True)  # fmt: skip
         finally:
             ui.stop()
 

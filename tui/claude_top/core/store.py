@@ -67,6 +67,7 @@ INDEX_PIPELINE_DEPTH = 2
 ACK_PRIORITY_MAX_WAIT_S = 0.05
 CLOSE_GRACE_S = 5.0
 DECODE_WORKERS = max(1, min(2, os.cpu_count() or 1))
+WORKER_IDLE_S = 60.0
 FAILED_DDL = (
     "CREATE TABLE IF NOT EXISTS ingest_failed (seq BIGINT, signal VARCHAR, received_ns BIGINT, "
     "records BIGINT, error VARCHAR, body BLOB)"
@@ -374,6 +375,16 @@ def _shared_decode_pool() -> ProcessPoolExecutor | None:
         return _decode_pool
 
 
+def _stop_decode_pool() -> None:
+    """Let the decode workers exit once what they were given is done; the next export that
+    needs decoding spawns them again."""
+    global _decode_pool
+    with _decode_pool_lock:
+        pool, _decode_pool = _decode_pool, None
+    if pool is not None:
+        pool.shutdown(wait=False)
+
+
 def _new_spool(store: Store) -> str:
     """An empty folder for the decode workers' Parquet files: `<db>.spool` beside a database
     file (what an earlier run left there is stale: the journal holds every export), else a
@@ -573,9 +584,12 @@ class StoreWriter:
         max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES,
         decode_in_worker: bool = True,
         retention_s: int | None = None,
+        worker_idle_s: float = WORKER_IDLE_S,
     ) -> None:
         self.store = store
         self.decode_in_worker = decode_in_worker
+        self.worker_idle_s = worker_idle_s
+        self._workers_last_used: float | None = None
         self.retention_s = retention_s
         self._next_prune = time.monotonic()
         self.max_pending_rows = max_pending_rows
@@ -770,6 +784,8 @@ class StoreWriter:
                     self._indexed.wait(0.5)
                     if self.retention_s and time.monotonic() >= self._next_prune:
                         break
+                    if self._workers_idle():
+                        break
                 stop_at = self._stop_index_at
                 if stop_at is not None and time.monotonic() > stop_at:
                     return
@@ -778,6 +794,9 @@ class StoreWriter:
                 committed = self._committed_seq
             if not inflight:
                 self._maybe_prune(cur)
+                if self._workers_idle():
+                    self._workers_last_used = None
+                    _stop_decode_pool()
             if fetched < committed and len(inflight) < INDEX_PIPELINE_DEPTH:
                 entries = self.journal.read(fetched, committed, INDEX_CHUNK_EXPORTS)
                 if entries:
@@ -794,17 +813,28 @@ class StoreWriter:
                     inflight.clear()
                     fetched = self._indexed_seq
 
+    def _workers_idle(self) -> bool:
+        """This writer's decode workers have had nothing to do for `worker_idle_s`."""
+        last = self._workers_last_used
+        return last is not None and time.monotonic() - last >= self.worker_idle_s
+
     def _start_decode(self, entries: list[Entry]) -> Callable[[], list[Decoded | Exception]]:
         """Start decoding journal entries in the worker processes; returns how to collect them."""
-        pool = _shared_decode_pool() if self.decode_in_worker else None
-        if pool is not None:
+        for _ in range(2):  # a pool just stopped for idleness is replaced once
+            pool = _shared_decode_pool() if self.decode_in_worker else None
+            if pool is None:
+                break
             try:
                 futures = [pool.submit(decode_for_index, e, self.spool_dir) for e in entries]
-            except (BrokenProcessPool, RuntimeError):
+            except BrokenProcessPool:
                 self.decode_in_worker = False
+                break
+            except RuntimeError:  # shut down
+                continue
             else:
+                self._workers_last_used = time.monotonic()
 
-                def collect() -> list[Decoded | Exception]:
+                def collect(futures=futures) -> list[Decoded | Exception]:
                     outcomes = [f.exception() or f.result() for f in futures]
                     if any(isinstance(o, BrokenProcessPool) for o in outcomes):
                         self.decode_in_worker = False
