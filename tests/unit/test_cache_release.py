@@ -14,6 +14,7 @@ from claude_top.core.store import CACHE_KEEP_BYTES, Store, StoreWriter
 from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 ROWS = 300_000
+FRESH_ROWS = 50_000  # under a row group: committed rows DuckDB keeps in memory until a checkpoint
 
 
 def cached_bytes(store: Store) -> int:
@@ -90,13 +91,32 @@ def test_nothing_is_released_while_other_work_is_in_flight(big_db):
         store.close()
 
 
-def test_in_memory_database_is_left_alone():
-    store = Store.open(":memory:")
+def test_rows_not_yet_checkpointed_stay_in_memory(tmp_path, big_db):
+    """Rows committed since the last checkpoint live in DuckDB's memory, not in the file: the
+    lowered limit leaves room for them, so a release never spills them to temporary files."""
+    path = tmp_path / "fresh.duckdb"
+    shutil.copy(big_db, path)
+    store = Store.open(path)
     try:
+        store.cursor().execute("SET checkpoint_threshold = '1GB'")
         with store.reading() as cur:
-            cur.execute("INSERT INTO spans (uid, name) VALUES ('\\x01'::BLOB, 'x')")
-        assert store.cache_releases == 0
-        assert store.cursor().execute("SELECT count(*) FROM spans").fetchone()[0] == 1
+            cur.execute(f"""
+                INSERT INTO events (uid, name, time_ns, session_id, attributes)
+                SELECT ('\\x' || lpad(to_hex(i), 32, '0'))::BLOB, 'claude_code.api_request',
+                       i, 'session-' || (i % 7), '{{"k":"' || md5(i::VARCHAR) || '"}}'
+                FROM range({FRESH_ROWS}) t(i)
+            """)  # fmt: skip
+            assert scan(cur)[0] == ROWS  # and the file's blocks are cached too
+        assert store.cache_releases == 1
+        cur = store.cursor()
+        in_memory, spilled = cur.execute(
+            "SELECT sum(memory_usage_bytes) FILTER (WHERE tag = 'IN_MEMORY_TABLE'), "
+            "sum(temporary_storage_bytes) FROM duckdb_memory()"
+        ).fetchone()
+        assert in_memory > 2 * CACHE_KEEP_BYTES
+        assert spilled == 0
+        assert cached_bytes(store) <= CACHE_KEEP_BYTES
+        assert cur.execute("SELECT count(DISTINCT uid) FROM events").fetchone()[0] == FRESH_ROWS
     finally:
         store.close()
 

@@ -49,7 +49,13 @@ from claude_top.core.schema import (
     column_names,
     create_table_sql,
 )
-from claude_top.core.worker import Spooled, decode_for_index, decode_here, init_decode_worker
+from claude_top.core.worker import (
+    Spooled,
+    decode_for_index,
+    decode_here,
+    init_decode_worker,
+    is_cumulative_sum,
+)
 
 MEMORY = ":memory:"
 META_TABLE = "claude_top_meta"
@@ -265,9 +271,8 @@ class Store:
         """Drop the table blocks DuckDB keeps cached beyond CACHE_KEEP_BYTES; returns the bytes
         it held before. Only `using()` calls this, when no DuckDB work is in flight: the memory
         limit is lowered for a moment to what the non-table memory (indexes, uncommitted
-        rows) needs plus CACHE_KEEP_BYTES, which evicts cached blocks first, then restored."""
-        if self.path == MEMORY:
-            return 0
+        rows) needs plus CACHE_KEEP_BYTES, which evicts cached blocks first, then restored.
+        An in-memory database holds no such blocks, so nothing changes there."""
         try:
             cur = self.con.cursor()
         except duckdb.Error:  # closed: nothing is cached any more
@@ -484,9 +489,8 @@ class _Committer:
 
     def _insert_rows(self, table: str, rows: list[tuple]) -> None:
         """Row tuples in one statement: each column passed as a typed list and unnested."""
-        columns = TABLES[table]
-        names = ", ".join(name for name, _ in columns)
-        lists = ", ".join(f"unnest(${i}::{sql}[])" for i, (_, sql) in enumerate(columns, 1))
+        names = ", ".join(column_names(table))
+        lists = ", ".join(f"unnest(${i}::{sql}[])" for i, (_, sql) in enumerate(TABLES[table], 1))
         self.cur.execute(
             f"INSERT OR IGNORE INTO {table} ({names}) SELECT {lists}",
             [list(values) for values in zip(*rows, strict=True)],
@@ -508,12 +512,12 @@ class _Committer:
         repeated point adds nothing. Returns the rows and the new series states, which are
         applied only after the commit succeeds.
         """
-        if not any(r[_M_TYPE] == "sum" and r[_M_TEMPORALITY] == "cumulative" for r in rows):
+        if not any(map(is_cumulative_sum, rows)):
             return rows, {}
         out: list[tuple] = []
         cumulative: list[list] = []
         for r in rows:
-            if r[_M_TYPE] == "sum" and r[_M_TEMPORALITY] == "cumulative":
+            if is_cumulative_sum(r):
                 cumulative.append(list(r))
             else:
                 out.append(r)
@@ -545,9 +549,7 @@ class _Committer:
 
 
 _MC = column_names("metric_points")
-_M_UID, _M_SERIES, _M_TYPE, _M_TEMPORALITY, _M_MONOTONIC = (
-    _MC.index(c) for c in ("uid", "series", "metric_type", "temporality", "monotonic")
-)
+_M_UID, _M_SERIES, _M_MONOTONIC = (_MC.index(c) for c in ("uid", "series", "monotonic"))
 _M_START, _M_TIME, _M_VALUE, _M_INCREMENT = (
     _MC.index(c) for c in ("start_ns", "time_ns", "value", "increment")
 )
@@ -618,7 +620,8 @@ class StoreWriter:
         self.spool_dir: str | None = None
         if decode_in_worker:
             # Now, not at the first export: a UI started after this (Textual) replaces
-            # sys.stderr, and multiprocessing's resource tracker cannot start without its fd.
+            # sys.stderr, and multiprocessing's resource tracker cannot start without its fd
+            # (pools made again after an idle stop reuse the tracker started here).
             _shared_decode_pool()
             self.spool_dir = _new_spool(store)
         self._journal_thread = threading.Thread(

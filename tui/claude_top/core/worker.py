@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from claude_top.core.decode import Decoded, Export, decode_export
 from claude_top.core.journal import Entry, read_body
-from claude_top.core.schema import TABLES, arrow_schema
+from claude_top.core.schema import arrow_schema, column_names
 
 SPOOLED_TABLES = ("spans", "events", "metric_points")
-_METRIC_TYPE = [name for name, _ in TABLES["metric_points"]].index("metric_type")
-_TEMPORALITY = [name for name, _ in TABLES["metric_points"]].index("temporality")
+_METRIC_TYPE = column_names("metric_points").index("metric_type")
+_TEMPORALITY = column_names("metric_points").index("temporality")
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ def write_parquet(table: str, rows: list[tuple], path: str) -> None:
     os.replace(part, path)
 
 
-def _cumulative(rows: list[tuple]) -> bool:
-    return any(r[_METRIC_TYPE] == "sum" and r[_TEMPORALITY] == "cumulative" for r in rows)
+def is_cumulative_sum(row: tuple) -> bool:
+    """A metric_points row whose increment the writer derives from its series' last total."""
+    return row[_METRIC_TYPE] == "sum" and row[_TEMPORALITY] == "cumulative"
 
 
 def decode_for_index(entry: Entry, spool_dir: str | None = None) -> Decoded:
@@ -64,7 +65,7 @@ def decode_for_index(entry: Entry, spool_dir: str | None = None) -> Decoded:
         return decoded
     for table in SPOOLED_TABLES:
         rows = decoded.rows[table]
-        if not rows or (table == "metric_points" and _cumulative(rows)):
+        if not rows or (table == "metric_points" and any(map(is_cumulative_sum, rows))):
             continue
         path = os.path.join(spool_dir, f"{entry.seq}-{table}.parquet")
         try:
