@@ -21,7 +21,7 @@ import os
 import statistics
 import time
 
-from claude_top.core import queries
+from claude_top.core import queries, rollup
 from claude_top.core.store import Store
 from claude_top.ui.data import MainQuery, load_main
 
@@ -78,6 +78,7 @@ def build(store: Store, rows: int, now_ns: int) -> None:
           'com.anthropic.claude_code.events', 'claude-code', {now_ns}
         FROM range({rows}) t(i)
     """)  # fmt: skip
+    rollup.build(cur)  # rows made by SQL, not the writer: compute what the writer keeps
     cur.execute("CHECKPOINT")
 
 

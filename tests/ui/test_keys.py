@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.widgets import Tabs
 from uihelpers import NOW_NS, make_app, settle, shown
 
+from claude_top.core import rollup
 from claude_top.ui.app import ClaudeTopApp
 from claude_top.ui.panes.table import KeyedTable
 from claude_top.ui.screens.help import HelpScreen, _sections, help_table
@@ -92,6 +93,7 @@ async def test_pause_freezes_the_tables(ui_store):
         cur = ui_store.cursor()
         for table in ("events", "spans", "metric_points"):
             cur.execute(f"DELETE FROM {table} WHERE session_id = ?", [gone])
+        rollup.build(cur)
         for _ in range(10):
             await pilot.pause(0.15)
         await settle(pilot)

@@ -7,6 +7,7 @@ import contextlib
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from textual.worker import WorkerCancelled
 
+from claude_top.core import rollup
 from claude_top.core.store import Store
 from claude_top.ui.app import ClaudeTopApp
 from truth import grpc_requests
@@ -22,6 +23,7 @@ def pin_received(store: Store) -> Store:
     cur.execute("UPDATE events SET received_ns = time_ns")
     cur.execute("UPDATE spans SET received_ns = coalesce(end_ns, start_ns)")
     cur.execute("UPDATE metric_points SET received_ns = time_ns")
+    rollup.build(cur)  # rows changed behind the writer's back: recompute what sums them
     cur.close()
     return store
 

@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from claude_top.core import rollup
 from claude_top.core.decode import accept_json, accept_protobuf, decode_export
 from claude_top.core.schema import column_names
 from claude_top.core.store import Store
@@ -100,6 +101,7 @@ def store_both_ways(store: Store, signal: str, request) -> tuple[list[dict], int
         cur = store.cursor()
         for table in TABLES:
             cur.execute(f"DELETE FROM {table}")
+        rollup.build(cur)
         if how == "protobuf":
             export = accept_protobuf(signal, request.SerializeToString())
         else:

@@ -19,6 +19,18 @@ from typing import Any
 
 import duckdb
 
+from claude_top.core import rollup
+from claude_top.core.names import (
+    API_ERROR,
+    API_REQUEST,
+    INTERACTION,
+    LLM_REQUEST,
+    STATUS_ERROR,
+    TOOL_DECISION,
+    TOOL_RESULT,
+    TOOL_SPAN,
+    USER_PROMPT,
+)
 from claude_top.core.store import META_TABLE
 
 WINDOWS = ("15m", "1h", "24h", "7d", "all")
@@ -26,15 +38,6 @@ ACTIVE_WITHIN_S = 60
 FRESH_WITHIN_S = 300
 """Telemetry received this soon after it was sent counts as live (exporter batching, clock
 skew); older telemetry arriving now (a replay, a backlog) does not make a session active."""
-API_REQUEST = "claude_code.api_request"
-API_ERROR = "claude_code.api_error"
-TOOL_RESULT = "claude_code.tool_result"
-TOOL_DECISION = "claude_code.tool_decision"
-USER_PROMPT = "claude_code.user_prompt"
-INTERACTION = "claude_code.interaction"
-LLM_REQUEST = "claude_code.llm_request"
-TOOL_SPAN = "claude_code.tool"
-STATUS_ERROR = 2
 STANDARD_ATTR_PREFIXES = ("service.", "os.", "host.", "telemetry.", "process.")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -127,6 +130,28 @@ def _ratio(read: str, inp: str, creation: str) -> str:
 # --- sessions ------------------------------------------------------------------------------
 
 
+def _hours_in(f: Filter, p: dict[str, Any], table: str) -> str:
+    """A table's `session_hours` rows for a filter: the whole hours in its window from the
+    rollup, and the part-hour its window starts in computed from the rows (same aggregates)."""
+    conds = [f"src = '{table}'"]
+    if f.session_id is not None:
+        p["session"] = f.session_id
+        conds.append("session_id = $session")
+    if f.since_ns is None:
+        return "SELECT * FROM session_hours WHERE " + " AND ".join(conds)
+    p["since"] = f.since_ns
+    p["edge"] = -(-f.since_ns // rollup.BUCKET_NS) * rollup.BUCKET_NS
+    t = rollup.TIME_COLUMN[table]
+    return (
+        "SELECT * FROM session_hours WHERE "
+        + " AND ".join([*conds, "hour_ns >= $edge"])
+        + "\nUNION ALL\n"
+        + rollup.session_hours_select(
+            table, " AND ".join([*conds[1:], f"{t} >= $since", f"{t} < $edge"])
+        )
+    )
+
+
 def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
     """One row per session with telemetry in the filter, most recent activity first.
 
@@ -138,8 +163,6 @@ def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
         "fresh_ns": FRESH_WITHIN_S * 1_000_000_000,
     }
     ev_where = filter_where(f, "time_ns", p)
-    sp_where = filter_where(f, "start_ns", p)
-    mp_where = filter_where(f, "time_ns", p)
     text = "TRUE"
     if f.needle is not None:
         p["text"] = f.needle
@@ -149,41 +172,30 @@ def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
             f"WHERE name = '{TOOL_RESULT}' AND {ev_where} "
             "AND contains(lower(coalesce(tool_name, '')), $text)))"
         )
+
+    def hours(table: str) -> str:
+        return _hours_in(f, p, table)
+
     sql = f"""
 WITH ev AS (
-  SELECT session_id,
-    min(time_ns) AS first_ns, max(time_ns) AS last_ns, max(received_ns) AS recv_ns,
-    count(*) FILTER (WHERE name = '{USER_PROMPT}') AS prompts,
-    count(*) FILTER (WHERE name = '{API_REQUEST}') AS api_requests,
-    sum(cost_usd) FILTER (WHERE name = '{API_REQUEST}') AS cost_usd,
-    sum(input_tokens) FILTER (WHERE name = '{API_REQUEST}') AS input_tokens,
-    sum(output_tokens) FILTER (WHERE name = '{API_REQUEST}') AS output_tokens,
-    sum(cache_read_tokens) FILTER (WHERE name = '{API_REQUEST}') AS cache_read_tokens,
-    sum(cache_creation_tokens) FILTER (WHERE name = '{API_REQUEST}') AS cache_creation_tokens,
-    count(*) FILTER (WHERE name = '{TOOL_RESULT}') AS tool_calls,
-    count(*) FILTER (WHERE name = '{TOOL_RESULT}' AND success = false) AS tool_errors,
-    arg_max(resource_id, time_ns) AS resource_id
-  FROM events WHERE session_id IS NOT NULL AND {ev_where}
-  GROUP BY session_id
-), ev_models AS (
-  SELECT session_id, string_agg(model, ', ' ORDER BY model) AS models
-  FROM (SELECT DISTINCT session_id, model FROM events
-        WHERE name = '{API_REQUEST}' AND model IS NOT NULL AND {ev_where})
-  GROUP BY session_id
+  SELECT session_id, min(first_ns) AS first_ns, max(last_ns) AS last_ns,
+    max(recv_ns) AS recv_ns, sum(prompts) AS prompts, sum(api_requests) AS api_requests,
+    sum(cost_usd) AS cost_usd, sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+    sum(cache_creation_tokens) AS cache_creation_tokens, sum(tool_calls) AS tool_calls,
+    sum(tool_errors) AS tool_errors, arg_max(resource_id, resource_ns) AS resource_id,
+    array_to_string(list_sort(list_distinct(flatten(list(models)))), ', ') AS models
+  FROM ({hours("events")}) r GROUP BY session_id
 ), sp AS (
-  SELECT session_id, min(start_ns) AS first_ns, max(coalesce(end_ns, start_ns)) AS last_ns,
-    max(received_ns) AS recv_ns,
-    count(*) FILTER (WHERE name = '{INTERACTION}') AS interactions,
-    arg_max(resource_id, start_ns) AS resource_id
-  FROM spans WHERE session_id IS NOT NULL AND {sp_where}
-  GROUP BY session_id
+  SELECT session_id, min(first_ns) AS first_ns, max(last_ns) AS last_ns,
+    max(recv_ns) AS recv_ns, sum(prompts) AS interactions,
+    arg_max(resource_id, resource_ns) AS resource_id
+  FROM ({hours("spans")}) r GROUP BY session_id
 ), mp AS (
-  SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-    max(received_ns) AS recv_ns,
-    sum(increment) FILTER (WHERE name = 'claude_code.cost.usage') AS metric_cost_usd,
-    arg_max(resource_id, time_ns) AS resource_id
-  FROM metric_points WHERE session_id IS NOT NULL AND {mp_where}
-  GROUP BY session_id
+  SELECT session_id, min(first_ns) AS first_ns, max(last_ns) AS last_ns,
+    max(recv_ns) AS recv_ns, sum(cost_usd) AS metric_cost_usd,
+    arg_max(resource_id, resource_ns) AS resource_id
+  FROM ({hours("metric_points")}) r GROUP BY session_id
 ), ids AS (
   SELECT session_id FROM ev UNION SELECT session_id FROM sp UNION SELECT session_id FROM mp
 ), s AS (
@@ -192,22 +204,21 @@ WITH ev AS (
     greatest(ev.last_ns, sp.last_ns, mp.last_ns) AS last_seen_ns,
     greatest(ev.recv_ns, sp.recv_ns, mp.recv_ns) AS last_received_ns,
     CASE WHEN coalesce(ev.prompts, 0) > 0 THEN ev.prompts ELSE coalesce(sp.interactions, 0) END
-      AS prompts,
-    coalesce(ev.prompts, 0) AS user_prompts,
-    coalesce(ev.api_requests, 0) AS api_requests,
+      ::BIGINT AS prompts,
+    coalesce(ev.prompts, 0)::BIGINT AS user_prompts,
+    coalesce(ev.api_requests, 0)::BIGINT AS api_requests,
     coalesce(ev.cost_usd, 0.0) AS cost_usd,
     coalesce(ev.input_tokens, 0)::BIGINT AS input_tokens,
     coalesce(ev.output_tokens, 0)::BIGINT AS output_tokens,
     coalesce(ev.cache_read_tokens, 0)::BIGINT AS cache_read_tokens,
     coalesce(ev.cache_creation_tokens, 0)::BIGINT AS cache_creation_tokens,
-    coalesce(ev.tool_calls, 0) AS tool_calls,
-    coalesce(ev.tool_errors, 0) AS tool_errors,
-    coalesce(ev_models.models, '') AS models,
+    coalesce(ev.tool_calls, 0)::BIGINT AS tool_calls,
+    coalesce(ev.tool_errors, 0)::BIGINT AS tool_errors,
+    coalesce(ev.models, '') AS models,
     mp.metric_cost_usd,
     coalesce(ev.resource_id, sp.resource_id, mp.resource_id) AS resource_id
   FROM ids
   LEFT JOIN ev ON ev.session_id = ids.session_id
-  LEFT JOIN ev_models ON ev_models.session_id = ids.session_id
   LEFT JOIN sp ON sp.session_id = ids.session_id
   LEFT JOIN mp ON mp.session_id = ids.session_id
 )
@@ -500,49 +511,15 @@ def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
     p = {"s": session_id}
     ev_rows = _dicts(
         cur.execute(
-            f"""
-SELECT prompt_id, min(time_ns) AS start_ns, max(time_ns) AS end_ns,
-  arg_min(trace_id, time_ns) FILTER (WHERE trace_id IS NOT NULL) AS trace_id,
-  count(*) FILTER (WHERE name = '{API_REQUEST}') AS api_requests,
-  sum(cost_usd) FILTER (WHERE name = '{API_REQUEST}') AS cost_usd,
-  count(*) FILTER (WHERE name = '{TOOL_RESULT}' AND success = false) AS tool_errors,
-  list(coalesce(tool_name, '?') ORDER BY time_ns, sequence)
-    FILTER (WHERE name = '{TOOL_RESULT}') AS tool_list,
-  arg_min(json_extract_string(attributes, '$.prompt'), time_ns)
-    FILTER (WHERE name = '{USER_PROMPT}') AS prompt
-FROM events WHERE session_id = $s AND prompt_id IS NOT NULL
-GROUP BY prompt_id
-""",
+            "SELECT prompt_id, start_ns, end_ns, trace_id, api_requests, cost_usd, tool_errors, "
+            "tool_list, prompt FROM prompt_turns WHERE session_id = $s",
             p,
         )
     )
     interactions = _dicts(
         cur.execute(
-            f"""
-WITH sp AS MATERIALIZED (
-  SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, duration_ms, status_code,
-    success, tool_name, CASE WHEN name = '{INTERACTION}' THEN attributes END AS attributes
-  FROM spans WHERE session_id = $s
-), execs AS (
-  SELECT trace_id, parent_span_id, bool_or(status_code = {STATUS_ERROR} OR success = false) AS err
-  FROM sp WHERE name = 'claude_code.tool.execution' GROUP BY ALL
-), per_trace AS (
-  SELECT sp.trace_id, min(sp.start_ns) AS first_ns,
-    max(coalesce(sp.end_ns, sp.start_ns)) AS last_ns,
-    count(*) FILTER (WHERE sp.name = '{LLM_REQUEST}') AS llm_requests,
-    list(coalesce(sp.tool_name, '?') ORDER BY sp.start_ns)
-      FILTER (WHERE sp.name = '{TOOL_SPAN}') AS tool_list,
-    count(*) FILTER (WHERE sp.name = '{TOOL_SPAN}' AND coalesce(x.err, false)) AS tool_errors
-  FROM sp LEFT JOIN execs x ON x.trace_id = sp.trace_id AND x.parent_span_id = sp.span_id
-  GROUP BY sp.trace_id
-)
-SELECT t.trace_id, coalesce(i.start_ns, t.first_ns) AS start_ns,
-  coalesce(i.duration_ms, (t.last_ns - t.first_ns) / 1e6) AS duration_ms,
-  i.span_id IS NOT NULL AS has_interaction,
-  json_extract_string(i.attributes, '$.user_prompt') AS prompt,
-  t.llm_requests, t.tool_list, t.tool_errors
-FROM per_trace t LEFT JOIN sp i ON i.trace_id = t.trace_id AND i.name = '{INTERACTION}'
-""",
+            "SELECT trace_id, start_ns, duration_ms, has_interaction, prompt, llm_requests, "
+            "tool_list, tool_errors FROM trace_turns WHERE session_id = $s",
             p,
         )
     )

@@ -40,6 +40,7 @@ import duckdb
 import platformdirs
 
 from claude_top import __version__
+from claude_top.core import rollup
 from claude_top.core.decode import Decoded, Export
 from claude_top.core.journal import Entry, Journal, read_body
 from claude_top.core.schema import (
@@ -203,16 +204,36 @@ class Store:
                 f"this is v{SCHEMA_VERSION}, claude-top {__version__}); upgrade claude-top "
                 "or choose another --db"
             )
-        if version < SCHEMA_VERSION:
+        if version == 1 and not self.read_only:
+            self._add_rollups()
+        elif version == 1:
+            raise StoreError(
+                f"{self.path} has schema v1; open it once with `claude-top --db {self.path}` "
+                f"(not read-only) so it gains the rollups of v{SCHEMA_VERSION}"
+            )
+        elif version < SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has an older schema (v{version}) that this claude-top cannot "
                 "migrate; choose another --db"
+            )
+
+    def _add_rollups(self) -> None:
+        """Schema v1 -> v2: the rollup tables, computed from the rows already stored."""
+        with transaction(self.con) as con:
+            for sql in rollup.create_sql():
+                con.execute(sql)
+            rollup.build(con)
+            con.execute(
+                f"UPDATE {META_TABLE} SET value = ? WHERE key = 'schema_version'",
+                [str(SCHEMA_VERSION)],
             )
 
     def _create_schema(self) -> None:
         with transaction(self.con) as con:
             for table in TABLES:
                 con.execute(create_table_sql(table))
+            for sql in rollup.create_sql():
+                con.execute(sql)
             con.execute(FAILED_DDL)
             con.execute(
                 "CREATE TABLE IF NOT EXISTS metric_series "
@@ -335,13 +356,17 @@ class Store:
         return total
 
     def prune(self, before_ns: int, cur: duckdb.DuckDBPyConnection | None = None) -> int:
-        """Delete telemetry older than `before_ns` (retention); returns the rows deleted."""
+        """Delete telemetry older than `before_ns` (retention) and recompute the rollups
+        that summed it; returns the rows deleted."""
         deleted = 0
         with self.using(), transaction(cur or self.cursor()) as tx:
+            rollup.begin(tx)
             for table, time_col in RETENTION_COLUMNS.items():
+                rollup.touch_before(tx, table, before_ns)
                 deleted += tx.execute(
                     f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns]
                 ).fetchone()[0]
+            rollup.refresh(tx)
         return deleted
 
     def checkpoint(self) -> None:
@@ -447,6 +472,7 @@ class _Committer:
         offered = 0
         try:
             with self.store.using(), transaction(self.cur) as cur:
+                rollup.begin(cur)
                 for table in TABLES:
                     if merged[table]:
                         self._insert_rows(table, merged[table])
@@ -454,6 +480,7 @@ class _Committer:
                         self._insert_spooled(table, [f.path for f in spooled[table]])
                     if table != "resources":
                         offered += len(merged[table]) + sum(f.rows for f in spooled[table])
+                rollup.refresh(cur)
                 self._commit_state(cur, series_updates, failed, indexed_seq)
         finally:
             for files in spooled.values():
@@ -491,10 +518,11 @@ class _Committer:
         """Row tuples in one statement: each column passed as a typed list and unnested."""
         names = ", ".join(column_names(table))
         lists = ", ".join(f"unnest(${i}::{sql}[])" for i, (_, sql) in enumerate(TABLES[table], 1))
-        self.cur.execute(
-            f"INSERT OR IGNORE INTO {table} ({names}) SELECT {lists}",
-            [list(values) for values in zip(*rows, strict=True)],
-        )
+        params = [list(values) for values in zip(*rows, strict=True)]
+        self.cur.execute(f"INSERT OR IGNORE INTO {table} ({names}) SELECT {lists}", params)
+        touch = rollup.touch_sql(table, f"(SELECT {lists}) AS s({names})")
+        if touch:
+            self.cur.execute(touch, params)
 
     def _insert_spooled(self, table: str, paths: list[str]) -> None:
         names = ", ".join(column_names(table))
@@ -502,6 +530,9 @@ class _Committer:
             f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM read_parquet($1)",
             [paths],
         )
+        touch = rollup.touch_sql(table, "read_parquet($1)")
+        if touch:
+            self.cur.execute(touch, [paths])
 
     def _cumulative_to_increments(
         self, rows: list[tuple]
