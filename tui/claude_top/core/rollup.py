@@ -17,6 +17,8 @@ rows without a time), which DuckDB's per-row-group min/max lets it skip to.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import duckdb
 
 from claude_top.core.names import (
@@ -117,7 +119,7 @@ _HOURS_AGGREGATES = {
   sum(cache_creation_tokens) FILTER (WHERE {_API}),
   count(*) FILTER (WHERE name = '{TOOL_RESULT}'),
   count(*) FILTER (WHERE name = '{TOOL_RESULT}' AND success = false),
-  list(DISTINCT model) FILTER (WHERE {_API} AND model IS NOT NULL),
+  list_sort(list(DISTINCT model) FILTER (WHERE {_API} AND model IS NOT NULL)),
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL)""",
     "spans": f"""
   min(start_ns), max(coalesce(end_ns, start_ns)), max(received_ns),
@@ -132,15 +134,29 @@ _HOURS_AGGREGATES = {
 }
 
 
-def session_hours_select(table: str, where: str = "TRUE", join: str = "") -> str:
+def session_hours_select(
+    table: str, where: str = "TRUE", join: str = "", source: str | None = None
+) -> str:
     """`session_hours` rows computed from a table's rows matching `where` (`join` may narrow
-    them further, e.g. a SEMI JOIN on touched keys)."""
+    them further, e.g. a SEMI JOIN on touched keys); `source` replaces the table (a relation
+    with its columns: the rows a commit inserts)."""
     t = TIME_COLUMN[table]
     return f"""
 SELECT session_id, hour_ns, '{table}', {_HOURS_AGGREGATES[table]}
-FROM (SELECT *, {bucket(t)} AS hour_ns FROM {table}
+FROM (SELECT *, {bucket(t)} AS hour_ns FROM {source or table}
       WHERE session_id IS NOT NULL AND ({where})) x {join}
 GROUP BY session_id, hour_ns"""
+
+
+_HOURS_MERGE = """
+SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(prompts),
+  sum(api_requests), sum(cost_usd), sum(input_tokens), sum(output_tokens),
+  sum(cache_read_tokens), sum(cache_creation_tokens), sum(tool_calls), sum(tool_errors),
+  list_sort(list_distinct(flatten(list(models) FILTER (WHERE models IS NOT NULL)))),
+  arg_max(resource_id, resource_ns), max(resource_ns)
+FROM (SELECT h.* FROM session_hours h SEMI JOIN rollup_added USING (src, session_id, hour_ns)
+      UNION ALL SELECT * FROM rollup_added)
+GROUP BY session_id, hour_ns, src"""
 
 
 def prompt_turns_select(where: str = "TRUE", join: str = "") -> str:
@@ -215,6 +231,8 @@ def begin(cur: duckdb.DuckDBPyConnection) -> None:
             f"CREATE OR REPLACE TEMP TABLE {_touched(table)} "
             f"(session_id VARCHAR, {key_col}t BIGINT)"
         )
+    cols = ", ".join(f"{name} {sql}" for name, sql in SESSION_HOURS_COLUMNS)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE rollup_added ({cols})")
 
 
 def touch_sql(table: str, source: str) -> str | None:
@@ -227,14 +245,41 @@ def touch_sql(table: str, source: str) -> str | None:
     return f"INSERT INTO {_touched(table)} SELECT {cols} FROM {source} WHERE session_id IS NOT NULL"
 
 
+def added_sql(table: str, source: str) -> str | None:
+    """SQL adding `source`'s rows (all of them newly stored) to this transaction's
+    `session_hours` sums, merged into the rollup by `refresh` without re-reading the table;
+    None for a table no rollup reads."""
+    if table not in TIME_COLUMN:
+        return None
+    return f"INSERT INTO rollup_added {session_hours_select(table, source=source)}"
+
+
 def _since(col: str, lo: int | None) -> str:
     """Rows from `lo` on, and rows without a time (a recompute must see them too)."""
     return "TRUE" if lo is None else f"({col} >= {int(lo)} OR {col} IS NULL)"
 
 
-def refresh(cur: duckdb.DuckDBPyConnection) -> None:
-    """Recompute every rollup row whose keys were touched since `begin`, then forget them."""
+def refresh(cur: duckdb.DuckDBPyConnection, added: Iterable[str] = ()) -> None:
+    """Bring the rollups up to date with this transaction's rows, then forget its keys.
+
+    `session_hours` of the `added` tables (every row the transaction offered them was newly
+    stored, so `added_sql` summed exactly the new rows) merge those sums in; every other
+    touched rollup row is recomputed from the stored rows.
+    """
+    added = sorted(set(added) & set(TIME_COLUMN))
+    if added:
+        cur.execute(
+            "DELETE FROM rollup_added WHERE src NOT IN (SELECT unnest($1::VARCHAR[]))", [added]
+        )
+        cur.execute("CREATE OR REPLACE TEMP TABLE rollup_merged AS " + _HOURS_MERGE)
+        cur.execute(
+            "DELETE FROM session_hours USING rollup_added a WHERE session_hours.src = a.src "
+            "AND session_hours.session_id = a.session_id AND session_hours.hour_ns = a.hour_ns"
+        )
+        cur.execute("INSERT INTO session_hours SELECT * FROM rollup_merged")
     for table, t in TIME_COLUMN.items():
+        if table in added:
+            continue
         touched = _touched(table)
         cur.execute(
             f"CREATE OR REPLACE TEMP TABLE rollup_hours AS "

@@ -445,6 +445,8 @@ class _Committer:
                 "SELECT series, start_ns, time_ns, value FROM metric_series"
             ).fetchall()
         self.series = {s: _SeriesState(start, t, v) for s, start, t, v in rows}
+        self._added: set[str] = set()
+        self._recompute: set[str] = set()
 
     def commit(
         self,
@@ -473,14 +475,15 @@ class _Committer:
         try:
             with self.store.using(), transaction(self.cur) as cur:
                 rollup.begin(cur)
+                self._added, self._recompute = set(), set()
                 for table in TABLES:
                     if merged[table]:
                         self._insert_rows(table, merged[table])
                     if spooled[table]:
-                        self._insert_spooled(table, [f.path for f in spooled[table]])
+                        self._insert_spooled(table, spooled[table])
                     if table != "resources":
                         offered += len(merged[table]) + sum(f.rows for f in spooled[table])
-                rollup.refresh(cur)
+                rollup.refresh(cur, self._added - self._recompute)
                 self._commit_state(cur, series_updates, failed, indexed_seq)
         finally:
             for files in spooled.values():
@@ -519,20 +522,28 @@ class _Committer:
         names = ", ".join(column_names(table))
         lists = ", ".join(f"unnest(${i}::{sql}[])" for i, (_, sql) in enumerate(TABLES[table], 1))
         params = [list(values) for values in zip(*rows, strict=True)]
-        self.cur.execute(f"INSERT OR IGNORE INTO {table} ({names}) SELECT {lists}", params)
-        touch = rollup.touch_sql(table, f"(SELECT {lists}) AS s({names})")
-        if touch:
-            self.cur.execute(touch, params)
+        self._insert(table, f"(SELECT {lists}) AS s({names})", params, len(rows))
 
-    def _insert_spooled(self, table: str, paths: list[str]) -> None:
+    def _insert_spooled(self, table: str, files: list[Spooled]) -> None:
+        paths = [f.path for f in files]
+        self._insert(table, "read_parquet($1)", [paths], sum(f.rows for f in files))
+
+    def _insert(self, table: str, source: str, params: list, offered: int) -> None:
+        """Insert `source`'s rows (redelivered ones are ignored) and tell the rollups: the new
+        rows' sums when every row offered was new, else the keys to recompute."""
         names = ", ".join(column_names(table))
-        self.cur.execute(
-            f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM read_parquet($1)",
-            [paths],
-        )
-        touch = rollup.touch_sql(table, "read_parquet($1)")
-        if touch:
-            self.cur.execute(touch, [paths])
+        stored = self.cur.execute(
+            f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM {source}", params
+        ).fetchone()[0]
+        touch = rollup.touch_sql(table, source)
+        if touch is None:
+            return
+        self.cur.execute(touch, params)
+        if stored == offered and table not in self._recompute:
+            self.cur.execute(rollup.added_sql(table, source), params)
+            self._added.add(table)
+        else:
+            self._recompute.add(table)
 
     def _cumulative_to_increments(
         self, rows: list[tuple]
