@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uihelpers import NOW_NS, make_app, relabelled_logs, settle, shown
 
-from claude_top.core.decode import accept_protobuf
+from claude_top.core.decode import accept_protobuf, decode_protobuf
 from claude_top.core.store import StoreWriter
 from claude_top.ui.data import MainData, MainQuery
 from truth import GRPC_FIXTURES, Truth
@@ -173,3 +173,31 @@ async def test_session_screen_no_query_while_its_ages_and_status_tick(ui_store):
         assert "○ idle" in str(summary.render())
         assert "last 1m ago" in str(summary.render())
         assert shown(turns, first_turn, "start") == "1m"
+
+
+async def test_ages_off_screen_are_drawn_when_scrolled_into_view(ui_store):
+    """Every row's data moves with the clock (exports, sorting), but only rows on screen are
+    redrawn; the rest get their new ages as they scroll in."""
+    for i in range(40):
+        sid = f"{i:08x}-1111-4222-8333-444444444444"
+        for body in relabelled_logs("basic.grpc", sid, -60 * (i + 1)):
+            ui_store.write([decode_protobuf("logs", body)])
+    now = [NOW_NS]
+    app = make_app(ui_store, clock=lambda: now[0])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        main = app.main
+        sessions = main.table("sessions")
+        order = sessions.keys_in_order()
+        top, bottom = order[0], order[-1]
+        assert shown(sessions, bottom, "last") == "41m"  # 40 min + the fixture's 69 s
+        before = shown(sessions, top, "last")
+        now[0] += 10 * 60 * S
+        await _tick(pilot, main)
+        assert shown(sessions, top, "last") != before
+        assert shown(sessions, bottom, "last") == "41m"  # off screen: not redrawn yet
+        assert sessions.rows_in_order()[-1]["now_ns"] == now[0]  # but its data moved
+        sessions.scroll_end(animate=False, immediate=True)
+        await settle(pilot)
+        await pilot.pause(0.1)
+        assert shown(sessions, bottom, "last") == "51m"

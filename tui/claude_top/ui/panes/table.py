@@ -122,6 +122,7 @@ class KeyedTable(DataTable):
         self._shown: dict[str, tuple[Cell, ...]] = {}
         self._cursor_key: str | None = None
         self._first_col = columns[0].key
+        self._clock_ns: int | None = None
 
     def on_mount(self) -> None:
         for col in self.cols.values():
@@ -195,7 +196,13 @@ class KeyedTable(DataTable):
 
     def retime(self, now_ns: int) -> None:
         """Move the clock columns to `now_ns`, from the rows held (no query): only cells whose
-        text changes are updated; rows re-sort if they are sorted by a clock column."""
+        text changes are updated; rows re-sort if they are sorted by a clock column.
+
+        Every row's data moves (exports and sorting read it), but only the rows on screen are
+        redrawn: any changed cell repaints the whole table, and ages ticking in rows nobody
+        sees would repaint it every second. Scrolling retimes the rows it brings in.
+        """
+        self._clock_ns = now_ns
         clocked = [
             (i, c) for i, c in enumerate(self.cols.values()) if c.clock and c.key in self.columns
         ]
@@ -203,11 +210,14 @@ class KeyedTable(DataTable):
             return
         selected = self.cursor_key
         line = self.cursor_row - round(self.scroll_y) if self.scroll_y > 0 else None
+        near = self._near_view()
         changed: set[int] = set()
         with self.app.batch_update():
             for key, held in self.rows_by_key.items():
                 row = self.timed(held, now_ns)
                 self.rows_by_key[key] = row
+                if near is not None and key not in near:
+                    continue
                 shown = self._shown[key]
                 cells = {i: c.cell(row) for i, c in clocked}
                 if all(shown[i] == cell for i, cell in cells.items()):
@@ -221,6 +231,19 @@ class KeyedTable(DataTable):
                 self._fit_columns(self._shown, changed)
                 if self.cols[self.sort_key].clock:
                     self._reorder(selected, line)
+
+    def _near_view(self) -> set[str] | None:
+        """Keys of the rows on screen (None: not laid out yet)."""
+        height = self.scrollable_content_region.height
+        if height <= 0:
+            return None
+        top = round(self.scroll_y)
+        return set(self.keys_in_order()[top : top + height])
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._clock_ns is not None and round(old_value) != round(new_value):
+            self.call_later(self.retime, self._clock_ns)
 
     def _fit_columns(
         self, shown: dict[str, tuple[Cell, ...]], only: set[int] | None = None
