@@ -146,7 +146,7 @@ class KeyedTable(DataTable):
     def cursor_data(self) -> dict | None:
         """The query row under the cursor."""
         key = self.cursor_key
-        return self.rows_by_key.get(key) if key is not None else None
+        return self._current(key) if key in self.rows_by_key else None
 
     def keys_in_order(self) -> list[str]:
         """Row keys as displayed, top to bottom."""
@@ -154,13 +154,22 @@ class KeyedTable(DataTable):
 
     def rows_in_order(self) -> list[dict]:
         """The query rows as displayed (current filter, window and sort), top to bottom."""
-        return [self.rows_by_key[key] for key in self.keys_in_order()]
+        return [self._current(key) for key in self.keys_in_order()]
+
+    def _current(self, key: str) -> dict:
+        """A held row as of the table's clock (`retime` moves only the rows on screen)."""
+        row = self.rows_by_key[key]
+        if self._clock_ns is not None and row.get("now_ns") != self._clock_ns:
+            row = self.rows_by_key[key] = self.timed(row, self._clock_ns)
+        return row
 
     # --- updating ------------------------------------------------------------------------
 
     def set_rows(self, rows: Iterable[dict]) -> None:
         """Make the table show `rows`: keyed diff, re-sort if needed, cursor stays on its row."""
         new = {self._row_key_of(r): r for r in rows}
+        clocks = {r["now_ns"] for r in new.values() if "now_ns" in r}
+        self._clock_ns = max(clocks) if clocks else self._clock_ns
         selected = self.cursor_key
         line = self.cursor_row - round(self.scroll_y) if self.scroll_y > 0 else None
         cols = list(self.cols.values())
@@ -198,9 +207,10 @@ class KeyedTable(DataTable):
         """Move the clock columns to `now_ns`, from the rows held (no query): only cells whose
         text changes are updated; rows re-sort if they are sorted by a clock column.
 
-        Every row's data moves (exports and sorting read it), but only the rows on screen are
-        redrawn: any changed cell repaints the whole table, and ages ticking in rows nobody
-        sees would repaint it every second. Scrolling retimes the rows it brings in.
+        Only the rows on screen move (all of them when sorted by a clock column): any changed
+        cell repaints the whole table, and ages ticking in rows nobody sees would repaint it
+        every second. Scrolling retimes the rows it brings in; exports and the cursor's row
+        read rows as of the clock (`_current`).
         """
         self._clock_ns = now_ns
         clocked = [
@@ -211,13 +221,15 @@ class KeyedTable(DataTable):
         selected = self.cursor_key
         line = self.cursor_row - round(self.scroll_y) if self.scroll_y > 0 else None
         near = self._near_view()
+        by_clock = self.cols[self.sort_key].clock
         changed: set[int] = set()
         with self.app.batch_update():
-            for key, held in self.rows_by_key.items():
-                row = self.timed(held, now_ns)
-                self.rows_by_key[key] = row
+            for key in list(self.rows_by_key):
                 if near is not None and key not in near:
+                    if by_clock:
+                        self._current(key)
                     continue
+                row = self._current(key)
                 shown = self._shown[key]
                 cells = {i: c.cell(row) for i, c in clocked}
                 if all(shown[i] == cell for i, cell in cells.items()):
@@ -229,7 +241,7 @@ class KeyedTable(DataTable):
                         self.update_cell(key, c.key, self._text(key, c, cells[i]))
             if changed:
                 self._fit_columns(self._shown, changed)
-                if self.cols[self.sort_key].clock:
+                if by_clock:
                     self._reorder(selected, line)
 
     def _near_view(self) -> set[str] | None:
