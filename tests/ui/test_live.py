@@ -181,6 +181,7 @@ async def test_indexing_errors_are_shown_in_the_header_and_told(ui_store):
             writer.stats.index_errors += 1
             writer.stats.last_index_error = "export 7: journal record 7 fails its checksum"
         await _wait_for(pilot, lambda: "✗ 1 not indexed" in header.render().plain, "the count")
+        await _wait_for(pilot, lambda: len(app._notifications) == 1, "the toast")
         (toast,) = app._notifications
         assert toast.severity == "error"
         assert "export 7: journal record 7 fails its checksum" in toast.message

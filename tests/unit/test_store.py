@@ -195,6 +195,37 @@ def test_cumulative_series_continues_across_a_restarted_writer(tmp_path):
         store.close()
 
 
+def test_an_export_whose_client_went_away_does_not_stop_the_journal(tmp_path):
+    """The receiver cancels the future of a client that hung up; later exports still commit."""
+    store = Store.open(tmp_path / "ct.duckdb")
+    writer = StoreWriter(store, decode_in_worker=False)
+    entered, release = threading.Event(), threading.Event()
+    append = writer.journal.append
+
+    def held(records):
+        entered.set()
+        release.wait(10)
+        return append(records)
+
+    writer.journal.append = held
+    try:
+        gone = writer.submit(
+            accept_protobuf("metrics", sum_request([(T0, T0 + S, 5.0)]).SerializeToString())
+        )
+        assert entered.wait(10)
+        assert gone.cancel()
+        release.set()
+        later = accept_protobuf("metrics", sum_request([(T0, T0 + 2 * S, 8.0)]).SerializeToString())
+        assert writer.submit(later).result(10) == 1
+        assert writer.sync(10)
+        # the cancelled export was journalled before its client left: it is stored once
+        assert increments(store) == [5.0, 3.0]
+    finally:
+        release.set()
+        writer.close()
+        store.close()
+
+
 # --- delta sums and other metric types -----------------------------------------------------
 
 

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +92,15 @@ class StoreError(RuntimeError):
 
 class StoreLocked(StoreError):
     """Another process (a running claude-top) holds the database file."""
+
+
+def _settle(fut: Future, outcome: int | BaseException) -> None:
+    """Resolve an export's future; one its waiter cancelled (the client went away) is left."""
+    with contextlib.suppress(InvalidStateError):
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
 
 
 class Backpressure(RuntimeError):
@@ -762,7 +771,7 @@ class StoreWriter:
                 self.stats.pending_rows -= rows
                 self.stats.pending_bytes -= size
             for _, fut in group:
-                fut.set_exception(exc)
+                _settle(fut, exc)
             return
         with self._indexed:
             s = self.stats
@@ -777,7 +786,7 @@ class StoreWriter:
             self._committed_seq = first + len(group) - 1
             self._indexed.notify_all()
         for export, fut in group:
-            fut.set_result(export.count)
+            _settle(fut, export.count)
 
     # -- indexer ------------------------------------------------------------------------------
 
