@@ -37,6 +37,8 @@ BUCKET_NS = 3600 * 10**9
 NO_TIME_BUCKET = -1
 """The bucket of rows without a time: outside every window, inside "all time"."""
 TIME_COLUMN = {"events": "time_ns", "spans": "start_ns", "metric_points": "time_ns"}
+STAGE = "rollup_stage"
+"""The temporary table a commit binds each batch of rows into once (see `touch_sql`)."""
 TURN_KEY = {"events": "prompt_id", "spans": "trace_id"}
 """The column each table's touched rows are keyed by, besides session_id and time."""
 
@@ -260,7 +262,8 @@ def _since(col: str, lo: int | None) -> str:
 
 
 def refresh(cur: duckdb.DuckDBPyConnection, added: Iterable[str] = ()) -> None:
-    """Bring the rollups up to date with this transaction's rows, then forget its keys.
+    """Bring the rollups up to date with the keys this transaction touched (`begin` forgets
+    them).
 
     `session_hours` of the `added` tables (every row the transaction offered them was newly
     stored, so `added_sql` summed exactly the new rows) merge those sums in; every other
@@ -328,8 +331,6 @@ def refresh(cur: duckdb.DuckDBPyConnection, added: Iterable[str] = ()) -> None:
             f"INSERT INTO {rollup} "
             + select(_since(t, lo), f"SEMI JOIN rollup_turns USING (session_id, {key})")
         )
-    for table in TIME_COLUMN:
-        cur.execute(f"DELETE FROM {_touched(table)}")
 
 
 def touch_before(cur: duckdb.DuckDBPyConnection, table: str, before_ns: int) -> None:

@@ -541,15 +541,21 @@ class _Committer:
         """Insert `source`'s rows (redelivered ones are ignored) and tell the rollups: the new
         rows' sums when every row offered was new, else the keys to recompute."""
         names = ", ".join(column_names(table))
+        touch = rollup.touch_sql(table, rollup.STAGE)
+        if touch is not None:  # the rollups read the rows twice more: bind the source once
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE {rollup.STAGE} AS SELECT {names} FROM {source}",
+                params,
+            )
+            source, params = rollup.STAGE, []
         stored = self.cur.execute(
             f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM {source}", params
         ).fetchone()[0]
-        touch = rollup.touch_sql(table, source)
         if touch is None:
             return
-        self.cur.execute(touch, params)
+        self.cur.execute(touch)
         if stored == offered and table not in self._recompute:
-            self.cur.execute(rollup.added_sql(table, source), params)
+            self.cur.execute(rollup.added_sql(table, source))
             self._added.add(table)
         else:
             self._recompute.add(table)
