@@ -201,3 +201,35 @@ async def test_ages_off_screen_are_drawn_when_scrolled_into_view(ui_store):
         await settle(pilot)
         await pilot.pause(0.1)
         assert shown(sessions, bottom, "last") == "51m"
+
+
+async def test_new_data_redraws_only_the_rows_it_changed(ui_store):
+    """A refresh that changes one session's cells re-renders that row alone; the other rows'
+    cached renders stay (DataTable.update_cell would re-render every row on screen)."""
+    now = [NOW_NS]
+    app = make_app(ui_store, clock=lambda: now[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        sessions = main.table("sessions")
+        assert sessions.row_count == 4
+        assert (shown(sessions, BASIC, "cost"), shown(sessions, BASIC, "in")) == ("$0.0226", "3711")
+        order = sessions.keys_in_order()
+        rendered: list[str] = []
+        render_row = sessions._render_line_in_row
+
+        def counting(row_key, *args, **kwargs):
+            rendered.append(row_key.value)
+            return render_row(row_key, *args, **kwargs)
+
+        sessions._render_line_in_row = counting
+        for body in relabelled_logs("basic.grpc", BASIC, -5):  # the same again, 5 s earlier
+            ui_store.write([decode_protobuf("logs", body)])
+        main.request_refresh()
+        await settle(pilot)
+        await pilot.pause(0.1)
+        assert (shown(sessions, BASIC, "cost"), shown(sessions, BASIC, "in")) == ("$0.0452", "7422")
+        assert sessions.keys_in_order() == order
+        line = sessions.get_row_index(BASIC) + sessions.header_height - round(sessions.scroll_y)
+        assert "$0.0452" in sessions.render_line(line).text
+        assert set(rendered) == {BASIC}

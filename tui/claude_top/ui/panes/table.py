@@ -18,10 +18,10 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.coordinate import Coordinate
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 Cell = str | tuple[str, str | None]
 """What a column shows: plain text, or (text, theme colour name such as "error")."""
@@ -44,6 +44,24 @@ class Col:
     """Shown only while some row has something in it (e.g. custom resource attributes)."""
     clock: bool = False
     """Shows what moves with the row's `now_ns` (an age, a status); `retime` redraws it."""
+
+
+def _discard(cache, stale: Callable[[tuple], bool]) -> None:
+    for key in [k for k in cache.keys() if stale(k)]:  # noqa: SIM118 (LRUCache has no __iter__)
+        cache.discard(key)
+
+
+_DATA_TABLE_INTERNALS = (
+    "_data",
+    "_row_locations",
+    "_refresh_region",
+    "_cell_render_cache",
+    "_row_render_cache",
+    "_row_renderable_cache",
+    "_line_cache",
+)
+"""What `KeyedTable._redraw_edited` uses of DataTable's private state (as of Textual 8.2);
+a Textual without them gets its cells set with update_cell."""
 
 
 def theme_style(app, name: str | None) -> Style:
@@ -123,6 +141,8 @@ class KeyedTable(DataTable):
         self._cursor_key: str | None = None
         self._first_col = columns[0].key
         self._clock_ns: int | None = None
+        self._edited: set[RowKey] = set()
+        self._row_local_edits = all(hasattr(self, name) for name in _DATA_TABLE_INTERNALS)
 
     def on_mount(self) -> None:
         for col in self.cols.values():
@@ -193,9 +213,10 @@ class KeyedTable(DataTable):
                     if old[i] != shown[i] or c.key in added:
                         # widths are set by _fit_columns; DataTable's update_width would
                         # re-measure the whole column for each narrower cell (quadratic)
-                        self.update_cell(key, c.key, self._text(key, c, shown[i]))
+                        self._put_cell(key, c.key, self._text(key, c, shown[i]))
             self._shown = shown_new
             self.rows_by_key = new
+            self._redraw_edited()
             self._reorder(selected, line)
         self._note_cursor_key()
 
@@ -207,9 +228,9 @@ class KeyedTable(DataTable):
         """Move the clock columns to `now_ns`, from the rows held (no query): only cells whose
         text changes are updated; rows re-sort if they are sorted by a clock column.
 
-        Only the rows on screen move (all of them when sorted by a clock column): any changed
-        cell repaints the whole table, and ages ticking in rows nobody sees would repaint it
-        every second. Scrolling retimes the rows it brings in; exports and the cursor's row
+        Only the rows on screen move (all of them when sorted by a clock column): ages ticking
+        in rows nobody sees would be rendered every second, and a column that widens repaints
+        the whole table. Scrolling retimes the rows it brings in; exports and the cursor's row
         read rows as of the clock (`_current`).
         """
         self._clock_ns = now_ns
@@ -238,11 +259,52 @@ class KeyedTable(DataTable):
                 for i, c in clocked:
                     if cells[i] != shown[i]:
                         changed.add(i)
-                        self.update_cell(key, c.key, self._text(key, c, cells[i]))
+                        self._put_cell(key, c.key, self._text(key, c, cells[i]))
             if changed:
                 self._fit_columns(self._shown, changed)
+                self._redraw_edited()
                 if by_clock:
                     self._reorder(selected, line)
+
+    def _put_cell(self, key: str, column: str, value: Text) -> None:
+        """Set a cell's text; `_redraw_edited` then repaints only the rows set this way.
+
+        DataTable.update_cell bumps the table's update count, which every cached cell, row
+        and line is keyed by: one changed cell re-renders every row on screen.
+        """
+        if not self._row_local_edits:
+            self.update_cell(key, column, value)
+            return
+        row_key = RowKey(key)
+        self._data[row_key][ColumnKey(column)] = value
+        self._edited.add(row_key)
+
+    def _redraw_edited(self) -> None:
+        """Drop the cached renders of the rows `_put_cell` changed and repaint their lines (rows
+        are one line high); all rows when a column's width changes or rows were added."""
+        edited, self._edited = self._edited, set()
+        if not edited:
+            return
+        if self._require_update_dimensions:
+            self._update_count += 1
+            self.refresh()
+            return
+        header = self.header_height if self.show_header else 0
+        indices: set[int] = set()
+        lines: set[int] = set()
+        for row_key in edited:
+            index = self._row_locations.get(row_key)
+            if index is None:
+                continue
+            indices.add(index)
+            lines.update(range(header + index, header + index + self.rows[row_key].height))
+        _discard(self._cell_render_cache, lambda k: k[0] in edited)
+        _discard(self._row_render_cache, lambda k: k[0] in edited)
+        _discard(self._row_renderable_cache, lambda k: k[1] in indices)
+        _discard(self._line_cache, lambda k: k[0] in lines)
+        width = max(self.size.width, self.virtual_size.width)
+        for y in sorted(lines):
+            self._refresh_region(Region(0, y, width, 1))
 
     def _near_view(self) -> set[str] | None:
         """Keys of the rows on screen (None: not laid out yet)."""
