@@ -531,18 +531,24 @@ class _Committer:
         names = ", ".join(column_names(table))
         lists = ", ".join(f"unnest(${i}::{sql}[])" for i, (_, sql) in enumerate(TABLES[table], 1))
         params = [list(values) for values in zip(*rows, strict=True)]
-        self._insert(table, f"(SELECT {lists}) AS s({names})", params, len(rows))
+        self._insert(table, f"(SELECT {lists}) AS s({names})", params, len(rows), stage=True)
 
     def _insert_spooled(self, table: str, files: list[Spooled]) -> None:
         paths = [f.path for f in files]
         self._insert(table, "read_parquet($1)", [paths], sum(f.rows for f in files))
 
-    def _insert(self, table: str, source: str, params: list, offered: int) -> None:
+    def _insert(
+        self, table: str, source: str, params: list, offered: int, stage: bool = False
+    ) -> None:
         """Insert `source`'s rows (redelivered ones are ignored) and tell the rollups: the new
-        rows' sums when every row offered was new, else the keys to recompute."""
+        rows' sums when every row offered was new, else the keys to recompute.
+
+        The rollups read the rows twice more: with `stage`, the source (typed lists, costly to
+        bind) is bound once into a temporary table; Parquet is cheaper read again (only the
+        columns the rollups need) than copied.
+        """
         names = ", ".join(column_names(table))
-        touch = rollup.touch_sql(table, rollup.STAGE)
-        if touch is not None:  # the rollups read the rows twice more: bind the source once
+        if stage and table in rollup.TIME_COLUMN:
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE {rollup.STAGE} AS SELECT {names} FROM {source}",
                 params,
@@ -551,11 +557,12 @@ class _Committer:
         stored = self.cur.execute(
             f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM {source}", params
         ).fetchone()[0]
+        touch = rollup.touch_sql(table, source)
         if touch is None:
             return
-        self.cur.execute(touch)
+        self.cur.execute(touch, params)
         if stored == offered and table not in self._recompute:
-            self.cur.execute(rollup.added_sql(table, source))
+            self.cur.execute(rollup.added_sql(table, source), params)
             self._added.add(table)
         else:
             self._recompute.add(table)
