@@ -102,10 +102,11 @@ async def test_the_demo_sender_feeds_the_ui_through_the_receivers():
                 raise AssertionError(f"acknowledged sessions never showed: {sorted(missing)}")
             await pilot.press("q")
         assert app._background_task.cancelled()
-        ledger = senders[0].ledger
         cur = store.cursor()
         stored = dict(cur.execute("SELECT session_id, count(*) FROM events GROUP BY 1").fetchall())
         cur.close()
-        assert set(ledger.sessions) <= set(stored)
+        # what was acknowledged in the last moments may still be in the journal, indexed at
+        # the next start of a file database (tests/receiver/test_crash.py restarts one)
+        assert sent <= set(stored)
     finally:
         store.close()

@@ -6,6 +6,7 @@ Queries are counted at `Store.cursor()`, which every query of every screen goes 
 
 from __future__ import annotations
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from uihelpers import NOW_NS, make_app, relabelled_logs, settle, shown
 
 from claude_top.core.decode import accept_protobuf, decode_protobuf
@@ -233,3 +234,38 @@ async def test_new_data_redraws_only_the_rows_it_changed(ui_store):
         line = sessions.get_row_index(BASIC) + sessions.header_height - round(sessions.scroll_y)
         assert "$0.0452" in sessions.render_line(line).text
         assert set(rendered) == {BASIC}
+
+
+async def test_a_row_that_moves_up_is_painted_in_its_new_place(ui_store):
+    """New data re-sorts the sessions (by last activity): the rows it moved are painted in
+    their new places, the row below them (under the cursor, so nothing else moves) stays."""
+    now = [NOW_NS]
+    app = make_app(ui_store, clock=lambda: now[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        sessions = main.table("sessions")
+        assert sessions.keys_in_order()[2:] == [OTHER, BASIC]
+        assert sessions.select_key(BASIC)
+        await settle(pilot)
+        count = sessions._update_count
+        (body,) = relabelled_logs("basic.grpc", OTHER, 60)  # basic's tool results, a minute
+        request = ExportLogsServiceRequest.FromString(body)  # later: no column widens
+        for scope in request.resource_logs[0].scope_logs:
+            kept = [r for r in scope.log_records if r.body.string_value.endswith("tool_result")]
+            del scope.log_records[:]
+            scope.log_records.extend(kept)
+        ui_store.write([decode_protobuf("logs", request.SerializeToString())])
+        main.request_refresh()
+        await settle(pilot)
+        await pilot.pause(0.1)
+        order = sessions.keys_in_order()
+        assert order[0] == OTHER and order[3] == BASIC
+        assert shown(sessions, OTHER, "tools") == "5"  # 3 + basic's 2
+        assert sessions.cursor_key == BASIC and sessions.cursor_row == 3
+        assert sessions._update_count == count, "a full redraw: the test proves nothing"
+        assert shown(sessions, OTHER, "last") == "9s"
+        header = sessions.header_height
+        painted = [sessions.render_line(header + i).text for i in range(len(order))]
+        assert [line.split()[0] for line in painted] == [key[:8] for key in order]
+        assert "$0.0371" in painted[0]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.coordinate import Coordinate
@@ -54,6 +55,8 @@ def _discard(cache, stale: Callable[[tuple], bool]) -> None:
 _DATA_TABLE_INTERNALS = (
     "_data",
     "_row_locations",
+    "_ordered_row_cache",
+    "_offset_cache",
     "_refresh_region",
     "_cell_render_cache",
     "_row_render_cache",
@@ -306,6 +309,29 @@ class KeyedTable(DataTable):
         for y in sorted(lines):
             self._refresh_region(Region(0, y, width, 1))
 
+    def _move_rows(self, order: list[str]) -> None:
+        """Put the rows in `order`, repainting only the lines whose row changed (DataTable.sort
+        re-renders every row); the moved rows keep their rendered cells."""
+        moved: set[RowKey] = set()
+        locations: dict[RowKey, int] = {}
+        for index, key in enumerate(order):
+            row_key = RowKey(key)
+            locations[row_key] = index
+            if self._row_locations.get(row_key) != index:
+                moved.add(row_key)
+        self._row_locations = TwoWayDict(locations)
+        self._ordered_row_cache.clear()
+        self._offset_cache.clear()
+        indices = {locations[k] for k in moved}
+        header = self.header_height if self.show_header else 0
+        lines = {header + i for i in indices}
+        _discard(self._row_render_cache, lambda k: k[0] in moved)
+        _discard(self._row_renderable_cache, lambda k: k[1] in indices)
+        _discard(self._line_cache, lambda k: k[0] in lines)
+        width = max(self.size.width, self.virtual_size.width)
+        for y in sorted(lines):
+            self._refresh_region(Region(0, y, width, 1))
+
     def _near_view(self) -> set[str] | None:
         """Keys of the rows on screen (None: not laid out yet)."""
         height = self.scrollable_content_region.height
@@ -366,8 +392,11 @@ class KeyedTable(DataTable):
         """
         order = self._order()
         if order != self.keys_in_order():
-            rank = {k: i for i, k in enumerate(order)}
-            self.sort(self._first_col, key=lambda cell: rank[cell.row_key])
+            if self._row_local_edits:
+                self._move_rows(order)
+            else:
+                rank = {k: i for i, k in enumerate(order)}
+                self.sort(self._first_col, key=lambda cell: rank[cell.row_key])
         if selected is None or selected not in self.rows_by_key:
             return
         index = self.get_row_index(selected)
