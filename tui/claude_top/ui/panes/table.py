@@ -283,8 +283,8 @@ class KeyedTable(DataTable):
         self._edited.add(row_key)
 
     def _redraw_edited(self) -> None:
-        """Drop the cached renders of the rows `_put_cell` changed and repaint their lines (rows
-        are one line high); all rows when a column's width changes or rows were added."""
+        """Drop the cached renders of the rows `_put_cell` changed and repaint them; all rows
+        when a column's width changes or rows were added."""
         edited, self._edited = self._edited, set()
         if not edited:
             return
@@ -292,22 +292,8 @@ class KeyedTable(DataTable):
             self._update_count += 1
             self.refresh()
             return
-        header = self.header_height if self.show_header else 0
-        indices: set[int] = set()
-        lines: set[int] = set()
-        for row_key in edited:
-            index = self._row_locations.get(row_key)
-            if index is None:
-                continue
-            indices.add(index)
-            lines.update(range(header + index, header + index + self.rows[row_key].height))
         _discard(self._cell_render_cache, lambda k: k[0] in edited)
-        _discard(self._row_render_cache, lambda k: k[0] in edited)
-        _discard(self._row_renderable_cache, lambda k: k[1] in indices)
-        _discard(self._line_cache, lambda k: k[0] in lines)
-        width = max(self.size.width, self.virtual_size.width)
-        for y in sorted(lines):
-            self._refresh_region(Region(0, y, width, 1))
+        self._repaint_rows(edited)
 
     def _move_rows(self, order: list[str]) -> None:
         """Put the rows in `order`, repainting only the lines whose row changed (DataTable.sort
@@ -322,10 +308,15 @@ class KeyedTable(DataTable):
         self._row_locations = TwoWayDict(locations)
         self._ordered_row_cache.clear()
         self._offset_cache.clear()
-        indices = {locations[k] for k in moved}
+        self._repaint_rows(moved)
+
+    def _repaint_rows(self, rows: set[RowKey]) -> None:
+        """Drop the cached renders of `rows` (their cells' own stay) at their current places
+        and repaint those lines; rows are one line high."""
+        indices = {i for i in map(self._row_locations.get, rows) if i is not None}
         header = self.header_height if self.show_header else 0
         lines = {header + i for i in indices}
-        _discard(self._row_render_cache, lambda k: k[0] in moved)
+        _discard(self._row_render_cache, lambda k: k[0] in rows)
         _discard(self._row_renderable_cache, lambda k: k[1] in indices)
         _discard(self._line_cache, lambda k: k[0] in lines)
         width = max(self.size.width, self.virtual_size.width)
