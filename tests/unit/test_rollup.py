@@ -14,7 +14,7 @@ from claude_top.core import queries as Q
 from claude_top.core import rollup
 from claude_top.core.decode import Decoded, accept_protobuf, decode_protobuf
 from claude_top.core.schema import column_names
-from claude_top.core.store import Store, StoreError, StoreWriter
+from claude_top.core.store import Store, StoreError, StoreWriter, _Committer
 from truth import GRPC_FIXTURES, grpc_requests
 
 HOUR = rollup.BUCKET_NS
@@ -233,3 +233,18 @@ def test_a_v1_database_gains_its_rollups_when_opened(tmp_path):
     assert version == "2"
     store.close()
     Store.open(path, read_only=True).close()
+
+
+def test_a_commit_keeps_no_copy_of_its_batch():
+    """Rows bound as lists are staged in a temporary table for the rollups; it is dropped in
+    the commit (a backlog's batch would otherwise stay in memory until the next one)."""
+    store = Store.open(":memory:")
+    committer = _Committer(store)
+    for signal, body in exports():
+        committer.commit([decode_protobuf(signal, body)])
+    temp = committer.cur.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary ORDER BY 1"
+    ).fetchall()
+    assert rollup.STAGE not in {name for (name,) in temp}
+    assert {name for (name,) in temp} >= {"rollup_touched_spans", "rollup_touched_events"}
+    store.close()

@@ -493,6 +493,7 @@ class _Committer:
                     if table != "resources":
                         offered += len(merged[table]) + sum(f.rows for f in spooled[table])
                 rollup.refresh(cur, self._added - self._recompute)
+                cur.execute(f"DROP TABLE IF EXISTS {rollup.STAGE}")  # a batch's every column
                 self._commit_state(cur, series_updates, failed, indexed_seq)
         finally:
             for files in spooled.values():
