@@ -36,6 +36,14 @@ def _counted(store) -> list[int]:
     return calls
 
 
+async def _write_and_refresh(pilot, main, log_bodies: list[bytes]) -> None:
+    """Store log exports as the indexer would, and let the main screen query and repaint."""
+    main.app.store.write([decode_protobuf("logs", body) for body in log_bodies])
+    main.request_refresh()
+    await settle(pilot)
+    await pilot.pause(0.1)
+
+
 async def _tick(pilot, screen) -> None:
     screen._tick()
     await settle(pilot)
@@ -207,8 +215,7 @@ async def test_ages_off_screen_are_drawn_when_scrolled_into_view(ui_store):
 async def test_new_data_redraws_only_the_rows_it_changed(ui_store):
     """A refresh that changes one session's cells re-renders that row alone; the other rows'
     cached renders stay (DataTable.update_cell would re-render every row on screen)."""
-    now = [NOW_NS]
-    app = make_app(ui_store, clock=lambda: now[0])
+    app = make_app(ui_store, clock=lambda: NOW_NS)  # the clock stands still
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         main = app.main
@@ -224,11 +231,8 @@ async def test_new_data_redraws_only_the_rows_it_changed(ui_store):
             return render_row(row_key, *args, **kwargs)
 
         sessions._render_line_in_row = counting
-        for body in relabelled_logs("basic.grpc", BASIC, -5):  # the same again, 5 s earlier
-            ui_store.write([decode_protobuf("logs", body)])
-        main.request_refresh()
-        await settle(pilot)
-        await pilot.pause(0.1)
+        again = relabelled_logs("basic.grpc", BASIC, -5)  # the same turn again, 5 s earlier
+        await _write_and_refresh(pilot, main, again)
         assert (shown(sessions, BASIC, "cost"), shown(sessions, BASIC, "in")) == ("$0.0452", "7422")
         assert sessions.keys_in_order() == order
         line = sessions.get_row_index(BASIC) + sessions.header_height - round(sessions.scroll_y)
@@ -239,8 +243,7 @@ async def test_new_data_redraws_only_the_rows_it_changed(ui_store):
 async def test_a_row_that_moves_up_is_painted_in_its_new_place(ui_store):
     """New data re-sorts the sessions (by last activity): the rows it moved are painted in
     their new places, the row below them (under the cursor, so nothing else moves) stays."""
-    now = [NOW_NS]
-    app = make_app(ui_store, clock=lambda: now[0])
+    app = make_app(ui_store, clock=lambda: NOW_NS)  # the clock stands still
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         main = app.main
@@ -255,10 +258,7 @@ async def test_a_row_that_moves_up_is_painted_in_its_new_place(ui_store):
             kept = [r for r in scope.log_records if r.body.string_value.endswith("tool_result")]
             del scope.log_records[:]
             scope.log_records.extend(kept)
-        ui_store.write([decode_protobuf("logs", request.SerializeToString())])
-        main.request_refresh()
-        await settle(pilot)
-        await pilot.pause(0.1)
+        await _write_and_refresh(pilot, main, [request.SerializeToString()])
         order = sessions.keys_in_order()
         assert order[0] == OTHER and order[3] == BASIC
         assert shown(sessions, OTHER, "tools") == "5"  # 3 + basic's 2

@@ -14,7 +14,7 @@ from claude_top.core import queries as Q
 from claude_top.core import rollup
 from claude_top.core.decode import Decoded, accept_protobuf, decode_protobuf
 from claude_top.core.schema import column_names
-from claude_top.core.store import Store, StoreError, StoreWriter, _Committer
+from claude_top.core.store import _STAGE, Store, StoreError, StoreWriter, _Committer
 from truth import GRPC_FIXTURES, grpc_requests
 
 HOUR = rollup.BUCKET_NS
@@ -236,8 +236,8 @@ def test_a_v1_database_gains_its_rollups_when_opened(tmp_path):
 
 
 def test_a_commit_keeps_no_copy_of_its_batch():
-    """Rows bound as lists are staged in a temporary table for the rollups; it is dropped in
-    the commit (a backlog's batch would otherwise stay in memory until the next one)."""
+    """Rows bound as lists are staged in a temporary table for the rollups; it is dropped once
+    they have read it (a backlog's batch would otherwise stay in memory until the next one)."""
     store = Store.open(":memory:")
     committer = _Committer(store)
     for signal, body in exports():
@@ -245,6 +245,6 @@ def test_a_commit_keeps_no_copy_of_its_batch():
     temp = committer.cur.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary ORDER BY 1"
     ).fetchall()
-    assert rollup.STAGE not in {name for (name,) in temp}
+    assert _STAGE not in {name for (name,) in temp}
     assert {name for (name,) in temp} >= {"rollup_touched_spans", "rollup_touched_events"}
     store.close()

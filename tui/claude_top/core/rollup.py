@@ -37,8 +37,6 @@ BUCKET_NS = 3600 * 10**9
 NO_TIME_BUCKET = -1
 """The bucket of rows without a time: outside every window, inside "all time"."""
 TIME_COLUMN = {"events": "time_ns", "spans": "start_ns", "metric_points": "time_ns"}
-STAGE = "rollup_stage"
-"""The temporary table a commit binds each batch of rows into once (see `touch_sql`)."""
 TURN_KEY = {"events": "prompt_id", "spans": "trace_id"}
 """The column each table's touched rows are keyed by, besides session_id and time."""
 

@@ -436,6 +436,10 @@ def _new_spool(store: Store) -> str:
     return path
 
 
+_STAGE = "rollup_stage"
+"""The temporary table `_Committer._insert` binds a batch of row tuples into, once."""
+
+
 @dataclass
 class _SeriesState:
     start_ns: int | None
@@ -493,7 +497,6 @@ class _Committer:
                     if table != "resources":
                         offered += len(merged[table]) + sum(f.rows for f in spooled[table])
                 rollup.refresh(cur, self._added - self._recompute)
-                cur.execute(f"DROP TABLE IF EXISTS {rollup.STAGE}")  # a batch's every column
                 self._commit_state(cur, series_updates, failed, indexed_seq)
         finally:
             for files in spooled.values():
@@ -545,16 +548,14 @@ class _Committer:
         rows' sums when every row offered was new, else the keys to recompute.
 
         The rollups read the rows twice more: with `stage`, the source (typed lists, costly to
-        bind) is bound once into a temporary table; Parquet is cheaper read again (only the
-        columns the rollups need) than copied.
+        bind) is bound once into a temporary table, dropped when they have read it; Parquet is
+        cheaper read again (only the columns the rollups need) than copied.
         """
         names = ", ".join(column_names(table))
-        if stage and table in rollup.TIME_COLUMN:
-            self.cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE {rollup.STAGE} AS SELECT {names} FROM {source}",
-                params,
-            )
-            source, params = rollup.STAGE, []
+        staged = stage and table in rollup.TIME_COLUMN
+        if staged:
+            self.cur.execute(f"CREATE TEMP TABLE {_STAGE} AS SELECT {names} FROM {source}", params)
+            source, params = _STAGE, []
         stored = self.cur.execute(
             f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM {source}", params
         ).fetchone()[0]
@@ -567,6 +568,8 @@ class _Committer:
             self._added.add(table)
         else:
             self._recompute.add(table)
+        if staged:
+            self.cur.execute(f"DROP TABLE {_STAGE}")
 
     def _cumulative_to_increments(
         self, rows: list[tuple]

@@ -63,8 +63,8 @@ _DATA_TABLE_INTERNALS = (
     "_row_renderable_cache",
     "_line_cache",
 )
-"""What `KeyedTable._redraw_edited` uses of DataTable's private state (as of Textual 8.2);
-a Textual without them gets its cells set with update_cell."""
+"""What `KeyedTable._put_cell` and `_move_rows` use of DataTable's private state (as of Textual
+8.2); a Textual without them gets update_cell and sort."""
 
 
 def theme_style(app, name: str | None) -> Style:
