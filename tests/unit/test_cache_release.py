@@ -171,3 +171,52 @@ def test_queries_and_indexing_side_by_side_with_releases(tmp_path, big_db):
         assert memory_limit(store) == "953.6 MiB"  # the default 1GB, restored
     finally:
         store.close()
+
+
+def eviction_nodes(store: Store) -> int:
+    cur = store.cursor()
+    try:
+        (nodes,) = cur.execute(
+            "SELECT sum(approximate_size) FROM duckdb_eviction_queues()"
+        ).fetchone()
+        return nodes
+    finally:
+        cur.close()
+
+
+def test_the_eviction_queues_are_drained_past_their_bound(big_db):
+    """Each query leaves nodes in DuckDB's eviction queues (one per buffer it unpinned; most
+    are of buffers already freed). Past `drain_nodes` a release walks the queues empty, and
+    the answers and the memory limit are as before."""
+    store = Store.open(big_db)
+    try:
+        limit = memory_limit(store)
+        with store.using():  # no release in between: the nodes pile up
+            for _ in range(3):
+                with store.reading() as cur:
+                    first = scan(cur)
+        piled = eviction_nodes(store)
+        assert piled > 200
+        assert store.queue_drains == 0
+        store.drain_nodes = 200
+        with store.reading() as cur:
+            assert scan(cur) == first
+        assert store.queue_drains == 1
+        assert eviction_nodes(store) < 200 < piled
+        assert memory_limit(store) == limit
+        with store.reading() as cur:
+            assert scan(cur) == first
+    finally:
+        store.close()
+
+
+def test_below_the_bound_the_queues_are_left_alone(big_db):
+    store = Store.open(big_db)
+    try:
+        for _ in range(3):
+            with store.reading() as cur:
+                scan(cur)
+        assert 0 < eviction_nodes(store) < store.drain_nodes
+        assert store.queue_drains == 0
+    finally:
+        store.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -499,3 +500,49 @@ def test_checkpoint_waits_for_no_one(tmp_path):
     store.checkpoint()
     assert store.cursor().execute("SELECT count(*) FROM scratch").fetchone() == (199990,)
     store.close()
+
+
+def test_an_idle_writer_folds_its_rows_into_the_file(tmp_path, monkeypatch):
+    """Rows committed since the last checkpoint are kept in DuckDB's memory (and the WAL) until
+    one: once nothing was indexed for IDLE_CHECKPOINT_S the indexer checkpoints, once."""
+    monkeypatch.setattr("claude_top.core.store.IDLE_CHECKPOINT_S", 0.3)
+    path = tmp_path / "ct.duckdb"
+    store = Store.open(path)
+    writer = StoreWriter(store, decode_in_worker=False)
+    truth = Truth(*GRPC_FIXTURES)
+    try:
+        for name in GRPC_FIXTURES:
+            for signal, body in grpc_requests(name):
+                writer.submit(accept_protobuf(signal, body)).result(10)
+        assert writer.sync(10)
+        wal = Path(str(path) + ".wal")
+        assert wal.stat().st_size > 0
+        assert writer.stats.idle_checkpoints == 0
+        deadline = time.monotonic() + 10
+        while writer.stats.idle_checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.stats.idle_checkpoints == 1
+        assert not wal.exists() or wal.stat().st_size == 0
+        time.sleep(1.0)  # nothing new: no second checkpoint
+        assert writer.stats.idle_checkpoints == 1
+        cur = store.cursor()
+        assert cur.execute("SELECT count(*) FROM spans").fetchone()[0] == len(truth.spans)
+        assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == len(truth.events)
+    finally:
+        writer.close()
+        store.close()
+
+
+def test_an_idle_writer_in_memory_never_checkpoints(monkeypatch):
+    monkeypatch.setattr("claude_top.core.store.IDLE_CHECKPOINT_S", 0.1)
+    store = Store.open()
+    writer = StoreWriter(store, decode_in_worker=False)
+    try:
+        for signal, body in grpc_requests("basic.grpc"):
+            writer.submit(accept_protobuf(signal, body)).result(10)
+        assert writer.sync(10)
+        time.sleep(1.0)
+        assert writer.stats.idle_checkpoints == 0
+    finally:
+        writer.close()
+        store.close()

@@ -63,6 +63,7 @@ META_TABLE = "claude_top_meta"
 DEFAULT_THREADS = 2
 DEFAULT_MEMORY_LIMIT = "1GB"
 CACHE_KEEP_BYTES = 4 << 20
+DRAIN_QUEUE_NODES = 16_384
 DEFAULT_MAX_PENDING_ROWS = 200_000
 DEFAULT_MAX_BACKLOG_ROWS = 2_000_000
 DEFAULT_MAX_PENDING_BYTES = 256 << 20
@@ -84,6 +85,7 @@ INDEXED_SEQ_KEY = "indexed_seq"
 
 RETENTION_COLUMNS = {"spans": "start_ns", "events": "time_ns", "metric_points": "time_ns"}
 PRUNE_EVERY_S = 600
+IDLE_CHECKPOINT_S = 30.0
 
 
 class StoreError(RuntimeError):
@@ -142,6 +144,9 @@ class Store:
         self.read_only = read_only
         self.memory_limit = memory_limit
         self.cache_releases = 0
+        self.queue_drains = 0
+        self.drain_nodes = DRAIN_QUEUE_NODES
+        self._count_nodes = True
         self._use = threading.Condition()
         self._users = 0
         self._releasing = False
@@ -302,7 +307,15 @@ class Store:
         it held before. Only `using()` calls this, when no DuckDB work is in flight: the memory
         limit is lowered for a moment to what the non-table memory (indexes, uncommitted
         rows) needs plus CACHE_KEEP_BYTES, which evicts cached blocks first, then restored.
-        An in-memory database holds no such blocks, so nothing changes there."""
+        An in-memory database holds no such blocks, so nothing changes there.
+
+        Every buffer a query unpins leaves a node in DuckDB's eviction queues, and DuckDB
+        purges the nodes of freed buffers only once a queue holds about 32k of them: about
+        200 bytes each (the freed buffer's handle stays allocated), some 45 MB over the queues
+        of a monitor left open. Past `drain_nodes`, the limit is set for a moment to one it
+        cannot reach, which walks every queue to its end and drops those nodes (uncommitted
+        rows may be written to DuckDB's temporary file on the way, and read back when a query
+        needs them)."""
         try:
             cur = self.con.cursor()
         except duckdb.Error:  # closed: nothing is cached any more
@@ -313,18 +326,38 @@ class Store:
                 " coalesce(sum(memory_usage_bytes) FILTER (WHERE tag <> 'BASE_TABLE'), 0) "
                 "FROM duckdb_memory()"
             ).fetchone()
-            if cached <= CACHE_KEEP_BYTES:
-                return int(cached)
-            try:  # a limit it cannot reach is refused, after evicting what it could
-                cur.execute(f"SET memory_limit = '{int(other) + CACHE_KEEP_BYTES}B'")
-            except duckdb.OutOfMemoryException:
-                pass
-            finally:
-                cur.execute(f"SET memory_limit = '{self.memory_limit}'")
-            self.cache_releases += 1
+            if cached > CACHE_KEEP_BYTES:
+                self._limit_for_a_moment(cur, int(other) + CACHE_KEEP_BYTES)
+                self.cache_releases += 1
+            if self.path != MEMORY and self._eviction_nodes(cur) > self.drain_nodes:
+                self._limit_for_a_moment(cur, 1)
+                self.queue_drains += 1
             return int(cached)
         finally:
             cur.close()
+
+    def _limit_for_a_moment(self, cur: duckdb.DuckDBPyConnection, limit: int) -> None:
+        """Evict down to `limit` bytes, then restore the configured memory limit."""
+        try:  # a limit it cannot reach is refused, after evicting what it could
+            cur.execute(f"SET memory_limit = '{limit}B'")
+        except duckdb.OutOfMemoryException:
+            pass
+        finally:
+            cur.execute(f"SET memory_limit = '{self.memory_limit}'")
+
+    def _eviction_nodes(self, cur: duckdb.DuckDBPyConnection) -> int:
+        """The nodes in DuckDB's eviction queues (0 where DuckDB cannot tell)."""
+        if not self._count_nodes:
+            return 0
+        try:
+            return int(
+                cur.execute(
+                    "SELECT coalesce(sum(approximate_size), 0) FROM duckdb_eviction_queues()"
+                ).fetchone()[0]
+            )
+        except duckdb.CatalogException:  # a DuckDB before duckdb_eviction_queues()
+            self._count_nodes = False
+            return 0
 
     @property
     def journal_dir(self) -> Path | None:
@@ -378,11 +411,20 @@ class Store:
             rollup.refresh(tx)
         return deleted
 
-    def checkpoint(self) -> None:
-        """Fold the WAL into the file now (skipped while another write is running)."""
-        if not self.read_only and self.path != MEMORY:
-            with self.using(), contextlib.suppress(duckdb.TransactionException):
-                self.con.execute("CHECKPOINT")
+    def checkpoint(self) -> bool:
+        """Fold the WAL into the file now; False if skipped (another write is running, or
+        there is no file)."""
+        if self.read_only or self.path == MEMORY:
+            return False
+        with self.using():
+            cur = self.con.cursor()
+            try:
+                cur.execute("CHECKPOINT")
+            except duckdb.TransactionException:
+                return False
+            finally:
+                cur.close()
+        return True
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -640,6 +682,7 @@ class WriterStats:
     index_errors: int = 0
     last_index_error: str = ""
     rows_pruned: int = 0
+    idle_checkpoints: int = 0
 
 
 class StoreWriter:
@@ -662,6 +705,7 @@ class StoreWriter:
         self._workers_last_used: float | None = None
         self.retention_s = retention_s
         self._next_prune = time.monotonic()
+        self._checkpoint_at: float | None = None  # when an idle checkpoint is due
         self.max_pending_rows = max_pending_rows
         self.max_backlog_rows = max_backlog_rows
         self.max_pending_bytes = max_pending_bytes
@@ -855,7 +899,7 @@ class StoreWriter:
                     self._indexed.wait(0.5)
                     if self.retention_s and time.monotonic() >= self._next_prune:
                         break
-                    if self._workers_idle():
+                    if self._workers_idle() or self._checkpoint_due():
                         break
                 stop_at = self._stop_index_at
                 if stop_at is not None and time.monotonic() > stop_at:
@@ -865,6 +909,8 @@ class StoreWriter:
                 committed = self._committed_seq
             if not inflight:
                 self._maybe_prune(cur)
+                if fetched >= committed and self._checkpoint_due():
+                    self._checkpoint_idle()
                 if self._workers_idle():
                     self._workers_last_used = None
                     _stop_decode_pool()
@@ -883,6 +929,23 @@ class StoreWriter:
                 if not self._index_chunk(entries, outcomes()):
                     inflight.clear()
                     fetched = self._indexed_seq
+
+    def _checkpoint_due(self) -> bool:
+        """Nothing was indexed for IDLE_CHECKPOINT_S since the last commit: fold the rows
+        DuckDB holds in memory until a checkpoint into the file (its WAL is folded on its own
+        only past `checkpoint_threshold`, 16 MB: tens of MB of rows kept in memory)."""
+        due = self._checkpoint_at
+        return due is not None and time.monotonic() >= due
+
+    def _checkpoint_idle(self) -> None:
+        self._checkpoint_at = None
+        if self.store.path == MEMORY:
+            return
+        if self.store.checkpoint():
+            with self._lock:
+                self.stats.idle_checkpoints += 1
+        else:  # another write was running: try again later
+            self._checkpoint_at = time.monotonic() + IDLE_CHECKPOINT_S
 
     def _workers_idle(self) -> bool:
         """This writer's decode workers have had nothing to do for `worker_idle_s`."""
@@ -949,6 +1012,7 @@ class StoreWriter:
             s.backlog_bytes -= sum(e.length for e in entries)
             s.last_index_ns = time.time_ns()
             self._indexed_seq = entries[-1].seq
+            self._checkpoint_at = time.monotonic() + IDLE_CHECKPOINT_S
             self._indexed.notify_all()
         self.journal.release(entries[-1].seq)
         return True
