@@ -184,13 +184,21 @@ def eviction_nodes(store: Store) -> int:
         cur.close()
 
 
-def test_the_eviction_queues_are_drained_past_their_bound(big_db):
+def test_the_eviction_queues_are_drained_past_their_bound(tmp_path, big_db):
     """Each query leaves nodes in DuckDB's eviction queues (one per buffer it unpinned; most
     are of buffers already freed). Past `drain_nodes` a release walks the queues empty, and
-    the answers and the memory limit are as before."""
-    store = Store.open(big_db)
+    the answers and the memory limit are as before. A row is written first, as the indexer's
+    commits do: it loads the uid index, which stays in memory (with nothing at all left in
+    memory, the lowered limit is reached at the table blocks' queue and the walk stops there)."""
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(big_db, path)
+    store = Store.open(path)
     try:
         limit = memory_limit(store)
+        store.cursor().execute(
+            "INSERT OR IGNORE INTO spans (uid, name, start_ns, session_id) "
+            "VALUES ('\\x01'::BLOB, 'claude_code.tool', 1, 'session-x')"
+        )
         with store.using():  # no release in between: the nodes pile up
             for _ in range(3):
                 with store.reading() as cur:
@@ -201,6 +209,7 @@ def test_the_eviction_queues_are_drained_past_their_bound(big_db):
         store.drain_nodes = 200
         with store.reading() as cur:
             assert scan(cur) == first
+        assert first[0] == ROWS + 1
         assert store.queue_drains == 1
         assert eviction_nodes(store) < 200 < piled
         assert memory_limit(store) == limit

@@ -315,7 +315,9 @@ class Store:
         of a monitor left open. Past `drain_nodes`, the limit is set for a moment to one it
         cannot reach, which walks every queue to its end and drops those nodes (uncommitted
         rows may be written to DuckDB's temporary file on the way, and read back when a query
-        needs them)."""
+        needs them). Reachable it is only when DuckDB keeps nothing in memory at all (no index
+        loaded yet: no row written since the file was opened); the walk then stops at the
+        table blocks' queue and the rest wait for DuckDB's own purge."""
         try:
             cur = self.con.cursor()
         except duckdb.Error:  # closed: nothing is cached any more
