@@ -315,9 +315,9 @@ class Store:
         of a monitor left open. Past `drain_nodes`, the limit is set for a moment to one it
         cannot reach, which walks every queue to its end and drops those nodes (uncommitted
         rows may be written to DuckDB's temporary file on the way, and read back when a query
-        needs them). Reachable it is only when DuckDB keeps nothing in memory at all (no index
-        loaded yet: no row written since the file was opened); the walk then stops at the
-        table blocks' queue and the rest wait for DuckDB's own purge."""
+        needs them). Only when DuckDB keeps nothing else in memory (no index loaded yet: no
+        row written since the file was opened) is that limit reached, at the table blocks'
+        queue: the walk stops there and the rest wait for DuckDB's own purge."""
         try:
             cur = self.con.cursor()
         except duckdb.Error:  # closed: nothing is cached any more
@@ -328,12 +328,12 @@ class Store:
                 " coalesce(sum(memory_usage_bytes) FILTER (WHERE tag <> 'BASE_TABLE'), 0) "
                 "FROM duckdb_memory()"
             ).fetchone()
-            if cached > CACHE_KEEP_BYTES:
-                self._limit_for_a_moment(cur, int(other) + CACHE_KEEP_BYTES)
-                self.cache_releases += 1
-            if self.path != MEMORY and self._eviction_nodes(cur) > self.drain_nodes:
-                self._limit_for_a_moment(cur, 1)
-                self.queue_drains += 1
+            drain = self.path != MEMORY and self._eviction_nodes(cur) > self.drain_nodes
+            release = cached > CACHE_KEEP_BYTES
+            if drain or release:  # a drain evicts the cached blocks too
+                self._limit_for_a_moment(cur, 1 if drain else int(other) + CACHE_KEEP_BYTES)
+                self.cache_releases += release
+                self.queue_drains += drain
             return int(cached)
         finally:
             cur.close()
@@ -941,8 +941,6 @@ class StoreWriter:
 
     def _checkpoint_idle(self) -> None:
         self._checkpoint_at = None
-        if self.store.path == MEMORY:
-            return
         if self.store.checkpoint():
             with self._lock:
                 self.stats.idle_checkpoints += 1
@@ -1014,7 +1012,8 @@ class StoreWriter:
             s.backlog_bytes -= sum(e.length for e in entries)
             s.last_index_ns = time.time_ns()
             self._indexed_seq = entries[-1].seq
-            self._checkpoint_at = time.monotonic() + IDLE_CHECKPOINT_S
+            if self.store.path != MEMORY:
+                self._checkpoint_at = time.monotonic() + IDLE_CHECKPOINT_S
             self._indexed.notify_all()
         self.journal.release(entries[-1].seq)
         return True
