@@ -240,6 +240,15 @@ def test_reshaped_json_reads_as_json_format_reads_it(data, signal, wrong_types):
         assert outcome == "accepted"
 
 
+@pytest.mark.parametrize(
+    "n", [0, 127, 128, 2047, 2048, 2049, 16383, 16384, 2**21, 2**32 - 1, 2**63, 2**64 - 1]
+)
+def test_varints_are_protobufs_own_at_every_width(n):
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    assert otlp_json._varint(n) == _VarintBytes(n)
+
+
 # --- captured exports ------------------------------------------------------------------------
 
 
