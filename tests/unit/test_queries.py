@@ -281,7 +281,7 @@ def test_window_after_the_fixtures_is_empty(cur):
     assert Q.sessions(cur, f) == []
     assert Q.models(cur, f) == []
     assert Q.tools(cur, f) == []
-    assert Q.tool_durations(cur, f, "Bash") == []
+    assert list(Q.tool_durations(cur, f, "Bash")) == []
     o = Q.overview(cur, f)
     assert (o["sessions"], o["api_requests"], o["events_total"], o["cost_usd"]) == (0, 0, 0, 0)
 

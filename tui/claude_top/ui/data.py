@@ -7,6 +7,7 @@ screen applies it on the UI thread. Nothing here touches widgets.
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass, field
 
 from claude_top.core import queries
@@ -56,7 +57,7 @@ class MainData:
     tools: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
     turns: list[dict] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
+    durations: array[float] = field(default_factory=lambda: array("d"))
     first_ns: int | None = None
     """The earliest telemetry in a sliding window (None: "all", or nothing in it)."""
     elapsed_ms: float = 0.0

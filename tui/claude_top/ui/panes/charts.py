@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.color import Color
 from textual_plotext import PlotextPlot
@@ -58,9 +61,9 @@ class Chart(PlotextPlot):
 class LatencyChart(Chart):
     """Histogram of one tool's call durations (ms)."""
 
-    def show(self, tool: str | None, durations: list[float]) -> None:
+    def show(self, tool: str | None, durations: Sequence[float]) -> None:
         """Draw `tool`'s durations; a no-op when nothing changed."""
-        state = (tool, tuple(durations))
+        state = (tool, array("d", durations))
         if state == self.state:
             return
         self.state = state
