@@ -8,6 +8,7 @@ the cursor back on the row it was on. It never clears the table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -47,6 +48,13 @@ class Col:
     """Shows what moves with the row's `now_ns` (an age, a status); `retime` redraws it."""
 
 
+CACHED_SCREENS = 3
+"""How many table heights of rendered lines, rows and cells a table keeps cached. DataTable
+keeps 1000 lines and rows and 10000 cells whatever its size: over 20 MB once the cursor has
+been over a few hundred rows, where three screens are what a repaint reuses."""
+_ROW_CACHES = ("_row_render_cache", "_row_renderable_cache", "_line_cache")
+
+
 def _discard(cache, stale: Callable[[tuple], bool]) -> None:
     for key in [k for k in cache.keys() if stale(k)]:  # noqa: SIM118 (LRUCache has no __iter__)
         cache.discard(key)
@@ -67,17 +75,24 @@ _DATA_TABLE_INTERNALS = (
 8.2); a Textual without them gets update_cell and sort."""
 
 
+_PLAIN, _DIM, _BOLD = Style(), Style(dim=True), Style(bold=True)
+
+
 def theme_style(app, name: str | None) -> Style:
-    """A Rich style in the app theme's colour `name` (error, success, warning, accent, muted)."""
+    """A Rich style in the app theme's colour `name` (error, success, warning, accent, muted).
+    One style object per colour, shared (Rich styles are immutable), not one per cell."""
     if not name:
-        return Style()
+        return _PLAIN
     if name == "muted":
-        return Style(dim=True)
+        return _DIM
     if name == "bold":
-        return Style(bold=True)
+        return _BOLD
     value = app.theme_variables.get(name)
-    if value is None:
-        return Style()
+    return _PLAIN if value is None else _colour_style(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _colour_style(value: str) -> Style:
     return Style(color=Color.parse(value).rich_color)
 
 
@@ -152,6 +167,22 @@ class KeyedTable(DataTable):
             if not col.optional:
                 self.add_column(self._label(col), key=col.key, width=self._label(col).cell_len)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+        self._fit_caches()
+
+    def on_resize(self) -> None:
+        self._fit_caches()
+
+    def _fit_caches(self) -> None:
+        """Size DataTable's render caches to CACHED_SCREENS of this table. A cache that changes
+        size is emptied (a full one would not grow), as a resize repaints every line anyway."""
+        rows = CACHED_SCREENS * max(self.size.height, 24)
+        sizes = dict.fromkeys(_ROW_CACHES, rows)
+        sizes["_cell_render_cache"] = rows * max(len(self.cols), 1)
+        for name, size in sizes.items():
+            cache = getattr(self, name, None)
+            if hasattr(cache, "maxsize") and cache.maxsize != size:
+                cache.maxsize = size
+                cache.clear()
 
     # --- reading -------------------------------------------------------------------------
 
