@@ -8,9 +8,8 @@ what it draws, and reads its process tree's CPU time and memory from /proc.
    the original stays untouched), time window "all" (`t` pressed twice from 24h): CPU over
    `--seconds`, then RSS of the main process and of the decode workers. The decode workers are
    spawned at the first indexed export, so one small export (512 spans over gRPC) is sent at the
-   end and RSS measured again.
-3. With `--hold MINUTES`: the UI stays open that long after the export, RSS printed each minute
-   with the decode workers still alive (they exit after a minute with nothing to decode).
+   end and RSS sampled each second for 75 s after it (printed as a timeline, and its maximum).
+3. With `--hold MINUTES`: the UI stays open that many minutes more, RSS printed each minute.
 
 RSS is sampled each second while the CPU is measured: the median and the maximum are printed,
 and at the end its split into anonymous memory (private: Python, DuckDB's buffers, malloc) and
@@ -45,6 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import TRACE_METHOD, free_port, make_batches, tree, wait_listening
 
 TICKS = os.sysconf("SC_CLK_TCK")
+AFTER_EXPORT_S = 75
+"""How long RSS is sampled (each second) after the export: past the idle checkpoint and the
+decode workers' exit a minute after their last work."""
+TIMELINE_S = (1, 5, 10, 15, 20, 30, 45, 60, 75)
 
 
 def cpu_s(pid: int) -> float:
@@ -264,22 +267,24 @@ def main() -> None:
             print(f"  main process       {memory.describe()}")
             print(f"  decode workers     {len(before) or 'none'} spawned while idle")
             send_one(ui.grpc_port)
-            time.sleep(5)
-            after = Memory()
-            for _ in range(10):
-                after.sample(ui.proc.pid)
-                time.sleep(1)
-            after.finish(ui.proc.pid)
-            workers = [status_kb(p, "VmRSS") for p in ui.workers()]
-            print(f"  after one export   main {after.describe()}")
-            shown = ", ".join(f"RSS {mb(kb)}" for kb in workers) or "none"
-            print(f"  decode workers     {shown}")
             t0 = time.monotonic()
-            for minute in range(1, args.hold + 1):
+            after = Memory()
+            workers: list[int] = []
+            for second in range(1, AFTER_EXPORT_S + 1):
+                time.sleep(max(0.0, t0 + second - time.monotonic()))
+                after.sample(ui.proc.pid)
+                workers = [status_kb(p, "VmRSS") for p in ui.workers()] or workers
+            after.finish(ui.proc.pid)
+            timeline = ", ".join(f"{s} s {mb(after.samples[s - 1])}" for s in TIMELINE_S)
+            print(f"  after one export   main RSS {timeline}; max {mb(max(after.samples))}")
+            print(f"                     at {AFTER_EXPORT_S} s {after.describe()}")
+            shown = ", ".join(f"RSS {mb(kb)}" for kb in workers) or "none"
+            print(f"  decode workers     {shown} (while they lived)")
+            for minute in range(2, args.hold + 2):  # the timeline covered the first
                 time.sleep(max(0.0, t0 + 60 * minute - time.monotonic()))
                 rss, anon = status_kb(ui.proc.pid, "VmRSS"), rollup_kb(ui.proc.pid)["Anonymous"]
                 workers = [status_kb(p, "VmRSS") for p in ui.workers()]
-                print(f"  {minute:3d} min later     RSS {mb(rss)}, anon {mb(anon)}; decode workers "
+                print(f"  {minute:3d} min after it  RSS {mb(rss)}, anon {mb(anon)}; decode workers "
                       f"{len(workers) or 'none'} ({mb(sum(workers))})", flush=True)  # fmt: skip
         finally:
             ui.stop()
