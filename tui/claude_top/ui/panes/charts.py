@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
 
 from rich.text import Text
 from textual.color import Color
@@ -61,9 +60,9 @@ class Chart(PlotextPlot):
 class LatencyChart(Chart):
     """Histogram of one tool's call durations (ms)."""
 
-    def show(self, tool: str | None, durations: Sequence[float]) -> None:
-        """Draw `tool`'s durations; a no-op when nothing changed."""
-        state = (tool, array("d", durations))
+    def show(self, tool: str | None, durations: array[float]) -> None:
+        """Draw `tool`'s durations (kept as given, not copied); a no-op when nothing changed."""
+        state = (tool, durations)
         if state == self.state:
             return
         self.state = state

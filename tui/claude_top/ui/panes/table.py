@@ -167,9 +167,8 @@ class KeyedTable(DataTable):
             if not col.optional:
                 self.add_column(self._label(col), key=col.key, width=self._label(col).cell_len)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
-        self._fit_caches()
 
-    def on_resize(self) -> None:
+    def on_resize(self) -> None:  # also sent once the table is first laid out
         self._fit_caches()
 
     def _fit_caches(self) -> None:
