@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures" / "claude-code-2.1.328"
+FIXTURES = REPO / "tests" / "fixtures" / "claude-code-2.1.328"
 FIXTURE = FIXTURES / "basic.grpc.jsonl"
 GRPC_FIXTURES = ("basic.grpc.jsonl", "errors.grpc.jsonl", "continued.grpc.jsonl")
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

@@ -3,7 +3,7 @@
     python screenshots/generate.py [--fixtures DIR] [--out DIR]
 
 Starts claude-top's app with its receivers (on 4317/4318 when free), replays the captured
-Claude Code exports (`../shared/fixtures/claude-code-2.1.328/*.grpc.jsonl`) to it over
+Claude Code exports (`tests/fixtures/claude-code-2.1.328/*.grpc.jsonl`) to it over
 OTLP/gRPC, then saves SVG screenshots: the four-pane view, the span tree of the turn with the
 failing Bash, the tabbed view at 80x24, the tools tab in a 60-column split, and the connect
 screen. "Now" is pinned to just after the captures so ages read as they did live.
@@ -26,7 +26,7 @@ from claude_top.ui.app import ClaudeTopApp
 from claude_top.ui.screens.spantree import SpanTree
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = HERE.parent.parent / "shared" / "fixtures" / "claude-code-2.1.328"
+FIXTURES = HERE.parent / "tests" / "fixtures" / "claude-code-2.1.328"
 REPLAY = ("basic.grpc", "errors.grpc", "continued.grpc")
 NOW_NS = 1_795_310_980 * 1_000_000_000
 """27 s after the last captured event (2026-11-22 01:29:40 UTC)."""

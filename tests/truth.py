@@ -13,11 +13,9 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(
-    os.environ.get(
-        "CLAUDE_TOP_FIXTURES", REPO.parent / "shared" / "fixtures" / "claude-code-2.1.328"
-    )
-)
+FIXTURES_ROOT = REPO / "tests" / "fixtures"
+"""The real captures, vendored from the upstream copy (`python tests/fixtures/sync.py` compares)."""
+FIXTURES = Path(os.environ.get("CLAUDE_TOP_FIXTURES", FIXTURES_ROOT / "claude-code-2.1.328"))
 GRPC_FIXTURES = ("basic.grpc", "errors.grpc", "continued.grpc")
 HTTP_FIXTURES = ("basic.http-json", "basic.http-protobuf")
 
