@@ -247,7 +247,7 @@ def main() -> None:
         print(f"  {memory.describe()}")
 
         if not os.path.exists(args.db):
-            from claude_top.core.store import Store
+            from claude_top.core.store.database import Store
             from queries import build
 
             store = Store.open(args.db)

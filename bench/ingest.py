@@ -64,7 +64,7 @@ def free_port() -> int:
 
 
 def request_type(signal_: str):
-    from claude_top.core.decode import REQUEST_TYPES
+    from claude_top.core.sources.otlp.decode import REQUEST_TYPES
 
     return REQUEST_TYPES[signal_]
 
@@ -393,7 +393,7 @@ def run(signal_: str, protocol: str, records: int, batch: int, concurrency: int,
         proc.wait(60)
     drained = time.perf_counter() - t
 
-    from claude_top.core.store import Store
+    from claude_top.core.store.database import Store
 
     store = Store.open(db, read_only=True)
     stored = store.cursor().execute(f"SELECT count(*) FROM {TABLE[signal_]}").fetchone()[0]

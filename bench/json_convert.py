@@ -34,7 +34,7 @@ def json_format_parse(signal_: str, body: bytes):
     """parse_json as it was (json_format after rewriting the hex ids to base64)."""
     from google.protobuf import json_format
 
-    from claude_top.core.decode import REQUEST_TYPES
+    from claude_top.core.sources.otlp.decode import REQUEST_TYPES
 
     def rewrite(node) -> None:
         if isinstance(node, dict):
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    from claude_top.core.decode import REQUEST_TYPES, parse_json
+    from claude_top.core.sources.otlp.decode import REQUEST_TYPES, parse_json
 
     print(f"machine  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
     print(f"{'signal':8} {'unit':14} {'kB/export':>9} {'json_format/s':>14} {'otlp_json/s':>12} "

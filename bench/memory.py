@@ -105,7 +105,7 @@ def main() -> None:
         print(f"{'+ ' + name:28} {anon - anon0:+8.1f} {files - file0:+9.1f}")
         anon0, file0 = anon, files
 
-    from claude_top.core.store import Store
+    from claude_top.core.store.database import Store
     from claude_top.ui.data import MainQuery, load_main
 
     with tempfile.TemporaryDirectory() as tmp:

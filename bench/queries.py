@@ -21,8 +21,9 @@ import os
 import statistics
 import time
 
-from claude_top.core import queries, rollup
-from claude_top.core.store import Store
+from claude_top.core import queries
+from claude_top.core.store import rollup
+from claude_top.core.store.database import Store
 from claude_top.ui.data import MainQuery, load_main
 
 SESSIONS = 200

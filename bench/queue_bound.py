@@ -47,7 +47,7 @@ def fill_sender(port: int, batch: int, in_flight: int) -> None:
 
     import grpc
 
-    from claude_top.core.decode import REQUEST_TYPES
+    from claude_top.core.sources.otlp.decode import REQUEST_TYPES
 
     template = REQUEST_TYPES["traces"].FromString(make_batches(batch, batch)[0])
     spans = template.resource_spans[0].scope_spans[0].spans
@@ -90,8 +90,9 @@ def fill_sender(port: int, batch: int, in_flight: int) -> None:
 
 async def fill(what: str, batch: int, tmp: str) -> dict:
     """Hold the journal (`pending`) or the indexer (`backlog`) and send until UNAVAILABLE."""
-    from claude_top.core import store as store_mod
-    from claude_top.core.store import Store, StoreWriter
+    from claude_top.core.store import writer as store_mod
+    from claude_top.core.store.database import Store
+    from claude_top.core.store.writer import StoreWriter
     from claude_top.receiver.server import ReceiverConfig, Receivers
 
     release = threading.Event()
@@ -178,7 +179,7 @@ def bytes_per_record(batch: int) -> dict[str, float]:
 
 
 async def bench(args) -> None:
-    from claude_top.core.store import DEFAULT_MAX_BACKLOG_ROWS, DEFAULT_MAX_PENDING_ROWS
+    from claude_top.core.store.writer import DEFAULT_MAX_BACKLOG_ROWS, DEFAULT_MAX_PENDING_ROWS
 
     print(f"machine    {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     sizes = bytes_per_record(args.batch)

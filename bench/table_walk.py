@@ -29,7 +29,7 @@ CACHES = ("_cell_render_cache", "_row_render_cache", "_row_renderable_cache", "_
 
 
 async def walk(db: str, rounds: int, cols: int, rows: int) -> None:
-    from claude_top.core.store import Store
+    from claude_top.core.store.database import Store
     from claude_top.ui.app import ClaudeTopApp
     from claude_top.ui.panes.table import KeyedTable
 

@@ -295,7 +295,8 @@ def keys_line(handled: list[float], painted: list[float]) -> None:
 
 
 async def bench(args) -> None:
-    from claude_top.core.store import Store, StoreWriter
+    from claude_top.core.store.database import Store
+    from claude_top.core.store.writer import StoreWriter
     from claude_top.receiver.server import ReceiverConfig, Receivers
     from claude_top.ui import data as ui_data
     from claude_top.ui.app import ClaudeTopApp

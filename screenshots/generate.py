@@ -20,7 +20,8 @@ from pathlib import Path
 
 import grpc
 
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.store.database import Store
+from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import ClaudeTopApp
 from claude_top.ui.screens.spantree import SpanTree

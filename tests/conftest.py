@@ -10,12 +10,13 @@ from truth import GRPC_FIXTURES, grpc_requests
 @pytest.fixture
 def fixture_store():
     """An in-memory store holding every gRPC fixture, written through the real decoder."""
-    from claude_top.core.decode import decode_protobuf
-    from claude_top.core.store import Store
+    from claude_top.core.sources.otlp.decode import decode_protobuf
+    from claude_top.core.store.commit import write_rows
+    from claude_top.core.store.database import Store
 
     store = Store.open(":memory:")
     for name in GRPC_FIXTURES:
         for signal, body in grpc_requests(name):
-            store.write([decode_protobuf(signal, body)])
+            write_rows(store, [decode_protobuf(signal, body)])
     yield store
     store.close()

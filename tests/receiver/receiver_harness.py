@@ -21,8 +21,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from claude_top.core.journal import JournalError
-from claude_top.core.store import INDEXED_SEQ_KEY, META_TABLE, Store, StoreWriter
+from claude_top.core.schema import INDEXED_SEQ_KEY, META_TABLE
+from claude_top.core.store.database import Store
+from claude_top.core.store.journal import JournalError
+from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from truth import grpc_requests, http_requests
 

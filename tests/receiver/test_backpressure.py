@@ -14,7 +14,7 @@ import grpc
 import pytest
 from receiver_harness import PROTOBUF, running_server
 
-from claude_top.core.store import Store
+from claude_top.core.store.database import Store
 from truth import Truth, grpc_requests
 
 BASIC = dict(grpc_requests("basic.grpc"))

@@ -18,9 +18,10 @@ import duckdb
 import pytest
 from receiver_harness import SERVICES
 
-from claude_top.core.decode import accept_protobuf
-from claude_top.core.journal import HEADER, Journal
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.sources.otlp.decode import accept_protobuf
+from claude_top.core.store.database import Store
+from claude_top.core.store.journal import HEADER, Journal
+from claude_top.core.store.writer import StoreWriter
 from truth import Truth, grpc_requests, http_requests
 
 LISTENING = re.compile(r"OTLP/gRPC on 127\.0\.0\.1:(\d+), OTLP/HTTP on http://127\.0\.0\.1:(\d+)")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from receiver_harness import SERVICES
 
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.store.database import Store
+from claude_top.core.store.writer import StoreWriter
 
 SENDERS = 3
 SPANS_PER_EXPORT = 20
@@ -113,8 +114,12 @@ def acknowledged(ack_dir: Path) -> tuple[set[tuple[int, int]], int]:
 
 
 def wait_for_acks(ack_dir: Path, want: int, senders: list, timeout: float = 90.0) -> None:
+    """Until `want` acks arrived, at least one for every sender."""
     deadline = time.monotonic() + timeout
-    while acknowledged(ack_dir)[1] < want:
+    while (
+        acknowledged(ack_dir)[1] < want
+        or len({s for s, _ in acknowledged(ack_dir)[0]}) < len(senders)
+    ):
         assert all(s.is_alive() for s in senders), "a sender died"
         assert time.monotonic() < deadline, f"fewer than {want} acks in {timeout:.0f} s"
         time.sleep(0.05)

@@ -18,7 +18,7 @@ from receiver_harness import running_server
 
 from claude_top.core import queries
 from claude_top.core.queries import Filter
-from claude_top.core.store import Store
+from claude_top.core.store.database import Store
 from claude_top.demo import NS, PRICES, DemoSender, Ledger, verify
 from truth import GRPC_FIXTURES, request_docs
 

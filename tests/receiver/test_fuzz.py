@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from receiver_harness import REQUESTS, RESPONSES, SERVICES
 
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.store.database import Store
+from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from truth import GRPC_FIXTURES, grpc_requests
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from receiver_harness import running_server
 
-from claude_top.core.redact import REDACTED
+from claude_top.core.sources.otlp.redact import REDACTED
 from truth import GRPC_FIXTURES, HTTP_FIXTURES, Truth, fixture_lines
 
 FIXTURES = GRPC_FIXTURES + HTTP_FIXTURES

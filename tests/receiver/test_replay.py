@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from receiver_harness import running_server
 
-from claude_top.core.store import Store
+from claude_top.core.store.database import Store
 from truth import GRPC_FIXTURES, HTTP_FIXTURES, Truth, grpc_requests, http_requests
 
 ALL = GRPC_FIXTURES + HTTP_FIXTURES

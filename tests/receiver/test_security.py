@@ -407,7 +407,7 @@ async def test_serve_with_a_token_on_any_address(tmp_path):
             assert await call(BASIC["logs"], metadata=metadata, timeout=10) == b""
     finally:
         stop(proc)
-    from claude_top.core.store import Store
+    from claude_top.core.store.database import Store
 
     store = Store.open(db, read_only=True)
     try:

@@ -6,7 +6,8 @@ import asyncio
 
 from uihelpers import make_app, settle
 
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.store.database import Store
+from claude_top.core.store.writer import StoreWriter
 from claude_top.demo import DemoSender
 from claude_top.receiver.server import ReceiverConfig, Receivers
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from textual.color import Color
 from uihelpers import make_app, pin_received, settle, shown
 
-from claude_top.core.decode import decode_protobuf
-from claude_top.core.store import Store
+from claude_top.core.sources.otlp.decode import decode_protobuf
+from claude_top.core.store.commit import write_rows
+from claude_top.core.store.database import Store
 from claude_top.ui.panes.turns import TurnsTable
 from claude_top.ui.screens.main import MainScreen
 from claude_top.ui.screens.session import SessionScreen
@@ -116,7 +117,7 @@ async def test_tree_from_events_when_no_spans():
     for name in GRPC_FIXTURES:
         for signal, body in grpc_requests(name):
             if signal != "traces":
-                store.write([decode_protobuf(signal, body)])
+                write_rows(store, [decode_protobuf(signal, body)])
     pin_received(store)
     truth = Truth("basic.grpc")
     (session_id,) = truth.sessions()

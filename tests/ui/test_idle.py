@@ -9,8 +9,9 @@ from __future__ import annotations
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from uihelpers import NOW_NS, make_app, relabelled_logs, settle, shown
 
-from claude_top.core.decode import accept_protobuf, decode_protobuf
-from claude_top.core.store import StoreWriter
+from claude_top.core.sources.otlp.decode import accept_protobuf, decode_protobuf
+from claude_top.core.store.commit import write_rows
+from claude_top.core.store.writer import StoreWriter
 from claude_top.ui.data import MainData, MainQuery
 from truth import GRPC_FIXTURES, Truth
 
@@ -38,7 +39,7 @@ def _counted(store) -> list[int]:
 
 async def _write_and_refresh(pilot, main, log_bodies: list[bytes]) -> None:
     """Store log exports as the indexer would, and let the main screen query and repaint."""
-    main.app.store.write([decode_protobuf("logs", body) for body in log_bodies])
+    write_rows(main.app.store, [decode_protobuf("logs", body) for body in log_bodies])
     main.request_refresh()
     await settle(pilot)
     await pilot.pause(0.1)
@@ -190,7 +191,7 @@ async def test_ages_off_screen_are_drawn_when_scrolled_into_view(ui_store):
     for i in range(40):
         sid = f"{i:08x}-1111-4222-8333-444444444444"
         for body in relabelled_logs("basic.grpc", sid, -60 * (i + 1)):
-            ui_store.write([decode_protobuf("logs", body)])
+            write_rows(ui_store, [decode_protobuf("logs", body)])
     now = [NOW_NS]
     app = make_app(ui_store, clock=lambda: now[0])
     async with app.run_test(size=(100, 30)) as pilot:

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import Tabs
 from uihelpers import NOW_NS, make_app, settle, shown
 
-from claude_top.core import rollup
+from claude_top.core.store import rollup
 from claude_top.ui.app import ClaudeTopApp
 from claude_top.ui.panes.table import KeyedTable
 from claude_top.ui.screens.help import HelpScreen, _sections, help_table
@@ -199,7 +199,7 @@ async def test_command_palette_offers_the_actions(ui_store):
 
 
 async def test_connect_view_until_data_arrives(tmp_path):
-    from claude_top.core.store import Store
+    from claude_top.core.store.database import Store
 
     store = Store.open(":memory:")
     app = ClaudeTopApp(store, window="all")

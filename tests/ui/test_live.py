@@ -9,7 +9,9 @@ import grpc
 import pytest
 from uihelpers import make_app, relabelled_logs, settle, shown
 
-from claude_top.core.store import Backpressure, Store, StoreWriter
+from claude_top.core.store.commit import write_rows
+from claude_top.core.store.database import Store
+from claude_top.core.store.writer import Backpressure, StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import run_app
 from claude_top.ui.panes.header import HeaderBar
@@ -130,14 +132,14 @@ def test_run_app_rejects_a_file_that_is_not_a_database(tmp_path, capsys):
 
 
 async def test_scrolled_view_stays_put_when_sessions_arrive_above():
-    from claude_top.core.decode import decode_protobuf
+    from claude_top.core.sources.otlp.decode import decode_protobuf
 
     store = Store.open(":memory:")
 
     def add_session(i: int) -> str:
         sid = f"{i:08x}-0000-4000-8000-000000000000"
         for body in relabelled_logs("basic.grpc", sid, 10 * i):
-            store.write([decode_protobuf("logs", body)])
+            write_rows(store, [decode_protobuf("logs", body)])
         return sid
 
     ids = [add_session(i) for i in range(1, 41)]

@@ -204,8 +204,9 @@ async def test_custom_resource_attributes_get_a_column():
     )
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-    from claude_top.core.decode import decode_protobuf
-    from claude_top.core.store import Store
+    from claude_top.core.sources.otlp.decode import decode_protobuf
+    from claude_top.core.store.commit import write_rows
+    from claude_top.core.store.database import Store
     from truth import grpc_requests
 
     store = Store.open(":memory:")
@@ -219,7 +220,7 @@ async def test_custom_resource_attributes_get_a_column():
                     kv.value.string_value = value
                     rl.resource.attributes.append(kv)
             body = req.SerializeToString()
-        store.write([decode_protobuf(signal, body)])
+        write_rows(store, [decode_protobuf(signal, body)])
     app = make_app(store)
     try:
         async with app.run_test(size=(160, 40)) as pilot:

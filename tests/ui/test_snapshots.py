@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from uihelpers import make_app, settle
 
-from claude_top.core.store import Store
+from claude_top.core.store.database import Store
 from truth import Truth
 
 WIDE = (120, 40)

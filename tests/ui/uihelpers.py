@@ -7,8 +7,8 @@ import contextlib
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from textual.worker import WorkerCancelled
 
-from claude_top.core import rollup
-from claude_top.core.store import Store
+from claude_top.core.store import rollup
+from claude_top.core.store.database import Store
 from claude_top.ui.app import ClaudeTopApp
 from truth import grpc_requests
 

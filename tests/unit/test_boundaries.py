@@ -122,7 +122,7 @@ def test_serve_command_path_loads_no_ui():
     """`claude-top serve` (the CLI module and the receivers) runs without the UI stack."""
     code = (
         "import sys, json\n"
-        "import claude_top.cli, claude_top.receiver.serve\n"
+        "import claude_top.cli, claude_top.commands.serve\n"
         "claude_top.cli.build_parser().parse_args(['serve', '--grpc-port', '0'])\n"
         "print(json.dumps('textual' in sys.modules))\n"
     )
@@ -134,8 +134,9 @@ def test_serve_command_path_loads_no_ui():
 
 PYARROW_PROBE = """
 import json, sys, tempfile, os
-from claude_top.core.decode import accept_protobuf
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.sources.otlp.decode import accept_protobuf
+from claude_top.core.store.database import Store
+from claude_top.core.store.writer import StoreWriter
 import claude_top.ui.app, claude_top.receiver.server
 sys.path.insert(0, sys.argv[1])
 from truth import GRPC_FIXTURES, grpc_requests

@@ -9,8 +9,9 @@ import threading
 
 import pytest
 
-from claude_top.core.decode import accept_protobuf
-from claude_top.core.store import CACHE_KEEP_BYTES, Store, StoreWriter
+from claude_top.core.sources.otlp.decode import accept_protobuf
+from claude_top.core.store.database import CACHE_KEEP_BYTES, Store
+from claude_top.core.store.writer import StoreWriter
 from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 ROWS = 300_000

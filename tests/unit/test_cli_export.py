@@ -11,8 +11,9 @@ import textwrap
 import pytest
 
 from claude_top.cli import main
-from claude_top.core.decode import decode_protobuf
-from claude_top.core.store import Store
+from claude_top.core.sources.otlp.decode import decode_protobuf
+from claude_top.core.store.commit import write_rows
+from claude_top.core.store.database import Store
 from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 
@@ -22,7 +23,7 @@ def db_file(tmp_path):
     store = Store.open(path)
     for name in GRPC_FIXTURES:
         for signal, body in grpc_requests(name):
-            store.write([decode_protobuf(signal, body)])
+            write_rows(store, [decode_protobuf(signal, body)])
     store.checkpoint()
     store.close()
     return path
@@ -91,7 +92,7 @@ def test_export_while_a_running_claude_top_holds_the_db(db_file, tmp_path, capsy
             textwrap.dedent(
                 f"""
                 import sys
-                from claude_top.core.store import Store
+                from claude_top.core.store.database import Store
                 store = Store.open({str(db_file)!r})
                 print("ready", flush=True)
                 sys.stdin.read()

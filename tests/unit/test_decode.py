@@ -20,7 +20,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from claude_top.core.decode import (
+from claude_top.core.schema import column_names
+from claude_top.core.sources.otlp.decode import (
     REQUEST_TYPES,
     DecodeFailure,
     accept_json,
@@ -31,7 +32,6 @@ from claude_top.core.decode import (
     parse_json,
     parse_protobuf,
 )
-from claude_top.core.schema import column_names
 from truth import GRPC_FIXTURES, Truth, fixture_lines, grpc_requests, http_requests, set_value
 
 TRACE_ID = bytes(range(1, 17))

@@ -18,10 +18,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from claude_top.core import rollup
-from claude_top.core.decode import accept_json, accept_protobuf, decode_export
 from claude_top.core.schema import column_names
-from claude_top.core.store import Store
+from claude_top.core.sources.otlp.decode import accept_json, accept_protobuf, decode_export
+from claude_top.core.store import rollup
+from claude_top.core.store.commit import write_rows
+from claude_top.core.store.database import Store
 from truth import as_otlp_json, set_value
 
 INT64_MAX = (1 << 63) - 1
@@ -107,7 +108,7 @@ def store_both_ways(store: Store, signal: str, request) -> tuple[list[dict], int
         else:
             export = accept_json(signal, otlp_json(request))
         export.received_ns = 1
-        store.write([decode_export(export)])
+        write_rows(store, [decode_export(export)])
         table = {"traces": "spans", "logs": "events", "metrics": "metric_points"}[signal]
         names = column_names(table)
         got = cur.execute(f"SELECT {', '.join(names)} FROM {table} ORDER BY uid").fetchall()

@@ -18,10 +18,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from claude_top.core import journal as journal_mod
-from claude_top.core.decode import accept_protobuf
-from claude_top.core.journal import HEADER, Journal, JournalError, read_body
-from claude_top.core.store import Store, StoreWriter
+from claude_top.core.sources.otlp.decode import accept_protobuf
+from claude_top.core.store import journal as journal_mod
+from claude_top.core.store.database import Store
+from claude_top.core.store.journal import HEADER, Journal, JournalError, read_body
+from claude_top.core.store.writer import StoreWriter
 from truth import Truth, grpc_requests
 
 

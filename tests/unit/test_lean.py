@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from claude_top.core import lean
-from claude_top.core.decode import any_value, attributes_dict, map_attributes, parse_protobuf
+from claude_top.core.sources.otlp import lean
+from claude_top.core.sources.otlp.decode import (
+    any_value,
+    attributes_dict,
+    map_attributes,
+    parse_protobuf,
+)
 from truth import grpc_requests, set_value
 
 FIXTURES = ("basic.grpc", "errors.grpc", "continued.grpc")

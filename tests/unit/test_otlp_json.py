@@ -19,8 +19,13 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from claude_top.core import otlp_json
-from claude_top.core.decode import REQUEST_TYPES, DecodeFailure, accept_json, parse_json
+from claude_top.core.sources.otlp import otlp_json
+from claude_top.core.sources.otlp.decode import (
+    REQUEST_TYPES,
+    DecodeFailure,
+    accept_json,
+    parse_json,
+)
 from truth import GRPC_FIXTURES, as_otlp_json, fixture_lines, http_requests
 
 SIGNALS = tuple(REQUEST_TYPES)

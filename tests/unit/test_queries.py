@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from claude_top.core import queries as Q
-from claude_top.core import rollup
-from claude_top.core.decode import decode_protobuf
-from claude_top.core.store import Store
+from claude_top.core.sources.otlp.decode import decode_protobuf
+from claude_top.core.store import rollup
+from claude_top.core.store.commit import write_rows
+from claude_top.core.store.database import Store
 from truth import GRPC_FIXTURES, Truth, grpc_requests, request_docs
 
 ERRORS_SESSION = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
@@ -36,7 +37,7 @@ def store_of(signals: set[str], names=GRPC_FIXTURES) -> Store:
     for name in names:
         for signal, body in grpc_requests(name):
             if signal in signals:
-                store.write([decode_protobuf(signal, body)])
+                write_rows(store, [decode_protobuf(signal, body)])
     return store
 
 
@@ -243,7 +244,7 @@ def test_custom_resource_attributes_are_reported():
     """OTEL_RESOURCE_ATTRIBUTES keys (workflow_id, stage) show; service/os/host ones do not."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    from claude_top.core.decode import decode_logs
+    from claude_top.core.sources.otlp.decode import decode_logs
 
     body = next(b for s, b in grpc_requests("basic.grpc") if s == "logs" and b"api_request" in b)
     req = ExportLogsServiceRequest.FromString(body)
@@ -254,7 +255,7 @@ def test_custom_resource_attributes_are_reported():
             kv.value.string_value = value
     store = Store.open(":memory:")
     try:
-        store.write([decode_logs(req)])
+        write_rows(store, [decode_logs(req)])
         (row,) = Q.sessions(store.cursor(), Q.Filter())
         assert row["custom"] == {"workflow_id": "wf-42", "stage": "review"}
     finally:
@@ -630,7 +631,7 @@ def test_subagent_spans_nest_under_their_tool():
         ExportTraceServiceRequest,
     )
 
-    from claude_top.core.decode import decode_traces
+    from claude_top.core.sources.otlp.decode import decode_traces
 
     trace = bytes.fromhex("ab" * 16)
     t0 = 1_795_310_000_000_000_000
@@ -659,7 +660,7 @@ def test_subagent_spans_nest_under_their_tool():
             kv.value.string_value = v
     store = Store.open(":memory:")
     try:
-        store.write([decode_traces(req)])
+        write_rows(store, [decode_traces(req)])
         cur = store.cursor()
         (turn,) = Q.turns(cur, "sub-session")
         assert (turn["key"], turn["tools"], turn["api_requests"]) == (trace.hex(), "Task, Grep", 2)

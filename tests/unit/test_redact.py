@@ -12,8 +12,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from claude_top.core.decode import accept_json, accept_protobuf, attributes_dict, parse_protobuf
-from claude_top.core.redact import KINDS, REDACTED, Redactor, parse_kinds
+from claude_top.core.sources.otlp.decode import (
+    accept_json,
+    accept_protobuf,
+    attributes_dict,
+    parse_protobuf,
+)
+from claude_top.core.sources.otlp.redact import KINDS, REDACTED, Redactor, parse_kinds
 from truth import set_value
 
 ALL = Redactor(frozenset(KINDS))

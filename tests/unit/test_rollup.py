@@ -11,10 +11,12 @@ import duckdb
 import pytest
 
 from claude_top.core import queries as Q
-from claude_top.core import rollup
-from claude_top.core.decode import Decoded, accept_protobuf, decode_protobuf
 from claude_top.core.schema import column_names
-from claude_top.core.store import _STAGE, Store, StoreError, StoreWriter, _Committer
+from claude_top.core.sources.otlp.decode import Decoded, accept_protobuf, decode_protobuf
+from claude_top.core.store import rollup
+from claude_top.core.store.commit import _STAGE, Committer, write_rows
+from claude_top.core.store.database import Store, StoreError
+from claude_top.core.store.writer import StoreWriter
 from truth import GRPC_FIXTURES, grpc_requests
 
 HOUR = rollup.BUCKET_NS
@@ -83,7 +85,7 @@ def test_rollups_written_export_by_export_equal_a_rebuild(order):
     store = Store.open(":memory:")
     cur = store.cursor()
     for signal, body in exports(order):
-        store.write([spread(decode_protobuf(signal, body))])
+        write_rows(store, [spread(decode_protobuf(signal, body))])
     got = rollup_rows(cur)
     assert got == rebuilt(cur)
     assert len(got["session_hours"]) == 30
@@ -113,7 +115,7 @@ def test_a_prune_leaves_the_rollups_as_a_rebuild():
     store = Store.open(":memory:")
     cur = store.cursor()
     for signal, body in exports():
-        store.write([spread(decode_protobuf(signal, body))])
+        write_rows(store, [spread(decode_protobuf(signal, body))])
     times = sorted(
         t
         for (t,) in cur.execute(
@@ -165,7 +167,7 @@ def test_windows_starting_inside_an_hour_count_each_row_once():
     store = Store.open(":memory:")
     cur = store.cursor()
     for signal, body in exports():
-        store.write([spread(decode_protobuf(signal, body))])
+        write_rows(store, [spread(decode_protobuf(signal, body))])
     times = [t for (t,) in cur.execute("SELECT time_ns FROM events").fetchall()]
     first = min(times) - min(times) % HOUR
     starts = {t + d for t in times for d in (-1, 0, 1)}
@@ -208,7 +210,7 @@ def _as_v1(path) -> dict[str, list[tuple]]:
     """Make a store at `path` look like one written by schema v1; returns its rollups."""
     store = Store.open(path)
     for signal, body in exports():
-        store.write([decode_protobuf(signal, body)])
+        write_rows(store, [decode_protobuf(signal, body)])
     cur = store.cursor()
     before = rollup_rows(cur)
     for table in rollup.ROLLUP_TABLES:
@@ -239,7 +241,7 @@ def test_a_commit_keeps_no_copy_of_its_batch():
     """Rows bound as lists are staged in a temporary table for the rollups; it is dropped once
     they have read it (a backlog's batch would otherwise stay in memory until the next one)."""
     store = Store.open(":memory:")
-    committer = _Committer(store)
+    committer = Committer(store)
     for signal, body in exports():
         committer.commit([decode_protobuf(signal, body)])
     temp = committer.cur.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from claude_top.core.export import export_snapshot, snapshot_dir
-from claude_top.core.store import Store
+from claude_top.core.store.database import Store
 
 NOW_NS = 1_800_000_000 * 1_000_000_000
 

@@ -18,8 +18,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from claude_top.core.decode import accept_protobuf, decode_protobuf, decode_request
-from claude_top.core.store import Store, StoreError, StoreWriter
+from claude_top.core.sources.otlp.decode import accept_protobuf, decode_protobuf, decode_request
+from claude_top.core.store.commit import write_rows
+from claude_top.core.store.database import Store, StoreError
+from claude_top.core.store.writer import StoreWriter
 from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
@@ -66,7 +68,7 @@ def sum_request(
 
 
 def write(store: Store, req: ExportMetricsServiceRequest) -> None:
-    store.write([decode_request("metrics", req)])
+    write_rows(store, [decode_request("metrics", req)])
 
 
 def total(store: Store, name: str = "claude_code.cost.usage", **where) -> float:
@@ -245,7 +247,7 @@ def test_fixture_deltas_sum_to_the_api_request_cost(store):
     for name in GRPC_FIXTURES:
         for signal, body in grpc_requests(name):
             if signal == "metrics":
-                store.write([decode_protobuf(signal, body)])
+                write_rows(store, [decode_protobuf(signal, body)])
     assert total(store) == pytest.approx(truth.cost(), abs=1e-9)
     temporality = store.cursor().execute("SELECT DISTINCT temporality FROM metric_points")
     assert temporality.fetchall() == [("delta",)]
@@ -318,7 +320,7 @@ def test_writing_the_same_decoded_export_twice_counts_once(store):
     truth = Truth("continued.grpc")
     for _ in range(2):
         for signal, body in grpc_requests("continued.grpc"):
-            store.write([decode_protobuf(signal, body)])
+            write_rows(store, [decode_protobuf(signal, body)])
     cur = store.cursor()
     assert cur.execute("SELECT count(*) FROM spans").fetchone()[0] == len(truth.spans)
     assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == len(truth.events)
@@ -328,7 +330,7 @@ def test_writing_the_same_decoded_export_twice_counts_once(store):
 def test_duplicates_inside_one_transaction_count_once(store):
     truth = Truth("basic.grpc")
     batches = [decode_protobuf(s, b) for s, b in grpc_requests("basic.grpc")]
-    store.write(batches + batches)
+    write_rows(store, batches + batches)
     cur = store.cursor()
     assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == len(truth.events)
     assert total(store) == pytest.approx(truth.cost(), abs=1e-9)
@@ -409,7 +411,7 @@ def test_reopening_a_file_keeps_the_data(tmp_path):
     store = Store.open(path)
     for name in GRPC_FIXTURES:
         for signal, body in grpc_requests(name):
-            store.write([decode_protobuf(signal, body)])
+            write_rows(store, [decode_protobuf(signal, body)])
     store.close()
     for read_only in (False, True):
         store = Store.open(path, read_only=read_only)
@@ -505,7 +507,7 @@ def test_checkpoint_waits_for_no_one(tmp_path):
 def test_an_idle_writer_folds_its_rows_into_the_file(tmp_path, monkeypatch):
     """Rows committed since the last checkpoint are kept in DuckDB's memory (and the WAL) until
     one: once nothing was indexed for IDLE_CHECKPOINT_S the indexer checkpoints, once."""
-    monkeypatch.setattr("claude_top.core.store.IDLE_CHECKPOINT_S", 0.3)
+    monkeypatch.setattr("claude_top.core.store.writer.IDLE_CHECKPOINT_S", 0.3)
     path = tmp_path / "ct.duckdb"
     store = Store.open(path)
     writer = StoreWriter(store, decode_in_worker=False)
@@ -534,7 +536,7 @@ def test_an_idle_writer_folds_its_rows_into_the_file(tmp_path, monkeypatch):
 
 
 def test_an_idle_writer_in_memory_never_checkpoints(monkeypatch):
-    monkeypatch.setattr("claude_top.core.store.IDLE_CHECKPOINT_S", 0.1)
+    monkeypatch.setattr("claude_top.core.store.writer.IDLE_CHECKPOINT_S", 0.1)
     store = Store.open()
     writer = StoreWriter(store, decode_in_worker=False)
     try:

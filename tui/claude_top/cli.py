@@ -64,7 +64,7 @@ def _add_listen(p: argparse.ArgumentParser, sub: bool = False) -> None:
 
 
 def _redact_kinds(text: str) -> frozenset[str]:
-    from claude_top.core.redact import parse_kinds
+    from claude_top.core.sources.otlp.redact import parse_kinds
 
     try:
         return parse_kinds(text)
@@ -196,7 +196,7 @@ def _add_demo(sub) -> None:
 
 
 def _db_path(args: argparse.Namespace) -> str:
-    from claude_top.core.store import default_db_path
+    from claude_top.core.store.database import default_db_path
 
     return args.db or str(default_db_path())
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return _export(args)
     if args.command == "serve":
-        from claude_top.receiver.serve import run_serve
+        from claude_top.commands.serve import run_serve
 
         return run_serve(args, _db_path(args))
     from claude_top.ui.app import run_app
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 def _export(args: argparse.Namespace) -> int:
     from claude_top.core.export import export_snapshot
     from claude_top.core.queries import parse_window
-    from claude_top.core.store import Store, StoreError
+    from claude_top.core.store.database import Store, StoreError
 
     try:
         window_s = parse_window(args.since) if args.since else None

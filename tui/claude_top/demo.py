@@ -1657,7 +1657,8 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
     import sys
 
     if args.headless:
-        from claude_top.core.store import Store, StoreError, StoreWriter
+        from claude_top.core.store.database import Store, StoreError
+        from claude_top.core.store.writer import StoreWriter
 
         try:
             store = Store.open(db_path)

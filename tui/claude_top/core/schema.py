@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 2
 APP_ID = "claude-top"
+META_TABLE = "claude_top_meta"
+"""Key-value facts about the database: app, schema version, creator, the journal position."""
+INDEXED_SEQ_KEY = "indexed_seq"
+FAILED_DDL = (
+    "CREATE TABLE IF NOT EXISTS ingest_failed (seq BIGINT, signal VARCHAR, received_ns BIGINT, "
+    "records BIGINT, error VARCHAR, body BLOB)"
+)
+"""Exports the indexer could not decode, kept with the reason for a fixed claude-top."""
+RETENTION_COLUMNS = {"spans": "start_ns", "events": "time_ns", "metric_points": "time_ns"}
+"""The time each table's rows are pruned by (`--retention`)."""
 
 _SQL_TO_ARROW = {
     "BLOB": "binary",

@@ -16,8 +16,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from claude_top.core.decode import DecodeFailure, Export, accept_protobuf
-from claude_top.core.store import Backpressure
+from claude_top.core.sources.otlp.decode import DecodeFailure, Export, accept_protobuf
+from claude_top.core.store.writer import Backpressure
 from claude_top.receiver.security import read_pem
 
 SERVICES = {

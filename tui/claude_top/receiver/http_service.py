@@ -12,8 +12,8 @@ import json
 from aiohttp import web
 from google.protobuf import json_format
 
-from claude_top.core.decode import DecodeFailure, accept_json, accept_protobuf
-from claude_top.core.store import Backpressure
+from claude_top.core.sources.otlp.decode import DecodeFailure, accept_json, accept_protobuf
+from claude_top.core.store.writer import Backpressure
 from claude_top.receiver.grpc_service import export_response
 from claude_top.receiver.security import server_tls_context
 

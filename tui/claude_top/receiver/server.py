@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from claude_top.core.connect import endpoint_host, env_block
-from claude_top.core.decode import Export
-from claude_top.core.redact import Redactor
-from claude_top.core.store import StoreWriter
+from claude_top.core.sources.otlp.decode import Export
+from claude_top.core.sources.otlp.redact import Redactor
+from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.security import bearer_matches
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024

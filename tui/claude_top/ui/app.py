@@ -26,7 +26,8 @@ from textual.screen import Screen
 from claude_top.core.connect import env_block
 from claude_top.core.export import ExportResult, PaneView, export_new_snapshot
 from claude_top.core.queries import WINDOWS, parse_window
-from claude_top.core.store import Store, StoreError, StoreWriter
+from claude_top.core.store.database import Store, StoreError
+from claude_top.core.store.writer import StoreWriter
 from claude_top.ui.panes.header import HeaderState
 from claude_top.ui.panes.table import KeyedTable
 from claude_top.ui.screens.main import PANE_NAMES, PANES, MainScreen

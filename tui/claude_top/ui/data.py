@@ -11,7 +11,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from claude_top.core import queries
-from claude_top.core.store import Store
+from claude_top.core.store.database import Store
 
 
 @dataclass(frozen=True)

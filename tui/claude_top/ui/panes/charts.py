@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
-from claude_top.ui import format as fmt
+from claude_top.core import format as fmt
 
 FRAME_ROWS = 4
 """Rows of a plot that are not plot area: title, top and bottom frame, tick labels."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
-from claude_top.ui import format as fmt
+from claude_top.core import format as fmt
 from claude_top.ui.panes.table import theme_style
 
 SEP = " │ "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from claude_top.core import format as fmt
 from claude_top.core.queries import session_status
-from claude_top.ui import format as fmt
 from claude_top.ui.panes.table import Col, KeyedTable
 
 

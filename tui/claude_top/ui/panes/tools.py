@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from claude_top.ui import format as fmt
+from claude_top.core import format as fmt
 from claude_top.ui.panes.table import Col, KeyedTable
 
 

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
-from claude_top.ui import format as fmt
+from claude_top.core import format as fmt
 from claude_top.ui.data import NS_PER_S, MainData, MainQuery, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane

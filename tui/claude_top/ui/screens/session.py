@@ -17,8 +17,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from claude_top.core import format as fmt
 from claude_top.core.queries import session_status
-from claude_top.ui import format as fmt
 from claude_top.ui.data import NS_PER_S, load_turns
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar

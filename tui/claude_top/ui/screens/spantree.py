@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode as UITreeNode
 
+from claude_top.core import format as fmt
 from claude_top.core.queries import TreeNode
-from claude_top.ui import format as fmt
 from claude_top.ui.data import load_tree
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar

@@ -13,9 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from claude_top.core.decode import Decoded, Export, decode_export
-from claude_top.core.journal import Entry, read_body
 from claude_top.core.schema import arrow_schema, column_names
+from claude_top.core.sources.otlp.decode import Decoded, Export, decode_export
+from claude_top.core.store.journal import Entry, read_body
 
 SPOOLED_TABLES = ("spans", "events", "metric_points")
 _METRIC_TYPE = column_names("metric_points").index("metric_type")

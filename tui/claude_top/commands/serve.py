@@ -9,8 +9,9 @@ import sys
 import time
 
 from claude_top.core.connect import shell_exports
-from claude_top.core.redact import KINDS
-from claude_top.core.store import Store, StoreError, StoreWriter
+from claude_top.core.sources.otlp.redact import KINDS
+from claude_top.core.store.database import Store, StoreError
+from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.security import is_loopback
 from claude_top.receiver.server import ReceiverConfig, Receivers
 

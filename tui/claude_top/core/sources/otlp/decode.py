@@ -25,9 +25,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from claude_top.core import lean, otlp_json
-from claude_top.core.redact import Redactor
 from claude_top.core.schema import column_names
+from claude_top.core.sources.otlp import lean, otlp_json
+from claude_top.core.sources.otlp.redact import Redactor
 
 SIGNALS = ("traces", "metrics", "logs")
 REQUEST_TYPES: dict[str, type[Message]] = {

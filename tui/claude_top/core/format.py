@@ -1,4 +1,5 @@
-"""How numbers, durations and ages read on screen: short, fixed precision, no clocks."""
+"""How numbers, durations and ages read (on screen, in tree labels, in one-line status): short,
+fixed precision, no clocks."""
 
 from __future__ import annotations
 
@@ -73,11 +74,11 @@ def short_id(session_id: str) -> str:
     return session_id[:8]
 
 
-def one_line(text: str | None, width: int) -> str:
+def one_line(text: object, width: int) -> str:
     """Collapse whitespace and cut to `width` characters with an ellipsis."""
     if not text:
         return ""
-    flat = " ".join(text.split())
+    flat = " ".join(str(text).split())
     return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
 
 

@@ -1,0 +1,1 @@
+"""One runner per subcommand; `cli` parses the arguments and calls them."""

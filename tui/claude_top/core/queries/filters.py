@@ -1,0 +1,123 @@
+"""What every read takes and shares: the filter (window, session, text), SQL with named
+parameters, time windows, and when a session counts as active."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+WINDOWS = ("15m", "1h", "24h", "7d", "all")
+ACTIVE_WITHIN_S = 60
+FRESH_WITHIN_S = 300
+"""Telemetry received this soon after it was sent counts as live (exporter batching, clock
+skew); older telemetry arriving now (a replay, a backlog) does not make a session active."""
+STANDARD_ATTR_PREFIXES = ("service.", "os.", "host.", "telemetry.", "process.")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_WINDOW_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+
+
+def parse_window(text: str) -> int | None:
+    """A time window in seconds: "15m" -> 900, "1h", "24h", "7d", "30s"; "all" -> None."""
+    if text is None:
+        raise ValueError("no time window given; use e.g. 15m, 1h, 24h, 7d or all")
+    if text.strip().lower() == "all":
+        return None
+    m = _WINDOW_RE.match(text)
+    if not m:
+        raise ValueError(
+            f"bad time window {text!r}: use a number and a unit (s, m, h, d, w) such as "
+            "15m, 1h, 24h, 7d, or 'all'"
+        )
+    n = int(m.group(1))
+    if n <= 0:
+        raise ValueError(f"bad time window {text!r}: it must be longer than zero")
+    return n * _UNITS_S[m.group(2).lower()]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the panes show: a time window, one session, a text filter."""
+
+    since_ns: int | None = None
+    session_id: str | None = None
+    text: str | None = None
+
+    @classmethod
+    def for_window(cls, window_s: int | None, now_ns: int | None = None, **kw: Any) -> Filter:
+        """A filter for the last `window_s` seconds (None = all time)."""
+        if window_s is None:
+            return cls(since_ns=None, **kw)
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        return cls(since_ns=now_ns - window_s * 1_000_000_000, **kw)
+
+    @property
+    def needle(self) -> str | None:
+        """The text filter, lower-cased, or None when empty."""
+        t = (self.text or "").strip().lower()
+        return t or None
+
+
+@dataclass(frozen=True)
+class Query:
+    """SQL with named parameters (`$name`), runnable by `execute` and by `COPY (...) TO`."""
+
+    sql: str
+    params: dict[str, Any]
+
+    def fetch(self, cur: duckdb.DuckDBPyConnection) -> list[dict]:
+        """Run it; one dict per row, keyed by column name."""
+        return dicts(cur.execute(self.sql, self.params))
+
+
+def dicts(result: duckdb.DuckDBPyConnection) -> list[dict]:
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def filter_where(f: Filter, time_col: str, params: dict[str, Any], *, session: bool = True) -> str:
+    """Window and session conditions; only the ones in use, so DuckDB can push them down."""
+    conds = ["TRUE"]
+    if f.since_ns is not None:
+        params["since"] = f.since_ns
+        conds.append(f"{time_col} >= $since")
+    if session and f.session_id is not None:
+        params["session"] = f.session_id
+        conds.append("session_id = $session")
+    return " AND ".join(conds)
+
+
+def text_condition(f: Filter, params: dict[str, Any], *cols: str) -> str:
+    needle = f.needle
+    if needle is None:
+        return "TRUE"
+    params["text"] = needle
+    return "(" + " OR ".join(f"contains(lower(coalesce({c}, '')), $text)" for c in cols) + ")"
+
+
+def cache_ratio_sql(read: str, inp: str, creation: str) -> str:
+    den = f"({inp} + {read} + {creation})"
+    return f"CASE WHEN {den} > 0 THEN {read} / {den} END"
+
+
+def as_datetime(ns: int | None) -> datetime | None:
+    return None if ns is None else _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def session_status(row: dict, now_ns: int) -> str:
+    """A fetched session row's `status` as of `now_ns`, as `sessions_query` computes it: active
+    if its telemetry was sent in the last ACTIVE_WITHIN_S, or received then and fresh (sent at
+    most FRESH_WITHIN_S before), else idle. The UI re-derives it as the clock moves, without
+    querying again."""
+    since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
+    seen, received = row.get("last_seen_ns"), row.get("last_received_ns")
+    if seen is not None and seen >= since:
+        return "active"
+    fresh = seen is not None and received is not None
+    fresh = fresh and received >= since and received - seen <= FRESH_WITHIN_S * 1_000_000_000
+    return "active" if fresh else "idle"

@@ -1,0 +1,367 @@
+"""A turn's span tree: from its spans (with each llm_request's cost from its api_request event),
+or rebuilt from its events when the session sent no spans."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from claude_top.core import format as fmt
+from claude_top.core.names import (
+    API_ERROR,
+    API_REQUEST,
+    INTERACTION,
+    LLM_REQUEST,
+    STATUS_ERROR,
+    TOOL_DECISION,
+    TOOL_RESULT,
+    TOOL_SPAN,
+    USER_PROMPT,
+)
+from claude_top.core.queries.filters import (
+    as_datetime,
+    dicts,
+)
+
+# --- span tree -----------------------------------------------------------------------------
+
+
+@dataclass
+class TreeNode:
+    """One node of a turn's tree: a span, or an event standing in for one."""
+
+    key: str
+    name: str
+    kind: str
+    label: str
+    duration_ms: float | None
+    is_error: bool
+    attributes: dict
+    children: list[TreeNode] = field(default_factory=list)
+    start_ns: int | None = None
+
+    def walk(self):
+        """This node and every descendant, depth first."""
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+def _kind(name: str) -> str:
+    short = name.removeprefix("claude_code.")
+    return short.removeprefix("tool.") if short.startswith("tool.") else short
+
+
+def _ms(ms: float | None) -> str:
+    return "" if ms is None else fmt.duration_ms(ms)
+
+
+def _join(*parts: Any) -> str:
+    return "  ".join(str(x) for x in parts if x not in (None, ""))
+
+
+def _tokens(inp: Any, out: Any) -> str | None:
+    if inp is None and out is None:
+        return None
+    return f"{inp if inp is not None else '?'}/{out if out is not None else '?'} tok"
+
+
+def _cost(c: float | None) -> str | None:
+    return None if c is None else f"${c:.4f}"
+
+
+def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: Any) -> str:
+    dur = _ms(duration_ms)
+    if kind == "interaction":
+        prompt = a.get("user_prompt", a.get("prompt"))
+        return _join("interaction", dur, f'"{fmt.one_line(prompt, 60)}"' if prompt else None)
+    if kind == "llm_request":
+        attempt = a.get("attempt")
+        head = "llm_request " + str(a.get("model") or "?")
+        if attempt is not None and str(attempt) not in ("", "1", "0"):
+            head += f" attempt {attempt}"
+        if a.get("agent_id"):
+            head += f" [agent {str(a['agent_id'])[:12]}]"
+        tok = _tokens(a.get("input_tokens"), a.get("output_tokens"))
+        err = (
+            ("error: " + str(a.get("error") or a.get("status_code") or "failed"))
+            if is_error
+            else None
+        )
+        return _join(head, dur, tok, _cost(cost), err)
+    if kind == "tool":
+        detail = a.get("full_command") or a.get("file_path") or a.get("mcp_server_name")
+        return _join(f"tool {a.get('tool_name') or '?'}", dur, fmt.one_line(detail, 50) or None)
+    if kind == "blocked_on_user":
+        decision = a.get("decision")
+        source = a.get("source")
+        what = f" {decision} ({source})" if decision and source else f" {decision or ''}"
+        return _join("blocked_on_user" + what.rstrip(), dur)
+    if kind == "execution":
+        state = "error: " + str(a.get("error") or "failed") if is_error else "ok"
+        return _join("execution", dur, state)
+    if kind == "event":
+        return _join(str(a.get("event.name") or kind), dur, "error" if is_error else None)
+    return _join(kind, dur, "error" if is_error else None)
+
+
+def _loads(s: str | None) -> dict:
+    if not s:
+        return {}
+    try:
+        d = json.loads(s)
+    except ValueError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _turn_traces(cur: duckdb.DuckDBPyConnection, session_id: str, key: str) -> list[str]:
+    rows = cur.execute(
+        "SELECT DISTINCT trace_id FROM events WHERE session_id = $s AND prompt_id = $p "
+        "AND trace_id IS NOT NULL",
+        {"s": session_id, "p": key},
+    ).fetchall()
+    return [r[0] for r in rows] or [key]
+
+
+def span_tree(
+    cur: duckdb.DuckDBPyConnection, session_id: str, prompt_id: str
+) -> tuple[list[TreeNode], str]:
+    """The tree of one turn and where it came from: "spans", or "events" when no span exists.
+
+    `prompt_id` is a turn's `key`: a prompt id, or a trace id for a turn known only by spans.
+    """
+    traces = _turn_traces(cur, session_id, prompt_id)
+    span_rows = dicts(
+        cur.execute(
+            """
+SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, duration_ms, status_code,
+  status_message, session_id, model, tool_name, input_tokens, output_tokens, cache_read_tokens,
+  cache_creation_tokens, success, attempt, agent_id, parent_agent_id, attributes
+FROM spans WHERE trace_id IN (SELECT unnest($t::VARCHAR[]))
+ORDER BY start_ns, span_id
+""",
+            {"t": traces},
+        )
+    )
+    events = dicts(
+        cur.execute(
+            """
+SELECT time_ns, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
+  cache_creation_tokens, duration_ms, attributes, name, trace_id, span_id, sequence, prompt_id,
+  tool_name, tool_use_id, success, decision, error, attempt, uid
+FROM events WHERE session_id = $s AND (prompt_id = $p OR (prompt_id IS NULL AND
+  trace_id IN (SELECT unnest($t::VARCHAR[]))))
+ORDER BY time_ns, sequence
+""",
+            {"s": session_id, "p": prompt_id, "t": traces},
+        )
+    )
+    if not span_rows:
+        return _tree_from_events(prompt_id, events), "events"
+    roots = _tree_from_spans(span_rows, [e for e in events if e["name"] == API_REQUEST])
+    if not any(r.kind == "interaction" for r in roots):
+        roots = [_pending_root(prompt_id, events, roots)]
+    return roots, "spans"
+
+
+def _pending_root(key: str, events: list[dict], children: list[TreeNode]) -> TreeNode:
+    """Stands in for an interaction span not received yet (it is exported when the turn ends)."""
+    prompt_ev = next((e for e in events if e["name"] == USER_PROMPT), None)
+    attrs = {"prompt.id": key, **(_loads(prompt_ev["attributes"]) if prompt_ev else {})}
+    attrs["note"] = "interaction span not received yet (turn in progress?)"
+    starts = [c.start_ns for c in children if c.start_ns is not None]
+    ends = [
+        c.start_ns + int((c.duration_ms or 0) * 1e6) for c in children if c.start_ns is not None
+    ]
+    dur = (max(ends) - min(starts)) / 1e6 if starts else None
+    prompt = attrs.get("prompt")
+    return TreeNode(
+        key=f"turn:{key}",
+        name=INTERACTION,
+        kind="interaction",
+        label=_join(
+            "interaction (in progress)",
+            _ms(dur),
+            f'"{fmt.one_line(prompt, 60)}"' if prompt else None,
+        ),
+        duration_ms=dur,
+        is_error=False,
+        attributes=attrs,
+        children=children,
+        start_ns=min(starts) if starts else None,
+    )
+
+
+def _pair_costs(llm: list[dict], api: list[dict]) -> dict[str, dict]:
+    """llm_request span -> its api_request event: same model and tokens, else same order."""
+    out: dict[str, dict] = {}
+    used: set[int] = set()
+    tok = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+    for s in llm:
+        for i, e in enumerate(api):
+            if i not in used and e["model"] == s["model"] and all(e[k] == s[k] for k in tok):
+                out[s["span_id"]] = e
+                used.add(i)
+                break
+    rest_s = [s for s in llm if s["span_id"] not in out]
+    rest_e = [e for i, e in enumerate(api) if i not in used]
+    if rest_s and len(rest_s) == len(rest_e):
+        out.update({s["span_id"]: e for s, e in zip(rest_s, rest_e, strict=True)})
+    return out
+
+
+def _tree_from_spans(rows: list[dict], api: list[dict]) -> list[TreeNode]:
+    paired = _pair_costs([r for r in rows if r["name"] == LLM_REQUEST], api)
+    nodes: dict[str, TreeNode] = {}
+    for r in rows:
+        a = _loads(r["attributes"])
+        kind = _kind(r["name"])
+        is_error = r["status_code"] == STATUS_ERROR or r["success"] is False
+        cost = None
+        ev = paired.get(r["span_id"])
+        if ev is not None:
+            cost = ev["cost_usd"]
+            a.setdefault("cost_usd", cost)
+        info = {
+            "span.name": r["name"],
+            "trace_id": r["trace_id"],
+            "span_id": r["span_id"],
+            "parent_span_id": r["parent_span_id"],
+            "status_code": r["status_code"],
+            "status_message": r["status_message"],
+            "start": as_datetime(r["start_ns"]).isoformat() if r["start_ns"] else None,
+        }
+        nodes[r["span_id"]] = TreeNode(
+            key=f"{r['trace_id']}:{r['span_id']}",
+            name=r["name"],
+            kind=kind,
+            label=_label(kind, a, r["duration_ms"], is_error, cost),
+            duration_ms=r["duration_ms"],
+            is_error=is_error,
+            attributes={**info, **a},
+            start_ns=r["start_ns"],
+        )
+    roots: list[TreeNode] = []
+    for r in rows:
+        node = nodes[r["span_id"]]
+        parent = nodes.get(r["parent_span_id"]) if r["parent_span_id"] else None
+        if parent is None or parent is node:
+            roots.append(node)
+        else:
+            parent.children.append(node)
+    return roots
+
+
+def _event_node(e: dict, kind: str, name: str, start_ns: int | None, dur: float | None) -> TreeNode:
+    a = _loads(e["attributes"])
+    is_error = e["success"] is False or e["name"] == API_ERROR
+    return TreeNode(
+        key=f"event:{e['uid'].hex()}",
+        name=name,
+        kind=kind,
+        label=_label(kind, a, dur, is_error, e["cost_usd"]),
+        duration_ms=dur,
+        is_error=is_error,
+        attributes={"event.name": e["name"], **a},
+        start_ns=start_ns,
+    )
+
+
+def _minus(t: int, ms: float | None) -> int:
+    return t - int(ms * 1e6) if ms is not None else t
+
+
+def _tree_from_events(key: str, events: list[dict]) -> list[TreeNode]:
+    """The span tree's shape rebuilt from one turn's events (traces not enabled)."""
+    if not events:
+        return []
+    first, last = events[0]["time_ns"], events[-1]["time_ns"]
+    prompt_ev = next((e for e in events if e["name"] == USER_PROMPT), None)
+    root_attrs = {"prompt.id": key, **(_loads(prompt_ev["attributes"]) if prompt_ev else {})}
+    root_dur = (last - first) / 1e6
+    root = TreeNode(
+        key=f"turn:{key}",
+        name=INTERACTION,
+        kind="interaction",
+        label=_label("interaction", root_attrs, root_dur, False, None),
+        duration_ms=root_dur,
+        is_error=False,
+        attributes=root_attrs,
+        start_ns=first,
+    )
+    tools: dict[str, dict[str, dict]] = {}
+    order: list[tuple[int, TreeNode | str]] = []
+    for e in events:
+        name = e["name"]
+        if name in (TOOL_DECISION, TOOL_RESULT):
+            tid = e["tool_use_id"] or f"uid:{e['uid'].hex()}"
+            if tid not in tools:
+                tools[tid] = {}
+                order.append((e["time_ns"], tid))
+            tools[tid]["decision" if name == TOOL_DECISION else "result"] = e
+        elif name in (API_REQUEST, API_ERROR):
+            dur = e["duration_ms"]
+            start = _minus(e["time_ns"], dur)
+            order.append((start, _event_node(e, "llm_request", LLM_REQUEST, start, dur)))
+        elif name != USER_PROMPT:
+            order.append((e["time_ns"], _event_node(e, "event", name, e["time_ns"], None)))
+    for i, (t, item) in enumerate(order):
+        if isinstance(item, str):
+            node = _tool_from_events(item, tools[item])
+            order[i] = (node.start_ns if node.start_ns is not None else t, node)
+    order.sort(key=lambda x: x[0])
+    root.children = [n for _, n in order if isinstance(n, TreeNode)]
+    return [root]
+
+
+def _tool_from_events(tool_use_id: str, pair: dict[str, dict]) -> TreeNode:
+    dec, res = pair.get("decision"), pair.get("result")
+    base = res or dec
+    assert base is not None
+    attrs = {
+        **_loads(dec["attributes"] if dec else None),
+        **_loads(res["attributes"] if res else None),
+    }
+    attrs.pop("event.name", None)
+    detail = {**_loads(attrs.get("tool_input")), **_loads(attrs.get("tool_parameters"))}
+    if "command" in detail:
+        detail.setdefault("full_command", detail["command"])
+    shown = {k: detail[k] for k in ("full_command", "file_path") if detail.get(k)}
+    children: list[TreeNode] = []
+    start = dec["time_ns"] if dec else _minus(res["time_ns"], res["duration_ms"])
+    end = res["time_ns"] if res else dec["time_ns"]
+    if dec is not None:
+        children.append(
+            _event_node(
+                dec, "blocked_on_user", "claude_code.tool.blocked_on_user", dec["time_ns"], None
+            )
+        )
+    if res is not None:
+        exec_start = _minus(res["time_ns"], res["duration_ms"])
+        children.append(
+            _event_node(
+                res, "execution", "claude_code.tool.execution", exec_start, res["duration_ms"]
+            )
+        )
+    dur = (end - start) / 1e6 if res else None
+    if (
+        res is not None
+        and res["duration_ms"] is not None
+        and (dur is None or dur < res["duration_ms"])
+    ):
+        dur = res["duration_ms"]
+    return TreeNode(
+        key=f"tool:{tool_use_id}",
+        name=TOOL_SPAN,
+        kind="tool",
+        label=_label("tool", {"tool_name": base["tool_name"], **shown}, dur, False, None),
+        duration_ms=dur,
+        is_error=False,
+        attributes={"tool_use_id": tool_use_id, **attrs},
+        children=children,
+        start_ns=start,
+    )

@@ -1,0 +1,91 @@
+"""One session's turns (one per prompt.id, or per interaction span that no event names), read
+from the `prompt_turns` and `trace_turns` rollups."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import duckdb
+
+from claude_top.core import format as fmt
+from claude_top.core.queries.filters import (
+    as_datetime,
+    dicts,
+)
+
+# --- turns ---------------------------------------------------------------------------------
+
+
+def _tools_text(names: list[str] | None) -> str:
+    """Tool names in order of first use with counts: "Bash\u00d72, Read"."""
+    counts = Counter(names or ())
+    return ", ".join(
+        name if counts[name] == 1 else f"{name}\u00d7{counts[name]}" for name in counts
+    )
+
+
+def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
+    """A session's turns (one per prompt.id / interaction), oldest first.
+
+    `key` identifies the turn for `span_tree`: the prompt id, or the trace id of an interaction
+    span that no event names.
+    """
+    p = {"s": session_id}
+    ev_rows = dicts(
+        cur.execute(
+            "SELECT prompt_id, start_ns, end_ns, trace_id, api_requests, cost_usd, tool_errors, "
+            "tool_list, prompt FROM prompt_turns WHERE session_id = $s",
+            p,
+        )
+    )
+    interactions = dicts(
+        cur.execute(
+            "SELECT trace_id, start_ns, duration_ms, has_interaction, prompt, llm_requests, "
+            "tool_list, tool_errors FROM trace_turns WHERE session_id = $s",
+            p,
+        )
+    )
+    by_trace = {i["trace_id"]: i for i in interactions}
+    out: list[dict] = []
+    for e in ev_rows:
+        inter = by_trace.pop(e["trace_id"], None) if e["trace_id"] else None
+        start = e["start_ns"] if inter is None else min(e["start_ns"], inter["start_ns"])
+        if inter is not None and inter["has_interaction"] and inter["duration_ms"] is not None:
+            duration = inter["duration_ms"]
+        else:
+            duration = (e["end_ns"] - e["start_ns"]) / 1e6
+        out.append(
+            {
+                "key": e["prompt_id"],
+                "prompt_id": e["prompt_id"],
+                "trace_id": e["trace_id"],
+                "prompt": fmt.one_line(e["prompt"] or (inter or {}).get("prompt"), 80),
+                "start_ns": start,
+                "start": as_datetime(start),
+                "duration_ms": duration,
+                "cost_usd": e["cost_usd"] or 0.0,
+                "api_requests": e["api_requests"],
+                "tools": _tools_text(e["tool_list"]),
+                "tool_errors": e["tool_errors"],
+                "has_spans": inter is not None,
+            }
+        )
+    for trace_id, inter in by_trace.items():
+        out.append(
+            {
+                "key": trace_id,
+                "prompt_id": None,
+                "trace_id": trace_id,
+                "prompt": fmt.one_line(inter["prompt"], 80),
+                "start_ns": inter["start_ns"],
+                "start": as_datetime(inter["start_ns"]),
+                "duration_ms": inter["duration_ms"],
+                "cost_usd": None,
+                "api_requests": inter["llm_requests"],
+                "tools": _tools_text(inter["tool_list"]),
+                "tool_errors": inter["tool_errors"],
+                "has_spans": True,
+            }
+        )
+    out.sort(key=lambda t: (t["start_ns"] is None, t["start_ns"] or 0))
+    return out

@@ -1,0 +1,1 @@
+"""OTLP export requests (what the receivers accept): validation, decoding to rows, redaction."""

@@ -1,0 +1,1 @@
+"""The database and its write path: journal, decode workers, one commit per batch, rollups."""
