@@ -105,6 +105,7 @@ def main() -> None:
         print(f"{'+ ' + name:28} {anon - anon0:+8.1f} {files - file0:+9.1f}")
         anon0, file0 = anon, files
 
+    from claude_top.core.queries.reader import LocalSource
     from claude_top.core.store.database import Store
     from claude_top.ui.data import MainQuery, load_main
 
@@ -112,6 +113,7 @@ def main() -> None:
         db = os.path.join(tmp, "1m.duckdb")
         shutil.copy(args.db, db)
         store = Store.open(db)
+        source = LocalSource(store)
         cur = store.cursor()
         limit, threads = cur.execute(
             "SELECT current_setting('memory_limit'), current_setting('threads')"
@@ -138,7 +140,7 @@ def main() -> None:
         with ThreadPoolExecutor() as pool:
             for i in range(1, args.refreshes + 1):
                 t = time.perf_counter()
-                pool.submit(load_main, store, query).result()
+                pool.submit(load_main, source, query).result()
                 elapsed.append((time.perf_counter() - t) * 1000)
                 if i in checkpoints:
                     report(f"{i} refreshes")

@@ -22,6 +22,7 @@ import statistics
 import time
 
 from claude_top.core import queries
+from claude_top.core.queries.reader import LocalSource
 from claude_top.core.store import rollup
 from claude_top.core.store.database import Store
 from claude_top.ui.data import MainQuery, load_main
@@ -103,6 +104,7 @@ def main() -> None:
     now_ns = time.time_ns()
     fresh = not os.path.exists(args.db)
     store = Store.open(args.db)
+    source = LocalSource(store)
     if fresh:
         t = time.perf_counter()
         build(store, args.rows, now_ns)
@@ -131,11 +133,11 @@ def main() -> None:
         ("span_tree (one turn)", lambda: queries.span_tree(cur, session, prompt)),
         (
             "main refresh (24h)",
-            lambda: load_main(store, MainQuery("24h", last, session_id=session)),
+            lambda: load_main(source, MainQuery("24h", last, session_id=session)),
         ),
         (
             "main refresh (all time)",
-            lambda: load_main(store, MainQuery("all", last, session_id=session)),
+            lambda: load_main(source, MainQuery("all", last, session_id=session)),
         ),
     ]
 

@@ -305,8 +305,8 @@ async def bench(args) -> None:
     refresh_ms: list[float] = []
     original_load = ui_data.load_main
 
-    def timed_load(store, q):
-        out = original_load(store, q)
+    def timed_load(source, q):
+        out = original_load(source, q)
         refresh_ms.append(out.elapsed_ms)
         return out
 

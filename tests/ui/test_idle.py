@@ -40,7 +40,7 @@ def _counted(store) -> list[int]:
 async def _write_and_refresh(pilot, main, log_bodies: list[bytes]) -> None:
     """Store log exports as the indexer would, and let the main screen query and repaint."""
     write_rows(main.app.store, [decode_protobuf("logs", body) for body in log_bodies])
-    main.request_refresh()
+    main.request_load()
     await settle(pilot)
     await pilot.pause(0.1)
 

@@ -9,11 +9,11 @@ import grpc
 import pytest
 from uihelpers import make_app, relabelled_logs, settle, shown
 
+from claude_top.commands.ui import run_app
 from claude_top.core.store.commit import write_rows
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import Backpressure, StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
-from claude_top.ui.app import run_app
 from claude_top.ui.panes.header import HeaderBar
 from truth import Truth
 
@@ -161,7 +161,7 @@ async def test_scrolled_view_stays_put_when_sessions_arrive_above():
             table.clear = lambda *a, **k: pytest.fail("the sessions table was cleared")
 
             newest = add_session(100)
-            app.main.request_refresh()
+            app.main.request_load()
             await settle(pilot)
             assert table.keys_in_order()[0] == newest
             assert table.cursor_key == selected

@@ -1,16 +1,15 @@
 """Command line: `claude-top` (UI + receivers), `serve` (headless receivers), `export`, `setup`
-(point Claude Code here), `demo` (the UI fed with synthetic telemetry)."""
+(point Claude Code here), `demo` (the UI fed with synthetic telemetry). Only parsing here: each
+command runs in `claude_top.commands`, imported when it is the one asked for."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from claude_top import __version__
-
-EXIT_USAGE = 2
+from claude_top.commands.common import EXIT_USAGE
 
 
 def _default(value, sub: bool):
@@ -206,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.command == "setup":
-        return _setup(args)
+        from claude_top.commands.setup import run_setup
+
+        return run_setup(args)
     if args.command == "demo" or (args.command is None and args.demo):
         return _demo(args, argv)
     if args.command in (None, "serve"):
@@ -215,94 +216,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"claude-top: {problem}", file=sys.stderr)
             return EXIT_USAGE
     if args.command == "export":
-        return _export(args)
+        from claude_top.commands.export import run_export
+
+        return run_export(args, _db_path(args))
     if args.command == "serve":
         from claude_top.commands.serve import run_serve
 
         return run_serve(args, _db_path(args))
-    from claude_top.ui.app import run_app
+    from claude_top.commands.ui import run_app
 
     return run_app(args, _db_path(args))
-
-
-def _export(args: argparse.Namespace) -> int:
-    from claude_top.core.export import export_snapshot
-    from claude_top.core.queries import parse_window
-    from claude_top.core.store.database import Store, StoreError
-
-    try:
-        window_s = parse_window(args.since) if args.since else None
-    except ValueError as exc:
-        print(f"claude-top export: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    path = _db_path(args)
-    try:
-        store = Store.open(path, read_only=True)
-    except StoreError as exc:
-        print(f"claude-top export: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        result = export_snapshot(
-            store.cursor(),
-            Path(args.out),
-            db_path=path,
-            window=args.since,
-            window_s=window_s,
-            session_id=args.session,
-        )
-    except OSError as exc:
-        print(f"claude-top export: cannot write to {args.out}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        store.close()
-    for name, count in result.counts.items():
-        print(f"{count:>8}  {result.directory / (name + '.csv')}")
-    print(f"          {result.directory / 'snapshot.json'}")
-    return 0
-
-
-def _setup(args: argparse.Namespace) -> int:
-    from claude_top.core.setup import (
-        DEFAULT_SETTINGS,
-        SettingsError,
-        instructions,
-        settings_env,
-        write_settings,
-    )
-
-    env = settings_env(
-        args.bind,
-        args.grpc_port,
-        args.http_port,
-        args.protocol,
-        tool_details=args.log_tool_details,
-        user_prompts=args.log_user_prompts,
-    )
-    path = Path(args.settings) if args.settings else DEFAULT_SETTINGS
-    if not args.write:
-        print(instructions(env, path))
-        return 0
-    try:
-        result = write_settings(path.expanduser(), env)
-    except SettingsError as exc:
-        print(f"claude-top setup: {exc}; left it unchanged", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"claude-top setup: cannot update {path}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if not result.changed:
-        print(f"{result.path} already has these settings; nothing changed.")
-    else:
-        print(result.diff, end="")
-        if result.created:
-            print(f"created {result.path}")
-        else:
-            print(f"updated {result.path} (backup: {result.backup})")
-    for key, value in result.overrides.items():
-        print(f"note: {key}={value} in its env overrides the endpoint/protocol for that signal")
-    if result.changed:
-        print("Restart claude to pick it up (running sessions keep their old settings).")
-    return 0
 
 
 def _demo(args: argparse.Namespace, argv: list[str]) -> int:

@@ -8,14 +8,14 @@ import signal
 import sys
 import time
 
+from claude_top.commands.common import EXIT_USAGE, open_store
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
-from claude_top.core.store.database import Store, StoreError
+from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.security import is_loopback
 from claude_top.receiver.server import ReceiverConfig, Receivers
 
-EXIT_USAGE = 2
 ERROR_CHECK_S = 1.0
 
 
@@ -94,10 +94,8 @@ def _report_index_errors(writer: StoreWriter, reported: int) -> int:
 
 def run_serve(args, db_path: str) -> int:
     """Run the receivers until a signal; returns the process exit code."""
-    try:
-        store = Store.open(db_path)
-    except StoreError as exc:
-        print(f"claude-top: {exc}", file=sys.stderr)
+    store = open_store(db_path)
+    if store is None:
         return EXIT_USAGE
     writer = StoreWriter(store, retention_s=args.retention)
     started = time.monotonic()

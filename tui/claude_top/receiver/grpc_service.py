@@ -10,46 +10,15 @@ import errno
 import socket
 
 import grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceResponse,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from claude_top.core.sources.otlp.decode import DecodeFailure, Export, accept_protobuf
+from claude_top.core.sources.otlp.decode import DecodeFailure, accept_protobuf
+from claude_top.core.sources.otlp.signals import SIGNALS
 from claude_top.core.store.writer import Backpressure
+from claude_top.receiver.ingest import PortInUse, WriteFailed, export_response
 from claude_top.receiver.security import read_pem
-
-SERVICES = {
-    "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
-    "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService",
-    "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
-}
-RESPONSES = {
-    "traces": ExportTraceServiceResponse,
-    "metrics": ExportMetricsServiceResponse,
-    "logs": ExportLogsServiceResponse,
-}
-_REJECTED_FIELD = {
-    "traces": "rejected_spans",
-    "metrics": "rejected_data_points",
-    "logs": "rejected_log_records",
-}
-
-
-def export_response(export: Export):
-    """The Export*ServiceResponse for an accepted request: empty, or with partial_success."""
-    response = RESPONSES[export.signal]()
-    if export.rejected:
-        partial = response.partial_success
-        setattr(partial, _REJECTED_FIELD[export.signal], export.rejected)
-        partial.error_message = export.rejected_reason
-    return response
 
 
 def _export_handler(signal: str, ingest):
-    from claude_top.receiver.server import WriteFailed
-
     async def handle_export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         if not ingest.authorized(_authorization(context)):
             await context.abort(
@@ -100,8 +69,6 @@ def _port_taken(bind: str, port: int) -> bool:
 
 async def start_grpc(ingest, config) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server; returns it and the bound port. Raises PortInUse."""
-    from claude_top.receiver.server import PortInUse
-
     if _port_taken(config.bind, config.grpc_port):  # before gRPC logs a bind error of its own
         raise PortInUse(config.grpc_port, "OTLP/gRPC", "--grpc-port")
     server = grpc.aio.server(
@@ -114,9 +81,9 @@ async def start_grpc(ingest, config) -> tuple[grpc.aio.Server, int]:
     server.add_generic_rpc_handlers(
         [
             grpc.method_handlers_generic_handler(
-                service, {"Export": _export_handler(signal, ingest)}
+                signal.service, {"Export": _export_handler(name, ingest)}
             )
-            for signal, service in SERVICES.items()
+            for name, signal in SIGNALS.items()
         ]
     )
     host = config.bind if ":" not in config.bind else f"[{config.bind}]"

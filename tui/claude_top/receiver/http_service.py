@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from claude_top.core.sources.otlp.decode import DecodeFailure, accept_json, accept_protobuf
 from claude_top.core.store.writer import Backpressure
-from claude_top.receiver.grpc_service import export_response
+from claude_top.receiver.ingest import PortInUse, WriteFailed, export_response
 from claude_top.receiver.security import server_tls_context
 
 PROTOBUF = "application/x-protobuf"
@@ -56,8 +56,6 @@ def _error(content_type: str, status: int, message: str, headers=None) -> web.Re
 
 def make_app(ingest, max_body: int) -> web.Application:
     """The aiohttp application serving OTLP/HTTP."""
-    from claude_top.receiver.server import WriteFailed
-
     async def handle_export(request: web.Request) -> web.Response:
         signal = _PATHS[request.path]
         ctype = request.content_type
@@ -108,8 +106,6 @@ def make_app(ingest, max_body: int) -> web.Application:
 
 async def start_http(ingest, config) -> tuple[web.AppRunner, int]:
     """Start the HTTP server; returns its runner and the bound port. Raises OSError."""
-    from claude_top.receiver.server import PortInUse
-
     tls = server_tls_context(config.tls_cert, config.tls_key) if config.tls else None
     runner = web.AppRunner(make_app(ingest, config.max_body), access_log=None, shutdown_timeout=1.0)
     await runner.setup()

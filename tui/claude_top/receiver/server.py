@@ -7,35 +7,16 @@ ever dropped.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from claude_top.core.connect import endpoint_host, env_block
-from claude_top.core.sources.otlp.decode import Export
-from claude_top.core.sources.otlp.redact import Redactor
 from claude_top.core.store.writer import StoreWriter
-from claude_top.receiver.security import bearer_matches
+from claude_top.receiver.grpc_service import start_grpc
+from claude_top.receiver.http_service import start_http
+from claude_top.receiver.ingest import Ingest
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
-INLINE_DECODE_BYTES = 32 * 1024
-
-
-class PortInUse(OSError):
-    """A listener's port is taken."""
-
-    def __init__(self, port: int, what: str, flag: str) -> None:
-        self.port = port
-        super().__init__(
-            f"port {port} ({what}) is already in use: another claude-top or OTLP collector is "
-            f"listening there; stop it, or pick another port with {flag}"
-        )
-
-
-class WriteFailed(RuntimeError):
-    """The store could not commit; the exporter should retry."""
 
 
 @dataclass
@@ -74,46 +55,6 @@ class ReceiverConfig:
         return bool(self.tls_cert and self.tls_key)
 
 
-class Ingest:
-    """Check the sender, validate (and redact) off the loop when large, hand off to the writer,
-    wait for the commit."""
-
-    def __init__(
-        self,
-        writer: StoreWriter,
-        token: str | None = None,
-        redact: frozenset[str] = frozenset(),
-    ) -> None:
-        self.writer = writer
-        self.token = token
-        self.redactor = Redactor(redact) if redact else None
-        self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="claude-top-decode")
-
-    def authorized(self, authorization: str | None) -> bool:
-        """Whether a request's `authorization` value lets it in (always, without a token)."""
-        return self.token is None or bearer_matches(authorization, self.token)
-
-    async def run(self, fn, body: bytes, *args):
-        """Run an accept function (`accept_protobuf`/`accept_json`) with the redaction in
-        effect, in the decode thread when the body is large."""
-        if self.redactor is not None:
-            fn = functools.partial(fn, redact=self.redactor)
-        if len(body) < INLINE_DECODE_BYTES:
-            return fn(*args, body)
-        return await asyncio.get_running_loop().run_in_executor(self._decode_pool, fn, *args, body)
-
-    async def commit(self, export: Export) -> None:
-        """Resolve once `export` is committed. Raises Backpressure or WriteFailed."""
-        future = self.writer.submit(export)
-        try:
-            await asyncio.wrap_future(future)
-        except Exception as exc:
-            raise WriteFailed(f"store write failed: {exc}") from exc
-
-    def close(self) -> None:
-        self._decode_pool.shutdown(wait=False)
-
-
 class Receivers:
     """The OTLP/gRPC and OTLP/HTTP listeners of one claude-top process."""
 
@@ -127,9 +68,6 @@ class Receivers:
 
     async def start(self) -> None:
         """Start both listeners on the running loop. Raises PortInUse."""
-        from claude_top.receiver.grpc_service import start_grpc
-        from claude_top.receiver.http_service import start_http
-
         cfg = self.config
         self._grpc, self.grpc_port = await start_grpc(self.ingest, cfg)
         try:

@@ -1,14 +1,14 @@
-"""The Textual app: owns the store, writer and receivers; screens read through `core.queries`.
+"""The Textual app: owns the store, writer and receivers; screens read through `app.source`.
 
-`run_app` is what `claude-top` (no subcommand) runs. For tests, `ClaudeTopApp(store)` runs on an
-existing store with no writer and no receivers, and `clock` pins "now". `ctrl+s` / `e` write a
-CSV snapshot (the focused pane as shown, plus every table) in a thread worker.
+`commands.ui.run_app` is what `claude-top` (no subcommand) runs. For tests,
+`ClaudeTopApp(store)` runs on an existing store with no writer and no receivers, and `clock`
+pins "now". `ctrl+s` / `e` write a CSV snapshot (the focused pane as shown, plus every table)
+in a thread worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,7 +26,8 @@ from textual.screen import Screen
 from claude_top.core.connect import env_block
 from claude_top.core.export import ExportResult, PaneView, export_new_snapshot
 from claude_top.core.queries import WINDOWS, parse_window
-from claude_top.core.store.database import Store, StoreError
+from claude_top.core.queries.reader import LocalSource, Source
+from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
 from claude_top.ui.panes.header import HeaderState
 from claude_top.ui.panes.table import KeyedTable
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 Background = Callable[["Receivers | None"], Awaitable[object]]
 """A coroutine run beside the UI once the receivers listen (the demo's sender)."""
 
-EXIT_USAGE = 2
 DEFAULT_WINDOW = "24h"
 SHUTDOWN_GRACE_S = 0.5
 RATE_SPAN_S = 5.0
@@ -105,9 +105,11 @@ class ClaudeTopApp(App):
         clock: Callable[[], int] = time.time_ns,
         export_dir: str | Path | None = None,
         background: Background | None = None,
+        source: Source | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        self.source: Source = source or LocalSource(store)
         self.writer = writer
         self.receivers = receivers
         self.db_path = db_path if db_path is not None else store.path
@@ -133,7 +135,7 @@ class ClaudeTopApp(App):
                 await self.receivers.start()
             except OSError as exc:
                 self.startup_error = str(exc)
-                self.exit(return_code=EXIT_USAGE)
+                self.exit(return_code=2)  # EXIT_USAGE; `startup_error` says why
                 return
         if self.background is not None:
             self._background_task = asyncio.create_task(self.background(self.receivers))
@@ -407,46 +409,3 @@ class ClaudeTopApp(App):
             yield SystemCommand(
                 "Copy the connect settings", "Shell export lines  (c)", screen.action_copy_env
             )
-
-
-def _receivers(args, writer: StoreWriter):
-    from claude_top.receiver.server import ReceiverConfig, Receivers
-
-    return Receivers(writer, ReceiverConfig.from_args(args))
-
-
-def run_app(args, db_path: str, *, background: Background | None = None) -> int:
-    """Open the store, run the UI with the receivers in-process, flush and close on exit.
-
-    `background(receivers)` runs as a task on the app's loop once the receivers listen; it is
-    cancelled (and awaited) before they stop.
-    """
-    try:
-        store = Store.open(db_path)
-    except StoreError as exc:
-        print(f"claude-top: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    writer = StoreWriter(store, retention_s=getattr(args, "retention", None))
-    app = ClaudeTopApp(
-        store,
-        writer,
-        _receivers(args, writer),
-        db_path=db_path,
-        export_dir=getattr(args, "export_dir", None),
-        background=background,
-    )
-    try:
-        app.run()
-    finally:
-        writer.close(1.0)
-        store.checkpoint()
-        store.close()
-        # Textual keeps the app object alive after run(); let the DuckDB objects go now,
-        # or the binding reports them as leaked at interpreter exit.
-        app.store = app.writer = app.receivers = None
-    if app.startup_error:
-        print(f"claude-top: {app.startup_error}", file=sys.stderr)
-        return EXIT_USAGE
-    if app.background_error:
-        print(f"claude-top: background task stopped: {app.background_error}", file=sys.stderr)
-    return app.return_code or 0

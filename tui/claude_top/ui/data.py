@@ -1,7 +1,8 @@
 """What one refresh of the main view asks for, and everything it gets back in one message.
 
-`load_main` runs in a thread worker with its own DuckDB cursor and returns a `MainData`; the
-screen applies it on the UI thread. Nothing here touches widgets.
+`load_main` runs in a thread worker with its own reader of the source (the local store, or
+another place to read from) and returns a `MainData`; the screen applies it on the UI thread.
+Nothing here touches widgets.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import time
 from array import array
 from dataclasses import dataclass, field
 
-from claude_top.core import queries
-from claude_top.core.store.database import Store
+from claude_top.core.format import NS_PER_S
+from claude_top.core.queries.filters import Filter, parse_window
+from claude_top.core.queries.reader import Source
+from claude_top.core.queries.spantree import TreeNode
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,9 @@ class MainQuery:
     tool_name: str | None = None
     generation: int = 0
 
-    def filter(self, session_id: str | None = None) -> queries.Filter:
-        window_s = queries.parse_window(self.window)
-        return queries.Filter.for_window(
+    def filter(self, session_id: str | None = None) -> Filter:
+        window_s = parse_window(self.window)
+        return Filter.for_window(
             window_s, now_ns=self.now_ns, session_id=session_id, text=self.text or None
         )
 
@@ -36,7 +39,6 @@ class MainQuery:
 EDGE_STEPS = 120
 EDGE_STEP_S = (5, 60)
 """A sliding window's lower edge moves in steps of 1/EDGE_STEPS of it, within these bounds."""
-NS_PER_S = 1_000_000_000
 
 
 def edge_step_s(window_s: int) -> int:
@@ -69,7 +71,7 @@ class MainData:
         Not sooner than one edge step after the query, so a row stays on screen at most one
         step after it left the window. "all" never goes stale with the clock.
         """
-        window_s = queries.parse_window(self.query.window)
+        window_s = parse_window(self.query.window)
         if window_s is None:
             return False
         if now_ns < self.query.now_ns:
@@ -80,32 +82,32 @@ class MainData:
         return now_ns >= max(self.query.now_ns + step, self.first_ns + window_s * NS_PER_S + 1)
 
 
-def load_main(store: Store, q: MainQuery) -> MainData:
-    """Run every query of the main view on a fresh cursor (call from a worker thread)."""
+def load_main(source: Source, q: MainQuery) -> MainData:
+    """Run every query of the main view on one reader (call from a worker thread)."""
     started = time.perf_counter()
-    with store.reading() as cur:
+    with source.reader() as r:
         out = MainData(q)
         window = q.filter()
-        overview = queries.overview(cur, window)  # its received_* ignore the window
+        overview = r.overview(window)  # its received_* ignore the window
         out.received_total = overview.get("received_total") or 0
         out.last_received_ns = overview.get("last_received_ns")
         if not out.received_total:
             return out
         out.overview = overview
         if window.since_ns is not None:
-            out.first_ns = queries.earliest_ns(cur, window)
-        out.sessions = queries.sessions(cur, window, now_ns=q.now_ns)
+            out.first_ns = r.earliest_ns(window)
+        out.sessions = r.sessions(window, now_ns=q.now_ns)
         scoped = q.filter(q.session_id if q.scope_session else None)
-        out.tools = queries.tools(cur, scoped)
-        out.models = queries.models(cur, scoped)
+        out.tools = r.tools(scoped)
+        out.models = r.models(scoped)
         tool = q.tool_name
         if tool is None or all(t["tool_name"] != tool for t in out.tools):
             tool = out.tools[0]["tool_name"] if out.tools else None
         if tool is not None:
-            out.durations = queries.tool_durations(cur, scoped, tool)
+            out.durations = r.tool_durations(scoped, tool)
         out.query = _with_tool(q, tool)
         if q.session_id is not None:
-            out.turns = queries.turns(cur, q.session_id)
+            out.turns = r.turns(q.session_id)
     out.elapsed_ms = (time.perf_counter() - started) * 1000
     return out
 
@@ -116,21 +118,21 @@ def _with_tool(q: MainQuery, tool: str | None) -> MainQuery:
     return MainQuery(q.window, q.now_ns, q.text, q.session_id, q.scope_session, tool, q.generation)
 
 
-def load_turns(store: Store, session_id: str, now_ns: int) -> tuple[dict | None, list[dict]]:
+def load_turns(source: Source, session_id: str, now_ns: int) -> tuple[dict | None, list[dict]]:
     """A session's summary row and its turns (call from a worker thread)."""
-    with store.reading() as cur:
+    with source.reader() as r:
         summary = next(
             (
                 s
-                for s in queries.sessions(cur, queries.Filter(session_id=session_id), now_ns)
+                for s in r.sessions(Filter(session_id=session_id), now_ns)
                 if s["session_id"] == session_id
             ),
             None,
         )
-        return summary, queries.turns(cur, session_id)
+        return summary, r.turns(session_id)
 
 
-def load_tree(store: Store, session_id: str, turn_key: str) -> tuple[list[queries.TreeNode], str]:
+def load_tree(source: Source, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:
     """A turn's span tree and its source, "spans" or "events" (call from a worker thread)."""
-    with store.reading() as cur:
-        return queries.span_tree(cur, session_id, turn_key)
+    with source.reader() as r:
+        return r.span_tree(session_id, turn_key)

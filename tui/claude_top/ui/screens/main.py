@@ -2,27 +2,24 @@
 
 Four panes from 120x36; below that, one pane at a time behind a tab bar. The panes query again
 only when their results can change: new data, other settings or selection, or a sliding window's
-edge passing a row. One thread worker at a time runs every query on its own cursor and posts one
-`Refreshed` message, which the screen applies as keyed diffs. Ages and active/idle move with the
-clock from the rows held, without a query.
+edge passing a row. One thread worker at a time runs every query on one reader of the source and
+posts one message, which the screen applies as keyed diffs (the loop is `live.LiveScreen`'s).
+Ages and active/idle move with the clock from the rows held, without a query.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.events import Resize
-from textual.message import Message
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from claude_top.core import format as fmt
-from claude_top.ui.data import NS_PER_S, MainData, MainQuery, load_main
+from claude_top.ui.data import MainData, MainQuery, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
 from claude_top.ui.panes.footer import KeysFooter
@@ -32,14 +29,12 @@ from claude_top.ui.panes.sessions import SessionsTable
 from claude_top.ui.panes.table import KeyedTable
 from claude_top.ui.panes.tools import ToolsTable
 from claude_top.ui.panes.turns import TurnsTable, numbered
+from claude_top.ui.screens.live import LiveScreen
 
 PANES = ("sessions", "tools", "models", "turns")
 PANE_NAMES = {"sessions": "Sessions", "tools": "Tools", "models": "Models", "turns": "Turns"}
 WIDE_MIN = (120, 36)
 """Four panes at once from this size (columns, rows); one pane at a time below it."""
-POLL_S = 0.25
-"""How often the screen checks for new commits (a new export shows within this + a query) and
-moves ages and status on."""
 
 
 class FilterInput(Input):
@@ -54,7 +49,7 @@ class FilterInput(Input):
         self.screen.close_filter()
 
 
-class MainScreen(Screen):
+class MainScreen(LiveScreen):
     """Sessions, tools, models and turns; queried again when new data arrives."""
 
     AUTO_FOCUS = "#sessions"
@@ -76,15 +71,6 @@ class MainScreen(Screen):
         Binding("c", "copy_env", "Copy settings", id="main.copy_env"),
     ]
 
-    class Refreshed(Message):
-        """One refresh's results (or the error that stopped it)."""
-
-        def __init__(self, data: MainData | None, reason: str, error: str | None = None):
-            super().__init__()
-            self.data = data
-            self.reason = reason
-            self.error = error
-
     def __init__(self) -> None:
         super().__init__()
         self.active_pane = "sessions"
@@ -92,13 +78,6 @@ class MainScreen(Screen):
         self.wide = True
         self.empty: bool | None = None
         self.last_data: MainData | None = None
-        self._loading = False
-        self._pending: str | None = None
-        """Why a refresh is wanted once the running one finishes."""
-        self._seen_mark: tuple[int, ...] | None = None
-        self._shown_s: int | None = None
-        """The clock second the ages and status show."""
-        self._error: str | None = None
 
     # --- layout --------------------------------------------------------------------------
 
@@ -137,10 +116,8 @@ class MainScreen(Screen):
         self.query_one("#pane-tabs", Tabs).can_focus = False
         self._layout_for(self.app.size.width, self.app.size.height)
         self._titles()
-        self.set_interval(POLL_S, self._tick)
         self.update_header()
-        self._seen_mark = self.app.ingest_mark()
-        self.request_refresh("start")
+        super().on_mount()
 
     def on_resize(self, event: Resize) -> None:
         self._layout_for(event.size.width, event.size.height)
@@ -158,11 +135,6 @@ class MainScreen(Screen):
         tabs = self.query_one("#pane-tabs", Tabs)
         if tabs.active != f"tab-{self.active_pane}":
             tabs.active = f"tab-{self.active_pane}"
-
-    @property
-    def busy(self) -> bool:
-        """A refresh is running or queued (tests wait for this to clear)."""
-        return self.last_data is None or self._loading or self._pending is not None
 
     def table(self, pane: str) -> KeyedTable:
         return self.query_one(f"#{pane}", KeyedTable)
@@ -235,7 +207,7 @@ class MainScreen(Screen):
         """Tools and models: every session in view, or only the selected one."""
         self.scope_session = not self.scope_session
         self._titles()
-        self.request_refresh("settings")
+        self.request_load("settings")
 
     def action_copy_env(self) -> None:
         pane = self.query_one(ConnectPane)
@@ -271,40 +243,21 @@ class MainScreen(Screen):
         """Window, filter or pause changed: redraw the header and query again."""
         self.update_header()
         self._titles()
-        self.request_refresh("settings")
+        self.request_load("settings")
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         self.update_header()
-        if self.app.paused:
-            return
-        mark = self.app.ingest_mark()
-        if mark != self._seen_mark:
-            self._seen_mark = mark
-            self.request_refresh("tick")
-        elif not self._loading and self.last_data and self.last_data.stale(self.app.clock()):
-            self.request_refresh("tick")
-        self._retime()
 
-    def _retime(self) -> None:
+    def stale(self, now_ns: int) -> bool:
+        return self.last_data is not None and self.last_data.stale(now_ns)
+
+    def retime(self, now_ns: int) -> None:
         """Ages and active/idle as of the app clock, from the rows held: no query."""
-        now = self.app.clock()
-        if now // NS_PER_S == self._shown_s or self.empty is not False:
-            return
-        self._shown_s = now // NS_PER_S
-        self.table("sessions").retime(now)
-        self.table("turns").retime(now)
+        if self.empty is False:
+            self.table("sessions").retime(now_ns)
+            self.table("turns").retime(now_ns)
 
-    def request_refresh(self, reason: str = "tick") -> None:
-        """Query now, or as soon as the running query finishes (one at a time)."""
-        if self._loading:
-            if self._pending is None or reason != "tick":
-                self._pending = reason
-            return
-        self._loading = True
-        self._pending = None
-        self._load(self._query(), reason)
-
-    def _query(self) -> MainQuery:
+    def load_inputs(self, reason: str) -> MainQuery:
         app = self.app
         return MainQuery(
             window=app.window,
@@ -315,26 +268,11 @@ class MainScreen(Screen):
             tool_name=self.table("tools").cursor_key,
         )
 
-    @work(thread=True, exclusive=True, group="main-refresh", exit_on_error=False)
-    def _load(self, q: MainQuery, reason: str) -> None:
-        try:
-            data = load_main(self.app.store, q)
-        except Exception as exc:
-            self.post_message(self.Refreshed(None, reason, f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(self.Refreshed(data, reason))
+    def load(self, inputs: MainQuery) -> MainData:
+        return load_main(self.app.source, inputs)
 
-    def on_main_screen_refreshed(self, message: Refreshed) -> None:
-        self._loading = False
-        if message.error:
-            if message.error != self._error:
-                self.notify(f"query failed: {message.error}", severity="error", timeout=8)
-            self._error = message.error
-        elif message.data is not None:
-            self._error = None
-            self.apply(message.data, message.reason)
-        if self._pending is not None:
-            self.request_refresh(self._pending)
+    def show(self, data: MainData, reason: str) -> None:
+        self.apply(data, reason)
 
     def apply(self, data: MainData, reason: str = "tick") -> None:
         """Show one refresh's results: keyed diffs, cursors stay on their rows."""
@@ -349,7 +287,6 @@ class MainScreen(Screen):
         tools = self.table("tools")
         now = self.app.clock()
         if not frozen:
-            self._shown_s = now // NS_PER_S
             sessions.set_rows(sessions.timed(r, now) for r in data.sessions)
             tools.set_rows(data.tools)
             self.table("models").set_rows(data.models)
@@ -361,16 +298,16 @@ class MainScreen(Screen):
         elif selected is None:
             self.table("turns").set_rows([])
         else:
-            self.request_refresh("selection")
+            self.request_load("selection")
         if tools.cursor_key is not None and tools.cursor_key != q.tool_name:
-            self.request_refresh("selection")
+            self.request_load("selection")
         self._notes(data)
         self._titles()
 
     def on_keyed_table_cursor_key_changed(self, event: KeyedTable.CursorKeyChanged) -> None:
         if event.table.id in ("sessions", "tools"):
             self._titles()
-            self.request_refresh("selection")
+            self.request_load("selection")
 
     def _set_empty(self, empty: bool) -> None:
         if empty == self.empty:

@@ -9,25 +9,22 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from claude_top.core import format as fmt
 from claude_top.core.queries import session_status
-from claude_top.ui.data import NS_PER_S, load_turns
+from claude_top.ui.data import load_turns
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.table import theme_style
 from claude_top.ui.panes.turns import TurnsTable, numbered
-from claude_top.ui.screens.main import POLL_S
+from claude_top.ui.screens.live import LiveScreen
 
 
-class SessionScreen(Screen):
+class SessionScreen(LiveScreen):
     """The turns of one session, kept current while it is open."""
 
     AUTO_FOCUS = "#session-turns"
@@ -36,28 +33,11 @@ class SessionScreen(Screen):
         Binding("enter", "open", "Span tree", id="session.open"),
     ]
 
-    class Loaded(Message):
-        def __init__(self, summary: dict | None, turns: list[dict], error=None):
-            super().__init__()
-            self.summary = summary
-            self.turns = turns
-            self.error = error
-
     def __init__(self, session_id: str) -> None:
         super().__init__()
         self.session_id = session_id
         self.summary: dict | None = None
-        self._loading = False
-        self._loaded = False
-        self._pending = False
-        self._seen_mark: tuple[int, ...] | None = None
-        self._shown_s: int | None = None
         self._summary_shown: Text | None = None
-
-    @property
-    def busy(self) -> bool:
-        """Still loading (tests wait for this to clear)."""
-        return not self._loaded or self._loading or self._pending
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -70,61 +50,28 @@ class SessionScreen(Screen):
         pane = self.query_one("#session-pane")
         pane.border_title = f"Turns · session {self.session_id}"
         pane.border_subtitle = "Enter: span tree · Esc: back"
-        self._seen_mark = self.app.ingest_mark()
-        self.set_interval(POLL_S, self._tick)
-        self._refresh()
+        super().on_mount()
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         self.query_one(HeaderBar).update(self.app.header_state())
-        if self.app.paused:
-            return
-        mark = self.app.ingest_mark()
-        if mark != self._seen_mark:
-            self._seen_mark = mark
-            self._refresh()
-        self._retime()
 
-    def _retime(self) -> None:
+    def retime(self, now_ns: int) -> None:
         """Ages and active/idle as of the app clock, from the rows held: no query."""
+        self._show_summary(now_ns)
+        self.query_one(TurnsTable).retime(now_ns)
+
+    def load_inputs(self, reason: str) -> int:
+        return self.app.clock()
+
+    def load(self, now_ns: int) -> tuple[dict | None, list[dict]]:
+        return load_turns(self.app.source, self.session_id, now_ns)
+
+    def show(self, data: tuple[dict | None, list[dict]], reason: str) -> None:
         now = self.app.clock()
-        if not self._loaded or now // NS_PER_S == self._shown_s:
-            return
-        self._shown_s = now // NS_PER_S
+        self.summary, turns = data
         self._show_summary(now)
-        self.query_one(TurnsTable).retime(now)
-
-    def _refresh(self) -> None:
-        """Query now, or once the running query finishes."""
-        if self._loading:
-            self._pending = True
-            return
-        self._loading = True
-        self._pending = False
-        self._load(self.app.clock())
-
-    @work(thread=True, exclusive=True, group="session-refresh", exit_on_error=False)
-    def _load(self, now_ns: int) -> None:
-        try:
-            summary, turns = load_turns(self.app.store, self.session_id, now_ns)
-        except Exception as exc:
-            self.post_message(self.Loaded(None, [], f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(self.Loaded(summary, turns))
-
-    def on_session_screen_loaded(self, message: Loaded) -> None:
-        self._loading = False
-        self._loaded = True
-        if message.error:
-            self.notify(f"query failed: {message.error}", severity="error")
-        else:
-            now = self.app.clock()
-            self._shown_s = now // NS_PER_S
-            self.summary = message.summary
-            self._show_summary(now)
-            self.query_one(TurnsTable).set_rows(numbered(message.turns, now))
-            self.query_one(HeaderBar).update(self.app.header_state())
-        if self._pending:
-            self._refresh()
+        self.query_one(TurnsTable).set_rows(numbered(turns, now))
+        self.query_one(HeaderBar).update(self.app.header_state())
 
     def _show_summary(self, now_ns: int) -> None:
         text = self._summary_text(now_ns)

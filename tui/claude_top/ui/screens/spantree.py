@@ -1,5 +1,6 @@
 """A turn's span tree (interaction → llm_request / tool → blocked_on_user / execution) and a
-node's attributes. Built from events, and labelled so, when the session sent no spans."""
+node's attributes. Built from events, and labelled so, when the session sent no spans; built
+again as the turn's telemetry arrives, the cursor kept on its node."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode as UITreeNode
@@ -23,6 +22,7 @@ from claude_top.ui.data import load_tree
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.table import theme_style
+from claude_top.ui.screens.live import LiveScreen
 
 EVENTS_NOTE = (
     "built from events: this session sent no spans (traces need "
@@ -49,6 +49,20 @@ def attribute_lines(node: TreeNode) -> Table:
     return table
 
 
+def _signature(node: TreeNode) -> tuple:
+    """What a node draws: its key, label and state, and its children's."""
+    return (node.key, node.label, node.is_error, tuple(_signature(c) for c in node.children))
+
+
+def _find(node: UITreeNode, key: str) -> UITreeNode | None:
+    for child in node.children:
+        if isinstance(child.data, TreeNode) and child.data.key == key:
+            return child
+        if found := _find(child, key):
+            return found
+    return None
+
+
 class SpanTree(Tree):
     """The span tree with vi keys; Enter shows a node's attributes."""
 
@@ -62,7 +76,7 @@ class SpanTree(Tree):
     ]
 
 
-class SpanTreeScreen(Screen):
+class SpanTreeScreen(LiveScreen):
     """One turn as a tree; below it (in a tall terminal) the highlighted node's attributes."""
 
     AUTO_FOCUS = "#span-tree"
@@ -73,24 +87,13 @@ class SpanTreeScreen(Screen):
         Binding("space", "toggle", "Fold", show=False, id="tree.toggle"),
     ]
 
-    class Loaded(Message):
-        def __init__(self, roots: list[TreeNode], source: str, error: str | None = None):
-            super().__init__()
-            self.roots = roots
-            self.source = source
-            self.error = error
-
     def __init__(self, session_id: str, turn: dict) -> None:
         super().__init__()
         self.session_id = session_id
         self.turn = turn
         self.source: str | None = None
         self.roots: list[TreeNode] = []
-
-    @property
-    def busy(self) -> bool:
-        """The tree is not built yet (tests wait for this to clear)."""
-        return self.source is None
+        self._drawn: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -119,7 +122,10 @@ class SpanTreeScreen(Screen):
         tree.border_title = "span tree"
         tree.border_subtitle = "Enter: attributes · Space: fold · Esc: back"
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
-        self._load()
+        super().on_mount()
+
+    def tick(self) -> None:
+        self.query_one(HeaderBar).update(self.app.header_state())
 
     def _restyle(self) -> None:
         """Re-colour the node labels from the new theme."""
@@ -132,34 +138,33 @@ class SpanTreeScreen(Screen):
 
         walk(self.query_one(SpanTree).root)
 
-    @work(thread=True, exclusive=True, group="tree-load", exit_on_error=False)
-    def _load(self) -> None:
-        try:
-            roots, source = load_tree(self.app.store, self.session_id, self.turn["key"])
-        except Exception as exc:
-            self.post_message(self.Loaded([], "", f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(self.Loaded(roots, source))
+    def load(self, inputs: None) -> tuple[list[TreeNode], str]:
+        return load_tree(self.app.source, self.session_id, self.turn["key"])
 
-    def on_span_tree_screen_loaded(self, message: Loaded) -> None:
-        if message.error:
-            self.notify(f"query failed: {message.error}", severity="error")
+    def show(self, data: tuple[list[TreeNode], str], reason: str) -> None:
+        roots, source = data
+        drawn = (source, tuple(_signature(r) for r in roots))
+        if drawn == self._drawn:
             return
-        self.roots = message.roots
-        self.source = message.source
-        source = self.query_one("#tree-source", Static)
-        if message.source == "events":
-            source.update(Text(" " + EVENTS_NOTE, style=theme_style(self.app, "warning")))
+        self._drawn = drawn
+        self.roots = roots
+        self.source = source
+        note = self.query_one("#tree-source", Static)
+        if source == "events":
+            note.update(Text(" " + EVENTS_NOTE, style=theme_style(self.app, "warning")))
         else:
-            source.update(Text(" from spans", style=theme_style(self.app, "muted")))
+            note.update(Text(" from spans", style=theme_style(self.app, "muted")))
         tree = self.query_one(SpanTree)
+        cursor = tree.cursor_node.data if tree.cursor_node is not None else None
+        keep = cursor.key if isinstance(cursor, TreeNode) else None
         tree.clear()
-        for root in message.roots:
+        for root in roots:
             self._add(tree.root, root)
         tree.root.expand_all()
-        if not message.roots:
+        if not roots:
             tree.root.add_leaf("no telemetry for this turn")
-        tree.move_cursor(tree.root.children[0] if tree.root.children else None)
+        target = _find(tree.root, keep) if keep else None
+        tree.move_cursor(target or (tree.root.children[0] if tree.root.children else None))
 
     def _add(self, parent: UITreeNode, node: TreeNode) -> None:
         text = node_text(self.app, node)

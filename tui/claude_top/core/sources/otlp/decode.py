@@ -19,22 +19,13 @@ import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from claude_top.core.schema import column_names
 from claude_top.core.sources.otlp import lean, otlp_json
 from claude_top.core.sources.otlp.redact import Redactor
+from claude_top.core.sources.otlp.signals import SIGNALS
 
-SIGNALS = ("traces", "metrics", "logs")
-REQUEST_TYPES: dict[str, type[Message]] = {
-    "traces": ExportTraceServiceRequest,
-    "metrics": ExportMetricsServiceRequest,
-    "logs": ExportLogsServiceRequest,
-}
+REQUEST_TYPES: dict[str, type[Message]] = {name: s.request for name, s in SIGNALS.items()}
 _JSON_ROOT_KEYS = {
     "resourceSpans": "traces",
     "resource_spans": "traces",
@@ -554,7 +545,7 @@ def _point_value(p) -> float | None:
     return None
 
 
-def decode_metrics(request: ExportMetricsServiceRequest, received_ns: int | None = None) -> Decoded:
+def decode_metrics(request: Message, received_ns: int | None = None) -> Decoded:
     """ExportMetricsServiceRequest -> one row per data point.
 
     Sums carry `increment`: the value itself for DELTA; for CUMULATIVE it is left None here and
@@ -650,7 +641,7 @@ def decode_protobuf(signal: str, body: bytes, received_ns: int | None = None) ->
 
 def _lean(request: Message) -> Message:
     """A trace or logs request as its `core.lean` type (the one the decoders read)."""
-    signal = "traces" if isinstance(request, ExportTraceServiceRequest) else "logs"
-    if isinstance(request, ExportTraceServiceRequest | ExportLogsServiceRequest):
+    signal = "traces" if isinstance(request, SIGNALS["traces"].request) else "logs"
+    if isinstance(request, SIGNALS["traces"].request | SIGNALS["logs"].request):
         return lean.REQUEST_TYPES[signal].FromString(request.SerializeToString())
     return request

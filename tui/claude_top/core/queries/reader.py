@@ -1,0 +1,101 @@
+"""The seam between the panes and the place they read from.
+
+A pane asks a `Source` for a `Reader` (one consistent view for one refresh) and calls the same
+methods whatever is behind it: the local DuckDB store (`LocalSource`, the SQL in this package)
+or another adapter with the same methods (a team's ClickHouse). The UI never sees a cursor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from array import array
+from collections.abc import Iterator
+from typing import Protocol
+
+import duckdb
+
+from claude_top.core.queries.breakdowns import (
+    earliest_ns,
+    models,
+    overview,
+    tool_durations,
+    tools,
+)
+from claude_top.core.queries.filters import Filter
+from claude_top.core.queries.sessions import sessions
+from claude_top.core.queries.spantree import TreeNode, span_tree
+from claude_top.core.queries.turns import turns
+from claude_top.core.store.database import Store
+
+
+class Reader(Protocol):
+    """The queries one refresh runs, on one consistent view of the data."""
+
+    def overview(self, f: Filter) -> dict: ...
+
+    def earliest_ns(self, f: Filter) -> int | None: ...
+
+    def sessions(self, f: Filter, now_ns: int | None = None) -> list[dict]: ...
+
+    def models(self, f: Filter) -> list[dict]: ...
+
+    def tools(self, f: Filter) -> list[dict]: ...
+
+    def tool_durations(self, f: Filter, tool_name: str) -> array[float]: ...
+
+    def turns(self, session_id: str) -> list[dict]: ...
+
+    def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]: ...
+
+
+class Source(Protocol):
+    """A place to read from: hands out readers, and says what it is (for the header)."""
+
+    label: str
+
+    def reader(self) -> contextlib.AbstractContextManager[Reader]: ...
+
+
+class LocalReader:
+    """The queries over one DuckDB cursor of the local store."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur
+
+    def overview(self, f: Filter) -> dict:
+        return overview(self.cur, f)
+
+    def earliest_ns(self, f: Filter) -> int | None:
+        return earliest_ns(self.cur, f)
+
+    def sessions(self, f: Filter, now_ns: int | None = None) -> list[dict]:
+        return sessions(self.cur, f, now_ns)
+
+    def models(self, f: Filter) -> list[dict]:
+        return models(self.cur, f)
+
+    def tools(self, f: Filter) -> list[dict]:
+        return tools(self.cur, f)
+
+    def tool_durations(self, f: Filter, tool_name: str) -> array[float]:
+        return tool_durations(self.cur, f, tool_name)
+
+    def turns(self, session_id: str) -> list[dict]:
+        return turns(self.cur, session_id)
+
+    def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:
+        return span_tree(self.cur, session_id, turn_key)
+
+
+class LocalSource:
+    """The local claude-top database: each reader is a fresh cursor, its work marked as in
+    flight (`Store.reading`) so DuckDB's cached blocks are dropped when it ends."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.label = store.path
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[LocalReader]:
+        with self.store.reading() as cur:
+            yield LocalReader(cur)
