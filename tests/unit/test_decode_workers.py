@@ -6,8 +6,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 
-from claude_top.core.store import writer as store_module
 from claude_top.core.sources.otlp.decode import accept_protobuf
+from claude_top.core.store import writer as store_module
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
 from truth import Truth, grpc_requests
