@@ -8,7 +8,7 @@ from uihelpers import make_app, settle
 
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
-from claude_top.demo import DemoSender
+from claude_top.demo.sender import DemoSender
 from claude_top.receiver.server import ReceiverConfig, Receivers
 
 

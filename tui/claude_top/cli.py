@@ -232,7 +232,7 @@ def _demo(args: argparse.Namespace, argv: list[str]) -> int:
     import shutil
     import tempfile
 
-    from claude_top.demo import run_demo
+    from claude_top.demo.headless import run_demo
 
     os.umask(0o077)
     defaults = {"headless": False, "duration": None, "speed": 1.0, "seed": None, "sessions": 4}
