@@ -116,10 +116,10 @@ def acknowledged(ack_dir: Path) -> tuple[set[tuple[int, int]], int]:
 def wait_for_acks(ack_dir: Path, want: int, senders: list, timeout: float = 90.0) -> None:
     """Until `want` acks arrived, at least one for every sender."""
     deadline = time.monotonic() + timeout
-    while (
-        acknowledged(ack_dir)[1] < want
-        or len({s for s, _ in acknowledged(ack_dir)[0]}) < len(senders)
-    ):
+    while True:
+        acked, acks = acknowledged(ack_dir)
+        if acks >= want and len({sender for sender, _ in acked}) == len(senders):
+            return
         assert all(s.is_alive() for s in senders), "a sender died"
         assert time.monotonic() < deadline, f"fewer than {want} acks in {timeout:.0f} s"
         time.sleep(0.05)

@@ -20,9 +20,9 @@ from claude_top.core import queries
 from claude_top.core.queries import Filter
 from claude_top.core.store.database import Store
 from claude_top.demo.catalog import NS, PRICES
-from claude_top.demo.headless import verify
 from claude_top.demo.ledger import Ledger
 from claude_top.demo.sender import DemoSender
+from claude_top.demo.verify import verify
 from truth import GRPC_FIXTURES, request_docs
 
 SEED = 11
@@ -430,7 +430,7 @@ def claude_top(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 def test_the_sender_does_not_import_textual():
-    code = "import sys, claude_top.demo.headless; sys.exit('textual' in sys.modules)"
+    code = "import sys, claude_top.commands.demo; sys.exit('textual' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
 
 

@@ -115,8 +115,6 @@ def test_no_module_imports_a_layer_above_its_own():
         f"{name} -> {target}"
         for name, targets in GRAPH.items()
         for target in targets
-        if layer(name) is not None
-        and layer(target) is not None
-        and layer(target) > layer(name)
+        if layer(name) is not None and layer(target) is not None and layer(target) > layer(name)
     )
     assert upward == []

@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_setup(args)
     if args.command == "demo" or (args.command is None and args.demo):
-        return _demo(args, argv)
+        from claude_top.commands.demo import run_demo_command
+
+        return run_demo_command(args, argv)
     if args.command in (None, "serve"):
         os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
         if problem := _listen_problem(args):
@@ -226,33 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     from claude_top.commands.ui import run_app
 
     return run_app(args, _db_path(args))
-
-
-def _demo(args: argparse.Namespace, argv: list[str]) -> int:
-    import shutil
-    import tempfile
-
-    from claude_top.demo.headless import run_demo
-
-    os.umask(0o077)
-    defaults = {"headless": False, "duration": None, "speed": 1.0, "seed": None, "sessions": 4}
-    for name, value in defaults.items():  # `claude-top --demo` has only the top-level options
-        if not hasattr(args, name):
-            setattr(args, name, value)
-    for flag, attr in (("--grpc", "grpc_port"), ("--http", "http_port")):
-        if not any(a.startswith(flag) for a in argv):
-            setattr(args, attr, 0)  # free ports: never another claude-top's
-    # the demo's own sender speaks plain gRPC without a token
-    args.token = args.tls_cert = args.tls_key = None
-    tmp = None
-    if args.db is None:
-        tmp = tempfile.mkdtemp(prefix="claude-top-demo-")
-        args.db = os.path.join(tmp, "demo.duckdb")
-    try:
-        return run_demo(args, args.db, temporary=tmp is not None)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def _error(content_type: str, status: int, message: str, headers=None) -> web.Re
 
 def make_app(ingest, max_body: int) -> web.Application:
     """The aiohttp application serving OTLP/HTTP."""
+
     async def handle_export(request: web.Request) -> web.Response:
         signal = _PATHS[request.path]
         ctype = request.content_type

@@ -1,58 +1,51 @@
-"""`claude-top demo`: the UI fed by a `DemoSender`, or headless: send for a while through a real
-receiver, print the ledger, and `verify` that the store shows what the receiver acknowledged."""
+"""`claude-top demo`: the UI fed by a `DemoSender` over the real OTLP/gRPC path, or headless:
+send for a while through a real receiver, print the ledger, and `verify` that the store shows
+what the receiver acknowledged."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
+import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Awaitable
 from typing import Any
 
+from claude_top.commands.common import EXIT_USAGE, fail, open_store
+from claude_top.core.connect import endpoint_host
+from claude_top.core.store.writer import StoreWriter
 from claude_top.demo.ledger import Ledger
 from claude_top.demo.sender import DemoSender
+from claude_top.demo.verify import verify
+from claude_top.receiver.ingest import PortInUse
+from claude_top.receiver.server import ReceiverConfig, Receivers
 
 
-def verify(ledger: Ledger, cur, *, only_sessions: bool = False) -> list[str]:
-    """Differences between what the receiver acknowledged and what `core.queries` shows.
-
-    `only_sessions` checks the sender's sessions alone (for a store that held data before).
-    """
-    from claude_top.core.queries import Filter, models, sessions, tools
-
-    problems: list[str] = []
-    shown = {r["session_id"]: r for r in sessions(cur, Filter())}
-    missing = set(ledger.sessions) - set(shown)
-    if missing:
-        problems.append(f"{len(missing)} sessions sent but not stored: {sorted(missing)}")
-    if not only_sessions and set(shown) - set(ledger.sessions):
-        problems.append(f"{len(set(shown) - set(ledger.sessions))} sessions stored but not sent")
-    for sid, s in ledger.sessions.items():
-        r = shown.get(sid)
-        if r is None:
-            continue
-        got = (r["prompts"], r["api_requests"], r["tool_calls"], r["tool_errors"])
-        want = (s.prompts, s.api_requests, s.tool_calls, s.tool_errors)
-        if got != want or abs(r["cost_usd"] - s.cost_usd) > 1e-9:
-            problems.append(
-                f"session {sid}: stored {got} ${r['cost_usd']}, sent {want} ${s.cost_usd}"
-            )
-    if only_sessions:
-        return problems
-    for r in models(cur, Filter()):
-        m = ledger.models.get(r["model"])
-        if (
-            m is None
-            or r["api_requests"] != m.api_requests
-            or abs(r["cost_usd"] - m.cost_usd) > 1e-9
-        ):
-            problems.append(f"model {r['model']}: stored {r['api_requests']} ${r['cost_usd']}")
-    for r in tools(cur, Filter()):
-        t = ledger.tools.get(r["tool_name"])
-        if t is None or (r["calls"], r["errors"]) != (t.calls, t.errors):
-            problems.append(
-                f"tool {r['tool_name']}: stored {r['calls']} calls, {r['errors']} errors"
-            )
-    return problems
+def run_demo_command(args: argparse.Namespace, argv: list[str]) -> int:
+    """`claude-top demo` / `claude-top --demo`: fill in the demo's defaults, then `run_demo` in a
+    temporary database unless `--db` is given."""
+    os.umask(0o077)
+    defaults = {"headless": False, "duration": None, "speed": 1.0, "seed": None, "sessions": 4}
+    for name, value in defaults.items():  # `claude-top --demo` has only the top-level options
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    for flag, attr in (("--grpc", "grpc_port"), ("--http", "http_port")):
+        if not any(a.startswith(flag) for a in argv):
+            setattr(args, attr, 0)  # free ports: never another claude-top's
+    # the demo's own sender speaks plain gRPC without a token
+    args.token = args.tls_cert = args.tls_key = None
+    tmp = None
+    if args.db is None:
+        tmp = tempfile.mkdtemp(prefix="claude-top-demo-")
+        args.db = os.path.join(tmp, "demo.duckdb")
+    try:
+        return run_demo(args, args.db, temporary=tmp is not None)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _sender_options(args) -> dict[str, Any]:
@@ -60,12 +53,6 @@ def _sender_options(args) -> dict[str, Any]:
 
 
 async def _headless(args, store, writer) -> tuple[int, DemoSender | None]:
-    import signal
-    import sys
-
-    from claude_top.core.connect import endpoint_host
-    from claude_top.receiver.server import PortInUse, ReceiverConfig, Receivers
-
     rx = Receivers(
         writer,
         ReceiverConfig(
@@ -78,8 +65,7 @@ async def _headless(args, store, writer) -> tuple[int, DemoSender | None]:
     try:
         await rx.start()
     except PortInUse as exc:
-        print(f"claude-top demo: {exc}", file=sys.stderr)
-        return 2, None
+        return fail("demo", str(exc)), None
     sender = DemoSender(f"{endpoint_host(args.bind)}:{rx.grpc_port}", **_sender_options(args))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,17 +86,10 @@ async def _headless(args, store, writer) -> tuple[int, DemoSender | None]:
 
 def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
     """`claude-top demo`: the UI (or, with --headless, nothing) fed by a DemoSender."""
-    import sys
-
     if args.headless:
-        from claude_top.core.store.database import Store, StoreError
-        from claude_top.core.store.writer import StoreWriter
-
-        try:
-            store = Store.open(db_path)
-        except StoreError as exc:
-            print(f"claude-top demo: {exc}", file=sys.stderr)
-            return 2
+        store = open_store(db_path, "demo")
+        if store is None:
+            return EXIT_USAGE
         with store.reading() as cur:
             held_data = cur.execute(
                 "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM spans) "
@@ -136,8 +115,7 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
         print(f"stored in {where}: the same sessions, costs, models and tool calls")
         return 0
 
-    from claude_top.core.connect import endpoint_host
-    from claude_top.ui.app import run_app
+    from claude_top.commands.ui import run_app
 
     host = endpoint_host(args.bind)
     senders: list[DemoSender] = []
