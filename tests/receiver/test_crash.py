@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import re
-import selectors
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +15,11 @@ from receiver_harness import SERVICES
 
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
+from serving import start_serve
 
 SENDERS = 3
 SPANS_PER_EXPORT = 20
 ACKED_BEFORE_KILL = 150  # exports acknowledged (all senders) before the kill
-LISTENING = re.compile(r"OTLP/gRPC on 127\.0\.0\.1:(\d+)")
 
 
 def export_body(sender: int, batch: int) -> bytes:
@@ -80,31 +76,6 @@ def run_sender(sender: int, port: int, ack_path: str, stop) -> None:
     finally:
         channel.close()
         os.close(fd)
-
-
-def start_serve(db: Path) -> tuple[subprocess.Popen, int]:
-    args = ("serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "claude_top.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    out = b""
-    deadline = time.monotonic() + 60
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout.fileno(), selectors.EVENT_READ)
-        while b"OTEL_TRACES_EXPORT_INTERVAL" not in out:
-            remaining = deadline - time.monotonic()
-            ready = remaining > 0 and sel.select(remaining)
-            chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
-            if not chunk:
-                proc.kill()
-                _, err = proc.communicate()
-                raise AssertionError(f"serve did not start: {out!r} {err!r}")
-            out += chunk
-    return proc, int(LISTENING.search(out.decode())[1])
 
 
 def acknowledged(ack_dir: Path) -> tuple[set[tuple[int, int]], int]:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
+import signal as signals
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import grpc
 import pytest
 
 from claude_top.cli import main
-from claude_top.core.sources.otlp.decode import decode_protobuf
+from claude_top.core.sources.otlp.decode import accept_protobuf, decode_protobuf
+from claude_top.core.sources.otlp.signals import SIGNALS
 from claude_top.core.store.commit import write_rows
 from claude_top.core.store.database import Store
+from claude_top.core.store.journal import Journal
+from serving import start_serve
 from truth import GRPC_FIXTURES, Truth, grpc_requests
 
 
@@ -109,10 +115,65 @@ def test_export_while_a_running_claude_top_holds_the_db(db_file, tmp_path, capsy
         code = main(["export", "--db", str(db_file), "--out", str(tmp_path / "locked")])
         assert code == 2
         err = capsys.readouterr().err
-        assert f"claude-top export: {db_file} is in use by a running claude-top" in err
+        assert f"claude-top export: {db_file} is in use by another process" in err
         assert not (tmp_path / "locked").exists()
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
     assert holder.returncode == 0
     assert main(["export", "--db", str(db_file), "--out", str(tmp_path / "after")]) == 0
+
+
+def test_export_after_a_crash_indexes_what_the_journal_holds(tmp_path, capsys):
+    """Exports acknowledged (journalled) but not indexed when claude-top died are in the
+    snapshot: the command indexes them first."""
+    db = tmp_path / "crashed.duckdb"
+    Store.open(db).close()
+    journal = Journal(Path(f"{db}.journal"))
+    requests = [r for name in GRPC_FIXTURES for r in grpc_requests(name)]
+    journal.append(
+        [(sig, 1, accept_protobuf(sig, body).count, body) for sig, body in requests]
+    )
+    journal.close()
+    out = tmp_path / "snap"
+    assert main(["export", "--db", str(db), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"indexed {len(requests)} exports" in printed
+    truth = Truth(*GRPC_FIXTURES)
+    assert len(rows(out / "events.csv")) == len(truth.events)
+    assert len(rows(out / "spans.csv")) == len(truth.spans)
+    cost = {r["session_id"]: float(r["cost_usd"]) for r in rows(out / "sessions.csv")}
+    assert cost == pytest.approx({sid: truth.cost(sid) for sid in truth.sessions()}, abs=1e-9)
+
+
+def test_export_while_serve_runs_is_written_by_it(tmp_path, capsys):
+    """`serve` holds the file: the command asks it (over loopback, with the key from the
+    instance file) and the snapshot holds every export acknowledged before."""
+    db = tmp_path / "live.duckdb"
+    serve, port = start_serve(db)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        for name in GRPC_FIXTURES:
+            for sig, body in grpc_requests(name):
+                channel.unary_unary(SIGNALS[sig].method)(body, timeout=10)
+        channel.close()
+        instance = json.loads(Path(f"{db}.instance.json").read_text())
+        assert instance["pid"] == serve.pid
+        out = tmp_path / "snap"
+        assert main(["export", "--db", str(db), "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert f"written by the claude-top running on {db} (pid {serve.pid})" in printed
+        truth = Truth(*GRPC_FIXTURES)
+        assert len(rows(out / "events.csv")) == len(truth.events)
+        assert len(rows(out / "spans.csv")) == len(truth.spans)
+        assert len(rows(out / "sessions.csv")) == len(truth.sessions())
+        forged = {**instance, "key": "0" * 32}
+        Path(f"{db}.instance.json").write_text(json.dumps(forged))
+        assert main(["export", "--db", str(db), "--out", str(tmp_path / "no")]) == 2
+        assert "wrong instance key" in capsys.readouterr().err
+        Path(f"{db}.instance.json").write_text(json.dumps(instance))
+    finally:
+        serve.send_signal(signals.SIGTERM)
+        serve.communicate(timeout=60)
+    assert serve.returncode == 0
+    assert not Path(f"{db}.instance.json").exists()  # removed by the instance that wrote it

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from claude_top.core.sources.otlp.decode import DecodeFailure, accept_json, accept_protobuf
 from claude_top.core.store.writer import Backpressure
+from claude_top.receiver.control import Control
 from claude_top.receiver.ingest import PortInUse, WriteFailed, export_response
 from claude_top.receiver.security import server_tls_context
 
@@ -54,8 +55,8 @@ def _error(content_type: str, status: int, message: str, headers=None) -> web.Re
     )
 
 
-def make_app(ingest, max_body: int) -> web.Application:
-    """The aiohttp application serving OTLP/HTTP."""
+def make_app(ingest, max_body: int, control: Control | None = None) -> web.Application:
+    """The aiohttp application serving OTLP/HTTP (and the control API, when given)."""
 
     async def handle_export(request: web.Request) -> web.Response:
         signal = _PATHS[request.path]
@@ -102,13 +103,16 @@ def make_app(ingest, max_body: int) -> web.Application:
     app = web.Application(client_max_size=max_body)
     for path in _PATHS:
         app.router.add_post(path, handle_export)
+    if control is not None:
+        app.add_routes(control.routes())
     return app
 
 
-async def start_http(ingest, config) -> tuple[web.AppRunner, int]:
+async def start_http(ingest, config, control: Control | None = None) -> tuple[web.AppRunner, int]:
     """Start the HTTP server; returns its runner and the bound port. Raises OSError."""
     tls = server_tls_context(config.tls_cert, config.tls_key) if config.tls else None
-    runner = web.AppRunner(make_app(ingest, config.max_body), access_log=None, shutdown_timeout=1.0)
+    app = make_app(ingest, config.max_body, control)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, config.bind, config.http_port, ssl_context=tls)
     try:

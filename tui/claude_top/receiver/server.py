@@ -8,10 +8,13 @@ ever dropped.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 from claude_top.core.connect import endpoint_host, env_block
+from claude_top.core.instance import Instance, new_key, remove_instance, write_instance
 from claude_top.core.store.writer import StoreWriter
+from claude_top.receiver.control import Control
 from claude_top.receiver.grpc_service import start_grpc
 from claude_top.receiver.http_service import start_http
 from claude_top.receiver.ingest import Ingest
@@ -61,6 +64,9 @@ class Receivers:
     def __init__(self, writer: StoreWriter, config: ReceiverConfig | None = None) -> None:
         self.config = config or ReceiverConfig()
         self.ingest = Ingest(writer, self.config.token, self.config.redact)
+        self.control = Control(writer, new_key())
+        self.instance: Instance | None = None
+        """Written beside a database file while listening, for other claude-top commands."""
         self._grpc = None
         self._http = None
         self.grpc_port: int | None = None
@@ -71,11 +77,33 @@ class Receivers:
         cfg = self.config
         self._grpc, self.grpc_port = await start_grpc(self.ingest, cfg)
         try:
-            self._http, self.http_port = await start_http(self.ingest, cfg)
+            self._http, self.http_port = await start_http(self.ingest, cfg, self.control)
         except BaseException:
             await self._grpc.stop(0)
             self._grpc = None
             raise
+        self._announce()
+
+    def _announce(self) -> None:
+        """Write the instance file beside a database file (nothing for `:memory:`)."""
+        store = self.control.store
+        if store.path == ":memory:":
+            return
+        cfg = self.config
+        host = endpoint_host(cfg.bind)
+        instance = Instance(
+            pid=os.getpid(),
+            http=f"{'https' if cfg.tls else 'http'}://{host}:{self.http_port}",
+            key=self.control.key,
+            db=store.path,
+            tls_cert=cfg.tls_cert if cfg.tls else None,
+            token=cfg.token,
+        )
+        try:
+            write_instance(instance)
+        except OSError:
+            return  # other commands then say the database is in use, as before
+        self.instance = instance
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -96,6 +124,9 @@ class Receivers:
 
     async def stop(self, grace: float = 1.0) -> None:
         """Stop accepting; in-flight exports finish within `grace` seconds."""
+        if self.instance is not None:
+            remove_instance(self.instance)
+            self.instance = None
         if self._http is not None:
             with contextlib.suppress(Exception):
                 await self._http.cleanup()

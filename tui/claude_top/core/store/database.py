@@ -113,8 +113,8 @@ class Store:
             msg = str(exc)
             if "lock" in msg.lower():
                 raise StoreLocked(
-                    f"{path} is in use by a running claude-top; stop it first, or export "
-                    "from its UI"
+                    f"{path} is in use by another process (a running claude-top that did not "
+                    "say how to reach it); stop it first"
                 ) from None
             raise StoreError(f"cannot open {path}: {msg}") from None
         except duckdb.Error as exc:
