@@ -260,3 +260,43 @@ async def test_cost_chart_bars_are_proportional_one_row_each(ui_store):
             assert abs(bars[model] - cost / top * full) <= 1
         # no bar spills into a row without a label
         assert all("┤" in line for line in lines if "█" in line)
+
+
+async def test_a_session_with_only_start_up_events_does_not_look_live_and_free(ui_store):
+    """A new session that has sent only start-up events (plugins, settings) shows as starting,
+    with no cost, not as an active session costing $0.0000."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from uihelpers import NOW_NS, relabelled_logs
+
+    from claude_top.core.sources.otlp.decode import decode_protobuf
+    from claude_top.core.store.commit import write_rows
+
+    start_up = ("plugin_loaded", "managed_settings_resolved")
+    shift = None
+    for body in relabelled_logs("basic.grpc", "new-session-0000", 0):
+        req = ExportLogsServiceRequest.FromString(body)
+        for rl in req.resource_logs:
+            for sl in rl.scope_logs:
+                keep = [
+                    r
+                    for r in sl.log_records
+                    if any(
+                        kv.key == "event.name" and kv.value.string_value in start_up
+                        for kv in r.attributes
+                    )
+                ]
+                if shift is None and keep:
+                    shift = NOW_NS - 5 * 10**9 - keep[0].time_unix_nano
+                for r in keep:
+                    r.time_unix_nano += shift or 0
+                    r.observed_time_unix_nano += shift or 0
+                del sl.log_records[:]
+                sl.log_records.extend(keep)
+        write_rows(ui_store, [decode_protobuf("logs", req.SerializeToString())])
+    app = make_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.main.table("sessions")
+        assert shown(table, "new-session-0000", "status") == "◌ starting"
+        assert shown(table, "new-session-0000", "cost") == "-"
+        assert shown(table, "new-session-0000", "api") == "0"

@@ -17,7 +17,6 @@ from claude_top.core.instance import API_PREFIX, KEY_HEADER
 from claude_top.core.queries.filters import parse_window
 from claude_top.core.store.writer import StoreWriter
 
-
 SYNC_TIMEOUT_S = 60.0
 
 

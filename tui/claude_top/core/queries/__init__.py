@@ -18,7 +18,6 @@ from claude_top.core.queries.breakdowns import (
 )
 from claude_top.core.queries.filters import (
     ACTIVE_WITHIN_S,
-    FRESH_WITHIN_S,
     WINDOWS,
     Filter,
     Query,
@@ -32,7 +31,6 @@ from claude_top.core.queries.turns import turns
 
 __all__ = [
     "ACTIVE_WITHIN_S",
-    "FRESH_WITHIN_S",
     "WINDOWS",
     "Filter",
     "Query",

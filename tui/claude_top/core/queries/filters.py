@@ -11,12 +11,12 @@ from typing import Any
 
 import duckdb
 
+from claude_top.core.format import NS_PER_S
+
 WINDOWS = ("15m", "1h", "24h", "7d", "all")
 ACTIVE_WITHIN_S = 60
-FRESH_WITHIN_S = 300
-"""Telemetry received this soon after it was sent counts as live (exporter batching, clock
-skew); older telemetry arriving now (a replay, a backlog) does not make a session active."""
-STANDARD_ATTR_PREFIXES = ("service.", "os.", "host.", "telemetry.", "process.")
+"""A session is active while its latest record (by the record's own time, never by when it
+arrived: a replay or a backlog of old telemetry does not make it live) is this recent."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -111,13 +111,7 @@ def as_datetime(ns: int | None) -> datetime | None:
 
 def session_status(row: dict, now_ns: int) -> str:
     """A fetched session row's `status` as of `now_ns`, as `sessions_query` computes it: active
-    if its telemetry was sent in the last ACTIVE_WITHIN_S, or received then and fresh (sent at
-    most FRESH_WITHIN_S before), else idle. The UI re-derives it as the clock moves, without
-    querying again."""
-    since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
-    seen, received = row.get("last_seen_ns"), row.get("last_received_ns")
-    if seen is not None and seen >= since:
-        return "active"
-    fresh = seen is not None and received is not None
-    fresh = fresh and received >= since and received - seen <= FRESH_WITHIN_S * 1_000_000_000
-    return "active" if fresh else "idle"
+    if its latest record was made in the last ACTIVE_WITHIN_S, else idle. The UI re-derives it
+    as the clock moves, without querying again."""
+    seen = row.get("last_seen_ns")
+    return "active" if seen is not None and seen >= now_ns - ACTIVE_WITHIN_S * NS_PER_S else "idle"

@@ -15,7 +15,6 @@ from claude_top.core.names import (
 )
 from claude_top.core.queries.filters import (
     ACTIVE_WITHIN_S,
-    FRESH_WITHIN_S,
     Filter,
     Query,
     as_datetime,
@@ -61,7 +60,6 @@ def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
     now_ns = time.time_ns() if now_ns is None else now_ns
     p: dict[str, Any] = {
         "active_since": now_ns - ACTIVE_WITHIN_S * 1_000_000_000,
-        "fresh_ns": FRESH_WITHIN_S * 1_000_000_000,
     }
     ev_where = filter_where(f, "time_ns", p)
     text = "TRUE"
@@ -126,8 +124,7 @@ WITH ev AS (
 SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests, s.cost_usd,
   s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_creation_tokens, s.tool_calls,
   s.tool_errors, s.models,
-  CASE WHEN s.last_seen_ns >= $active_since OR (s.last_received_ns >= $active_since
-    AND s.last_received_ns - s.last_seen_ns <= $fresh_ns) THEN 'active' ELSE 'idle' END AS status,
+  CASE WHEN s.last_seen_ns >= $active_since THEN 'active' ELSE 'idle' END AS status,
   {cache_ratio_sql("s.cache_read_tokens", "s.input_tokens", "s.cache_creation_tokens")}
     AS cache_hit_ratio,
   s.metric_cost_usd, s.last_received_ns, s.user_prompts,

@@ -17,10 +17,23 @@ def _custom(row: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(custom.items()))
 
 
-def _status(row: dict):
-    if row.get("status") == "active":
-        return ("● active", "success")
-    return ("○ idle", "muted")
+def has_work(row: dict) -> bool:
+    """Whether a session has a prompt or an API request yet (else only start-up telemetry)."""
+    return bool(row.get("prompts") or row.get("api_requests"))
+
+
+def status_cell(row: dict) -> tuple[str, str]:
+    """The status as shown: active, starting (live, nothing asked yet) or idle."""
+    if row.get("status") != "active":
+        return ("○ idle", "muted")
+    if not has_work(row):
+        return ("◌ starting", "muted")  # live, but nothing asked or spent yet
+    return ("● active", "success")
+
+
+def cost_cell(row: dict) -> str:
+    """The cost, or "-" while the session has made no API request."""
+    return fmt.cost(row["cost_usd"]) if row.get("api_requests") else "-"
 
 
 def _errors(row: dict):
@@ -47,12 +60,12 @@ COLUMNS = (
     Col(
         "status",
         "Status",
-        _status,
+        status_cell,
         lambda r: r.get("status") or "",
         descending=False,
         clock=True,
     ),
-    Col("cost", "Cost", lambda r: fmt.cost(r["cost_usd"]), lambda r: r["cost_usd"], right=True),
+    Col("cost", "Cost", cost_cell, lambda r: r["cost_usd"], right=True),
     Col("models", "Model", _models, lambda r: _models(r).lower(), descending=False),
     Col(
         "prompts", "Prompts", lambda r: fmt.count(r["prompts"]), lambda r: r["prompts"], right=True

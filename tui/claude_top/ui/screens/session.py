@@ -19,6 +19,7 @@ from claude_top.core.queries import session_status
 from claude_top.ui.data import load_turns
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
+from claude_top.ui.panes.sessions import cost_cell, status_cell
 from claude_top.ui.panes.table import theme_style
 from claude_top.ui.panes.turns import TurnsTable, numbered
 from claude_top.ui.screens.live import LiveScreen
@@ -84,19 +85,16 @@ class SessionScreen(LiveScreen):
         if s is None:
             return Text(f" session {self.session_id}: no telemetry")
         app = self.app
-        active = session_status(s, now_ns) == "active"
+        status, colour = status_cell(dict(s, status=session_status(s, now_ns)))
         parts = [
-            Text(
-                "● active" if active else "○ idle",
-                style=theme_style(app, "success" if active else "muted"),
-            ),
+            Text(status, style=theme_style(app, colour)),
             Text(
                 ", ".join(fmt.short_model(m) for m in (s.get("models") or "").split(", ") if m)
                 or "-"
             ),
             Text(fmt.plural(s["prompts"], "prompt")),
             Text(fmt.plural(s["api_requests"], "API request")),
-            Text(fmt.cost(s["cost_usd"]), style=theme_style(app, "bold")),
+            Text(cost_cell(s), style=theme_style(app, "bold")),
             Text(f"tokens {fmt.count(s['input_tokens'])} in / {fmt.count(s['output_tokens'])} out"),
             Text(f"cache {fmt.percent(s.get('cache_hit_ratio'))}"),
             Text(fmt.plural(s["tool_calls"], "tool call")),
