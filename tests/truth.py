@@ -194,6 +194,15 @@ class Truth:
     def sessions(self) -> set[str]:
         return {e["session.id"] for e in self.events if "session.id" in e}
 
+    def working_sessions(self) -> set[str]:
+        """Sessions with a prompt or an API request: the panes fold the rest away (start-up
+        telemetry alone, as a `--continue` sends under a fresh session id)."""
+        return {
+            e["session.id"]
+            for e in self.events
+            if e.get("event.name") in ("user_prompt", "api_request")
+        }
+
 
 def set_value(v, x) -> None:
     """A Python value as an AnyValue; None leaves it empty (no value set)."""

@@ -40,14 +40,14 @@ async def test_window_cycles_and_filters_by_time(ui_store):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         sessions = app.main.table("sessions")
-        assert sessions.row_count == len(TRUTH.sessions())
+        assert sessions.row_count == len(TRUTH.working_sessions())
         await pilot.press("t")  # 7d -> all
         await settle(pilot)
         assert app.window == "all"
         await pilot.press("t")  # all -> 15m: the fixtures are 47 s to 70 s old at NOW_NS
         await settle(pilot)
         assert app.window == "15m"
-        assert sessions.row_count == len(TRUTH.sessions())
+        assert sessions.row_count == len(TRUTH.working_sessions())
         assert "window 15m" in str(app.main.query_one("#header").render())
         app.clock = lambda: NOW_NS + 3600 * 1_000_000_000
         await pilot.press("t")  # 15m -> 1h, an hour later: nothing left in the window
@@ -161,7 +161,7 @@ async def test_sort_cycles_and_reverses_keeping_the_cursor(ui_store):
         assert table.sort_key == order[0]
         await pilot.press("s", "s")
         assert table.sort_key == "cost"
-        by_cost = sorted(TRUTH.sessions(), key=lambda s: (TRUTH.cost(s), s), reverse=True)
+        by_cost = sorted(TRUTH.working_sessions(), key=lambda s: (TRUTH.cost(s), s), reverse=True)
         assert table.keys_in_order() == by_cost
         assert [r["session_id"] for r in table.rows_in_order()] == by_cost
         assert table.cursor_key == errors_session

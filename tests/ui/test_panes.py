@@ -33,8 +33,8 @@ async def test_sessions_pane_shows_each_sessions_totals(ui_store):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.main.table("sessions")
-        assert set(table.keys_in_order()) == TRUTH.sessions()
-        for sid in TRUTH.sessions():
+        assert set(table.keys_in_order()) == TRUTH.working_sessions()
+        for sid in TRUTH.working_sessions():
             results = [e for e in TRUTH.tool_results() if e["session.id"] == sid]
             assert shown(table, sid, "session") == sid[:8]
             assert shown(table, sid, "cost") == f"${TRUTH.cost(sid):.4f}"
@@ -59,7 +59,7 @@ async def test_sessions_pane_shows_each_sessions_totals(ui_store):
         assert shown(table, errors_session, "errors") == "1"
         assert shown(table, errors_session, "terminal") == "xterm"
         subtitle = str(app.main.query_one("#sessions-pane").border_subtitle)
-        assert f"{len(TRUTH.sessions())} sessions" in subtitle
+        assert f"{len(TRUTH.working_sessions())} sessions" in subtitle
         assert f"${TRUTH.cost():.4f}" in subtitle
         assert f"{len(TRUTH.api_requests())} API requests" in subtitle
 
@@ -262,9 +262,9 @@ async def test_cost_chart_bars_are_proportional_one_row_each(ui_store):
         assert all("┤" in line for line in lines if "█" in line)
 
 
-async def test_a_session_with_only_start_up_events_does_not_look_live_and_free(ui_store):
-    """A new session that has sent only start-up events (plugins, settings) shows as starting,
-    with no cost, not as an active session costing $0.0000."""
+async def test_a_session_with_only_start_up_events_is_folded_away(ui_store):
+    """A session that has sent only start-up events (plugins, settings: a `--continue` sends
+    them under a fresh session id) is not a row, nor counted; the pane says it is folded."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from uihelpers import NOW_NS, relabelled_logs
 
@@ -297,6 +297,9 @@ async def test_a_session_with_only_start_up_events_does_not_look_live_and_free(u
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.main.table("sessions")
-        assert shown(table, "new-session-0000", "status") == "◌ starting"
-        assert shown(table, "new-session-0000", "cost") == "-"
-        assert shown(table, "new-session-0000", "api") == "0"
+        assert "new-session-0000" not in table.rows_by_key
+        working = len(TRUTH.working_sessions())
+        assert set(table.rows_by_key) == TRUTH.working_sessions()
+        subtitle = str(app.main.query_one("#sessions-pane").border_subtitle)
+        ghosts = len(TRUTH.sessions()) + 1 - working
+        assert subtitle.startswith(f"{working} sessions (+{ghosts} without a prompt yet) ·")

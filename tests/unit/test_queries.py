@@ -381,7 +381,7 @@ def test_tools_for_one_session_and_text(cur):
 
 def test_overview(cur, truth):
     o = Q.overview(cur, Q.Filter())
-    assert o["sessions"] == 4
+    assert o["sessions"] == len(truth.working_sessions()) == 3  # start-up telemetry alone: none
     assert o["cost_usd"] == pytest.approx(truth.cost(), abs=1e-9)
     assert o["api_requests"] == len(truth.api_requests()) == 13
     assert o["events_total"] == len(truth.events)
@@ -634,7 +634,9 @@ def test_subagent_spans_nest_under_their_tool():
     trace = bytes.fromhex("ab" * 16)
     t0 = 1_795_310_000_000_000_000
     req = ExportTraceServiceRequest()
-    spans = req.resource_spans.add().scope_spans.add().spans
+    scope_spans = req.resource_spans.add().scope_spans.add()
+    scope_spans.scope.name = "com.anthropic.claude_code.tracing"
+    spans = scope_spans.spans
     layout = [  # span id, parent, name, extra attributes
         ("01", None, "claude_code.interaction", {"user_prompt": "delegate"}),
         ("02", "01", "claude_code.tool", {"tool_name": "Task"}),
@@ -673,3 +675,76 @@ def test_subagent_spans_nest_under_their_tool():
         assert [c.kind for c in task.children[1].children] == ["execution"]
     finally:
         store.close()
+
+
+# --- telling sessions apart ----------------------------------------------------------------
+
+
+def test_sessions_say_their_agent_source_first_prompt_retries_and_errors(cur, truth):
+    rows = {r["session_id"]: r for r in Q.sessions(cur, Q.Filter())}
+    assert set(rows) == truth.sessions()
+    for sid, r in rows.items():
+        prompts = [
+            e["prompt"]
+            for e in sorted(truth.events, key=lambda e: e["event.timestamp"])
+            if e["session.id"] == sid and e["event.name"] == "user_prompt"
+        ]
+        llm = [
+            s for s in truth.spans if s["session.id"] == sid and s["_name"].endswith("llm_request")
+        ]
+        assert (r["agent"], r["source"]) == ("claude-code", "otel")
+        assert r["first_prompt"] == (prompts[0] if prompts else None)
+        assert r["retries"] == sum(int(s["attempt"]) - 1 for s in llm)
+        assert r["api_errors"] == sum(
+            e["session.id"] == sid and e["event.name"] == "api_error" for e in truth.events
+        )
+        assert r["has_work"] == (sid in truth.working_sessions())
+        assert r["partial"] is False
+    assert rows[ERRORS_SESSION]["retries"] == 1  # the 529, retried as attempt 2
+
+
+def _logs_without(fixture: str, drop) -> list[bytes]:
+    """A fixture's log exports without the records `drop(attributes)` picks."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    out = []
+    for signal, body in grpc_requests(fixture):
+        if signal != "logs":
+            continue
+        req = ExportLogsServiceRequest.FromString(body)
+        for rl in req.resource_logs:
+            for sl in rl.scope_logs:
+                kept = [
+                    r
+                    for r in sl.log_records
+                    if not drop(
+                        {kv.key: kv.value.string_value or kv.value.int_value for kv in r.attributes}
+                    )
+                ]
+                del sl.log_records[:]
+                sl.log_records.extend(kept)
+        out.append(req.SerializeToString())
+    return out
+
+
+@pytest.mark.parametrize(
+    "what, drop",
+    [
+        ("started before claude-top", lambda a: int(a.get("event.sequence") or 0) < 3),
+        ("its prompt never arrived", lambda a: a.get("event.name") == "user_prompt"),
+    ],
+)
+def test_a_session_missing_its_start_is_marked_partial(what, drop):
+    """Claude Code started before claude-top (its first events were never received): the
+    session's first event has `event.sequence` > 0, or it made requests with no prompt."""
+    store = Store.open(":memory:")
+    for body in _logs_without("basic.grpc", drop):
+        write_rows(store, [decode_protobuf("logs", body)])
+    (row,) = Q.sessions(store.cursor(), Q.Filter())
+    assert row["session_id"] == BASIC_SESSION
+    assert row["partial"] is True, what
+    for body in _logs_without("basic.grpc", lambda a: False):
+        write_rows(store, [decode_protobuf("logs", body)])  # the rest arrives: complete
+    (row,) = Q.sessions(store.cursor(), Q.Filter())
+    assert row["partial"] is False
+    store.close()

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from claude_top.core import queries as Q
-from claude_top.core.schema import column_names
+from claude_top.core.schema import SCHEMA_VERSION, column_names
 from claude_top.core.sources.otlp.decode import Decoded, accept_protobuf, decode_protobuf
 from claude_top.core.store import rollup
 from claude_top.core.store.commit import _STAGE, Committer, write_rows
@@ -232,9 +232,46 @@ def test_a_v1_database_gains_its_rollups_when_opened(tmp_path):
     version = cur.execute(
         "SELECT value FROM claude_top_meta WHERE key = 'schema_version'"
     ).fetchone()[0]
-    assert version == "2"
+    assert version == str(SCHEMA_VERSION)
     store.close()
     Store.open(path, read_only=True).close()
+
+
+NEW_IN_V3 = {
+    "events": ("agent", "kind", "request_id", "source", "cost_source", "project"),
+    "spans": ("agent", "role"),
+    "metric_points": ("agent",),
+}
+
+
+def test_a_v2_database_gains_agents_kinds_and_sources_when_opened(tmp_path):
+    """v2 -> v3: the new columns are filled from what the rows hold, exactly as the decoder
+    fills them for new rows, and the rollups are rebuilt from the rows."""
+    path = tmp_path / "ct.duckdb"
+    store = Store.open(path)
+    for signal, body in exports():
+        write_rows(store, [decode_protobuf(signal, body)])
+    cur = store.cursor()
+    before = rollup_rows(cur)
+    decoded = {
+        table: cur.execute(f"SELECT uid, {', '.join(cols)} FROM {table} ORDER BY uid").fetchall()
+        for table, cols in NEW_IN_V3.items()
+    }
+    assert {r[2] for r in decoded["events"]} >= {"api_request", "user_prompt", "tool_result"}
+    for table, cols in NEW_IN_V3.items():
+        for col in cols:
+            cur.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
+    cur.execute("UPDATE claude_top_meta SET value = '2' WHERE key = 'schema_version'")
+    store.close()
+    with pytest.raises(StoreError, match="schema v2; open it once"):
+        Store.open(path, read_only=True)
+    store = Store.open(path)
+    cur = store.cursor()
+    for table, cols in NEW_IN_V3.items():
+        got = cur.execute(f"SELECT uid, {', '.join(cols)} FROM {table} ORDER BY uid").fetchall()
+        assert got == decoded[table], table
+    assert rollup_rows(cur) == before
+    store.close()
 
 
 def test_a_commit_keeps_no_copy_of_its_batch():

@@ -1,13 +1,21 @@
-"""The Claude Code telemetry names the store's rollups and the queries key on."""
+"""What claude-top calls each kind of record, whatever agent sent it (the `kind` columns the
+rollups and queries key on), and the names Claude Code gives them."""
 
-API_REQUEST = "claude_code.api_request"
-API_ERROR = "claude_code.api_error"
-TOOL_RESULT = "claude_code.tool_result"
-TOOL_DECISION = "claude_code.tool_decision"
-USER_PROMPT = "claude_code.user_prompt"
-INTERACTION = "claude_code.interaction"
-LLM_REQUEST = "claude_code.llm_request"
-TOOL_SPAN = "claude_code.tool"
-TOOL_EXECUTION = "claude_code.tool.execution"
+API_REQUEST = "api_request"
+"""A completed model request: tokens, and cost where the agent reports one."""
+API_ERROR = "api_error"
+TOOL_RESULT = "tool_result"
+TOOL_DECISION = "tool_decision"
+USER_PROMPT = "user_prompt"
+
+INTERACTION = "interaction"
+"""Span kinds: one user turn, a model request in it, a tool call and the tool's execution."""
+LLM_REQUEST = "llm_request"
+TOOL_SPAN = "tool"
+TOOL_EXECUTION = "execution"
+BLOCKED_ON_USER = "blocked_on_user"
+
+CLAUDE_CODE = "claude-code"
+CLAUDE_PREFIX = "claude_code."
 COST_METRIC = "claude_code.cost.usage"
 STATUS_ERROR = 2

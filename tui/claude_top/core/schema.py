@@ -1,7 +1,14 @@
 """The store's tables: one column list per table, shared by the decoder, the writer and the DDL.
 
 Typed columns hold what panes query; `attributes` (and for spans `events` and `links`) keep
-everything as JSON so nothing a sender sent is lost. Resource attributes are stored once in
+everything as JSON so nothing a sender sent is lost. `agent` says which coding agent sent a
+record, and what it is in claude-top's terms (`core.names`) whatever the agent named it: an
+event's `kind` (`api_request`, `tool_result`, ...), a span's `role` in its turn (`interaction`,
+`llm_request`, `tool`, `execution`, ...; `kind` there is OTLP's span kind).
+Events also say where they came from (`source`: `otel`, or `transcript` for what Claude Code's
+transcript files hold and telemetry does not) and where their cost came from (`cost_source`:
+`reported` by the agent, `transcript` from its cost-state lines, `estimate` from the price
+table). Resource attributes are stored once in
 `resources` (keyed by a digest of the resource) and referenced by `resource_id`.
 """
 
@@ -12,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_ID = "claude-top"
 META_TABLE = "claude_top_meta"
 """Key-value facts about the database: app, schema version, creator, the journal position."""
@@ -67,6 +74,8 @@ SPANS: tuple[tuple[str, str], ...] = (
     ("scope_name", "VARCHAR"),
     ("service_name", "VARCHAR"),
     ("received_ns", "BIGINT"),
+    ("agent", "VARCHAR"),
+    ("role", "VARCHAR"),
 )
 
 EVENTS: tuple[tuple[str, str], ...] = (
@@ -99,6 +108,12 @@ EVENTS: tuple[tuple[str, str], ...] = (
     ("scope_name", "VARCHAR"),
     ("service_name", "VARCHAR"),
     ("received_ns", "BIGINT"),
+    ("agent", "VARCHAR"),
+    ("kind", "VARCHAR"),
+    ("request_id", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("cost_source", "VARCHAR"),
+    ("project", "VARCHAR"),
 )
 
 METRIC_POINTS: tuple[tuple[str, str], ...] = (
@@ -123,6 +138,7 @@ METRIC_POINTS: tuple[tuple[str, str], ...] = (
     ("scope_name", "VARCHAR"),
     ("service_name", "VARCHAR"),
     ("received_ns", "BIGINT"),
+    ("agent", "VARCHAR"),
 )
 
 RESOURCES: tuple[tuple[str, str], ...] = (
@@ -131,6 +147,12 @@ RESOURCES: tuple[tuple[str, str], ...] = (
     ("attributes", "JSON"),
     ("received_ns", "BIGINT"),
 )
+
+SOURCE_OTEL = "otel"
+SOURCE_TRANSCRIPT = "transcript"
+COST_REPORTED = "reported"
+COST_TRANSCRIPT = "transcript"
+COST_ESTIMATE = "estimate"
 
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "spans": SPANS,

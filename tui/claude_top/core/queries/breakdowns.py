@@ -8,10 +8,7 @@ from typing import Any
 
 import duckdb
 
-from claude_top.core.names import (
-    API_REQUEST,
-    TOOL_RESULT,
-)
+from claude_top.core.names import API_REQUEST, INTERACTION, TOOL_RESULT, USER_PROMPT
 from claude_top.core.queries.filters import (
     Filter,
     Query,
@@ -37,7 +34,7 @@ WITH m AS (
     coalesce(sum(output_tokens), 0) AS output_tokens,
     coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
     coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens
-  FROM events WHERE name = '{API_REQUEST}' AND {where} AND {text}
+  FROM events WHERE kind = '{API_REQUEST}' AND {where} AND {text}
   GROUP BY 1
 )
 SELECT model, api_requests, cost_usd, input_tokens, output_tokens, cache_read_tokens,
@@ -67,7 +64,7 @@ WITH t AS (
     count(*) FILTER (WHERE success = false) AS errors,
     quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q,
     max(duration_ms) AS max_ms, coalesce(sum(duration_ms), 0.0) AS total_ms
-  FROM events WHERE name = '{TOOL_RESULT}' AND {where} AND {text}
+  FROM events WHERE kind = '{TOOL_RESULT}' AND {where} AND {text}
   GROUP BY 1
 )
 SELECT tool_name, calls, errors, q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, max_ms,
@@ -89,7 +86,7 @@ def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) ->
     where = filter_where(f, "time_ns", p)
     text = text_condition(f, p, "tool_name", "session_id")
     rows = cur.execute(
-        f"SELECT duration_ms FROM events WHERE name = '{TOOL_RESULT}' AND tool_name = $tool "
+        f"SELECT duration_ms FROM events WHERE kind = '{TOOL_RESULT}' AND tool_name = $tool "
         f"AND duration_ms IS NOT NULL AND {where} AND {text}",
         p,
     ).fetchall()
@@ -100,7 +97,8 @@ def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) ->
 
 
 def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
-    """Header totals in the window/session (text filter ignored).
+    """Header totals in the window/session (text filter ignored). `sessions` counts those with
+    a prompt or an API request: start-up telemetry alone (a `--continue`'s) is not a session.
 
     `last_received_ns` and `received_total` (rows of every kind) ignore the filter: they are
     for the ingest rate and the age of the last export.
@@ -109,21 +107,21 @@ def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
     ps: dict[str, Any] = {}
     ev_where = filter_where(f, "time_ns", pe)
     sp_where = filter_where(f, "start_ns", ps)
-    mp_where = filter_where(f, "time_ns", {})
     (sessions_n,) = cur.execute(
         f"""
 SELECT count(*) FROM (
   SELECT session_id FROM events WHERE session_id IS NOT NULL AND {ev_where}
+    AND kind IN ('{USER_PROMPT}', '{API_REQUEST}')
   UNION SELECT session_id FROM spans WHERE session_id IS NOT NULL AND {sp_where}
-  UNION SELECT session_id FROM metric_points WHERE session_id IS NOT NULL AND {mp_where})
+    AND role = '{INTERACTION}')
 """,
         {**pe, **ps},
     ).fetchone()
     out = dicts(
         cur.execute(
             f"""
-SELECT coalesce(sum(cost_usd) FILTER (WHERE name = '{API_REQUEST}'), 0.0) AS cost_usd,
-  count(*) FILTER (WHERE name = '{API_REQUEST}') AS api_requests, count(*) AS events_total
+SELECT coalesce(sum(cost_usd) FILTER (WHERE kind = '{API_REQUEST}'), 0.0) AS cost_usd,
+  count(*) FILTER (WHERE kind = '{API_REQUEST}') AS api_requests, count(*) AS events_total
 FROM events WHERE {ev_where}
 """,
             pe,

@@ -25,6 +25,8 @@ from claude_top.core.schema import META_TABLE
 from claude_top.core.store import rollup
 
 STANDARD_ATTR_PREFIXES = ("service.", "os.", "host.", "telemetry.", "process.")
+REDACTED = "<REDACTED>"
+"""What Claude Code sends for a prompt's text unless OTEL_LOG_USER_PROMPTS=1."""
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -65,10 +67,19 @@ def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
     text = "TRUE"
     if f.needle is not None:
         p["text"] = f.needle
+        matched = (
+            "s.session_id",
+            "s.models",
+            "s.agent",
+            "s.project",
+            "fp.first_prompt",
+            "r.attributes",
+        )
         text = (
-            "(contains(lower(s.session_id), $text) OR contains(lower(s.models), $text) "
-            "OR s.session_id IN (SELECT session_id FROM events "
-            f"WHERE name = '{TOOL_RESULT}' AND {ev_where} "
+            "("
+            + " OR ".join(f"contains(lower(coalesce({c}, '')), $text)" for c in matched)
+            + " OR s.session_id IN (SELECT session_id FROM events "
+            f"WHERE kind = '{TOOL_RESULT}' AND {ev_where} "
             "AND contains(lower(coalesce(tool_name, '')), $text)))"
         )
 
@@ -83,20 +94,34 @@ WITH ev AS (
     sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,
     sum(cache_creation_tokens) AS cache_creation_tokens, sum(tool_calls) AS tool_calls,
     sum(tool_errors) AS tool_errors, arg_max(resource_id, resource_ns) AS resource_id,
-    array_to_string(list_sort(list_distinct(flatten(list(models)))), ', ') AS models
+    array_to_string(list_sort(list_distinct(flatten(list(models)))), ', ') AS models,
+    max(agent) AS agent, bool_or(from_otel) AS from_otel,
+    bool_or(from_transcript) AS from_transcript, sum(api_errors) AS api_errors,
+    max(project) AS project
   FROM ({hours("events")}) r GROUP BY session_id
 ), sp AS (
   SELECT session_id, min(first_ns) AS first_ns, max(last_ns) AS last_ns,
     max(recv_ns) AS recv_ns, sum(prompts) AS interactions,
-    arg_max(resource_id, resource_ns) AS resource_id
+    arg_max(resource_id, resource_ns) AS resource_id, max(agent) AS agent,
+    sum(retries) AS retries
   FROM ({hours("spans")}) r GROUP BY session_id
 ), mp AS (
   SELECT session_id, min(first_ns) AS first_ns, max(last_ns) AS last_ns,
     max(recv_ns) AS recv_ns, sum(cost_usd) AS metric_cost_usd,
-    arg_max(resource_id, resource_ns) AS resource_id
+    arg_max(resource_id, resource_ns) AS resource_id, max(agent) AS agent
   FROM ({hours("metric_points")}) r GROUP BY session_id
 ), ids AS (
   SELECT session_id FROM ev UNION SELECT session_id FROM sp UNION SELECT session_id FROM mp
+), whole AS (
+  SELECT session_id, arg_min(first_seq, first_ns) FILTER (WHERE first_seq IS NOT NULL)
+    AS first_seq, sum(prompts) AS prompts, sum(api_requests) AS api_requests
+  FROM session_hours WHERE src = 'events' AND session_id IN (SELECT session_id FROM ids)
+  GROUP BY session_id
+), fp AS (
+  SELECT session_id, arg_min(prompt, start_ns) AS first_prompt FROM prompt_turns
+  WHERE prompt IS NOT NULL AND prompt <> '{REDACTED}'
+    AND session_id IN (SELECT session_id FROM ids)
+  GROUP BY session_id
 ), s AS (
   SELECT ids.session_id,
     least(ev.first_ns, sp.first_ns, mp.first_ns) AS first_seen_ns,
@@ -115,11 +140,22 @@ WITH ev AS (
     coalesce(ev.tool_errors, 0)::BIGINT AS tool_errors,
     coalesce(ev.models, '') AS models,
     mp.metric_cost_usd,
-    coalesce(ev.resource_id, sp.resource_id, mp.resource_id) AS resource_id
+    coalesce(ev.resource_id, sp.resource_id, mp.resource_id) AS resource_id,
+    coalesce(ev.agent, sp.agent, mp.agent) AS agent,
+    CASE WHEN coalesce(ev.from_transcript, false) THEN
+      CASE WHEN coalesce(ev.from_otel, false) OR sp.session_id IS NOT NULL
+        OR mp.session_id IS NOT NULL THEN 'both' ELSE 'transcript' END
+    ELSE 'otel' END AS source,
+    ev.project,
+    coalesce(ev.api_errors, 0)::BIGINT AS api_errors,
+    coalesce(sp.retries, 0)::BIGINT AS retries,
+    whole.first_seq, coalesce(whole.prompts, 0) AS all_prompts,
+    coalesce(whole.api_requests, 0) AS all_requests
   FROM ids
   LEFT JOIN ev ON ev.session_id = ids.session_id
   LEFT JOIN sp ON sp.session_id = ids.session_id
   LEFT JOIN mp ON mp.session_id = ids.session_id
+  LEFT JOIN whole ON whole.session_id = ids.session_id
 )
 SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests, s.cost_usd,
   s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_creation_tokens, s.tool_calls,
@@ -127,9 +163,14 @@ SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests,
   CASE WHEN s.last_seen_ns >= $active_since THEN 'active' ELSE 'idle' END AS status,
   {cache_ratio_sql("s.cache_read_tokens", "s.input_tokens", "s.cache_creation_tokens")}
     AS cache_hit_ratio,
-  s.metric_cost_usd, s.last_received_ns, s.user_prompts,
+  s.metric_cost_usd, s.last_received_ns, s.user_prompts, s.agent, s.source, s.project,
+  fp.first_prompt, s.api_errors, s.retries,
+  s.prompts > 0 OR s.api_requests > 0 AS has_work,
+  s.source = 'otel' AND (s.first_seq > 0 OR (s.all_requests > 0 AND s.all_prompts = 0))
+    AS partial,
   r.attributes AS resource_attributes, s.resource_id
 FROM s LEFT JOIN resources r ON r.uid = s.resource_id
+LEFT JOIN fp ON fp.session_id = s.session_id
 WHERE {text}
 ORDER BY s.last_seen_ns DESC NULLS LAST, s.session_id
 """
@@ -194,7 +235,7 @@ def _terminals(cur: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, st
             cur.execute(
                 f"""
 SELECT session_id, json_extract_string(arg_max(attributes, time_ns), '$."terminal.type"')
-FROM events WHERE name = '{USER_PROMPT}' AND session_id IN (SELECT unnest($ids::VARCHAR[]))
+FROM events WHERE kind = '{USER_PROMPT}' AND session_id IN (SELECT unnest($ids::VARCHAR[]))
 GROUP BY session_id
 """,
                 {"ids": missing},

@@ -13,10 +13,12 @@ from claude_top.core import format as fmt
 from claude_top.core.names import (
     API_ERROR,
     API_REQUEST,
+    BLOCKED_ON_USER,
     INTERACTION,
     LLM_REQUEST,
     STATUS_ERROR,
     TOOL_DECISION,
+    TOOL_EXECUTION,
     TOOL_RESULT,
     TOOL_SPAN,
     USER_PROMPT,
@@ -138,7 +140,7 @@ def span_tree(
     span_rows = dicts(
         cur.execute(
             """
-SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, duration_ms, status_code,
+SELECT trace_id, span_id, parent_span_id, name, role, start_ns, end_ns, duration_ms, status_code,
   status_message, session_id, model, tool_name, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, success, attempt, agent_id, parent_agent_id, attributes
 FROM spans WHERE trace_id IN (SELECT unnest($t::VARCHAR[]))
@@ -152,7 +154,7 @@ ORDER BY start_ns, span_id
             """
 SELECT time_ns, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, duration_ms, attributes, name, trace_id, span_id, sequence, prompt_id,
-  tool_name, tool_use_id, success, decision, error, attempt, uid
+  tool_name, tool_use_id, success, decision, error, attempt, uid, kind, source
 FROM events WHERE session_id = $s AND (prompt_id = $p OR (prompt_id IS NULL AND
   trace_id IN (SELECT unnest($t::VARCHAR[]))))
 ORDER BY time_ns, sequence
@@ -162,7 +164,7 @@ ORDER BY time_ns, sequence
     )
     if not span_rows:
         return _tree_from_events(prompt_id, events), "events"
-    roots = _tree_from_spans(span_rows, [e for e in events if e["name"] == API_REQUEST])
+    roots = _tree_from_spans(span_rows, [e for e in events if e["kind"] == API_REQUEST])
     if not any(r.kind == "interaction" for r in roots):
         roots = [_pending_root(prompt_id, events, roots)]
     return roots, "spans"
@@ -170,7 +172,7 @@ ORDER BY time_ns, sequence
 
 def _pending_root(key: str, events: list[dict], children: list[TreeNode]) -> TreeNode:
     """Stands in for an interaction span not received yet (it is exported when the turn ends)."""
-    prompt_ev = next((e for e in events if e["name"] == USER_PROMPT), None)
+    prompt_ev = next((e for e in events if e["kind"] == USER_PROMPT), None)
     attrs = {"prompt.id": key, **(_loads(prompt_ev["attributes"]) if prompt_ev else {})}
     attrs["note"] = "interaction span not received yet (turn in progress?)"
     starts = [c.start_ns for c in children if c.start_ns is not None]
@@ -215,11 +217,11 @@ def _pair_costs(llm: list[dict], api: list[dict]) -> dict[str, dict]:
 
 
 def _tree_from_spans(rows: list[dict], api: list[dict]) -> list[TreeNode]:
-    paired = _pair_costs([r for r in rows if r["name"] == LLM_REQUEST], api)
+    paired = _pair_costs([r for r in rows if r["role"] == LLM_REQUEST], api)
     nodes: dict[str, TreeNode] = {}
     for r in rows:
         a = _loads(r["attributes"])
-        kind = _kind(r["name"])
+        kind = r["role"] or _kind(r["name"])
         is_error = r["status_code"] == STATUS_ERROR or r["success"] is False
         cost = None
         ev = paired.get(r["span_id"])
@@ -258,7 +260,7 @@ def _tree_from_spans(rows: list[dict], api: list[dict]) -> list[TreeNode]:
 
 def _event_node(e: dict, kind: str, name: str, start_ns: int | None, dur: float | None) -> TreeNode:
     a = _loads(e["attributes"])
-    is_error = e["success"] is False or e["name"] == API_ERROR
+    is_error = e["success"] is False or e["kind"] == API_ERROR
     return TreeNode(
         key=f"event:{e['uid'].hex()}",
         name=name,
@@ -280,7 +282,7 @@ def _tree_from_events(key: str, events: list[dict]) -> list[TreeNode]:
     if not events:
         return []
     first, last = events[0]["time_ns"], events[-1]["time_ns"]
-    prompt_ev = next((e for e in events if e["name"] == USER_PROMPT), None)
+    prompt_ev = next((e for e in events if e["kind"] == USER_PROMPT), None)
     root_attrs = {"prompt.id": key, **(_loads(prompt_ev["attributes"]) if prompt_ev else {})}
     root_dur = (last - first) / 1e6
     root = TreeNode(
@@ -296,18 +298,18 @@ def _tree_from_events(key: str, events: list[dict]) -> list[TreeNode]:
     tools: dict[str, dict[str, dict]] = {}
     order: list[tuple[int, TreeNode | str]] = []
     for e in events:
-        name = e["name"]
-        if name in (TOOL_DECISION, TOOL_RESULT):
+        name, kind = e["name"], e["kind"]
+        if kind in (TOOL_DECISION, TOOL_RESULT):
             tid = e["tool_use_id"] or f"uid:{e['uid'].hex()}"
             if tid not in tools:
                 tools[tid] = {}
                 order.append((e["time_ns"], tid))
-            tools[tid]["decision" if name == TOOL_DECISION else "result"] = e
-        elif name in (API_REQUEST, API_ERROR):
+            tools[tid]["decision" if kind == TOOL_DECISION else "result"] = e
+        elif kind in (API_REQUEST, API_ERROR):
             dur = e["duration_ms"]
             start = _minus(e["time_ns"], dur)
             order.append((start, _event_node(e, "llm_request", LLM_REQUEST, start, dur)))
-        elif name != USER_PROMPT:
+        elif kind != USER_PROMPT:
             order.append((e["time_ns"], _event_node(e, "event", name, e["time_ns"], None)))
     for i, (t, item) in enumerate(order):
         if isinstance(item, str):
@@ -335,17 +337,11 @@ def _tool_from_events(tool_use_id: str, pair: dict[str, dict]) -> TreeNode:
     start = dec["time_ns"] if dec else _minus(res["time_ns"], res["duration_ms"])
     end = res["time_ns"] if res else dec["time_ns"]
     if dec is not None:
-        children.append(
-            _event_node(
-                dec, "blocked_on_user", "claude_code.tool.blocked_on_user", dec["time_ns"], None
-            )
-        )
+        children.append(_event_node(dec, "blocked_on_user", BLOCKED_ON_USER, dec["time_ns"], None))
     if res is not None:
         exec_start = _minus(res["time_ns"], res["duration_ms"])
         children.append(
-            _event_node(
-                res, "execution", "claude_code.tool.execution", exec_start, res["duration_ms"]
-            )
+            _event_node(res, "execution", TOOL_EXECUTION, exec_start, res["duration_ms"])
         )
     dur = (end - start) / 1e6 if res else None
     if (

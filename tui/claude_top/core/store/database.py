@@ -33,6 +33,7 @@ from claude_top.core.schema import (
 )
 from claude_top.core.store import rollup
 from claude_top.core.store.journal import Journal
+from claude_top.core.store.migrate import migrate
 
 MEMORY = ":memory:"
 DEFAULT_THREADS = 2
@@ -156,29 +157,19 @@ class Store:
                 f"this is v{SCHEMA_VERSION}, claude-top {__version__}); upgrade claude-top "
                 "or choose another --db"
             )
-        if version == 1 and not self.read_only:
-            self._add_rollups()
-        elif version == 1:
-            raise StoreError(
-                f"{self.path} has schema v1; open it once with `claude-top --db {self.path}` "
-                f"(not read-only) so it gains the rollups of v{SCHEMA_VERSION}"
-            )
-        elif version < SCHEMA_VERSION:
+        if version < 1:
             raise StoreError(
                 f"{self.path} has an older schema (v{version}) that this claude-top cannot "
                 "migrate; choose another --db"
             )
-
-    def _add_rollups(self) -> None:
-        """Schema v1 -> v2: the rollup tables, computed from the rows already stored."""
-        with transaction(self.con) as con:
-            for sql in rollup.create_sql():
-                con.execute(sql)
-            rollup.build(con)
-            con.execute(
-                f"UPDATE {META_TABLE} SET value = ? WHERE key = 'schema_version'",
-                [str(SCHEMA_VERSION)],
+        if version < SCHEMA_VERSION and self.read_only:
+            raise StoreError(
+                f"{self.path} has schema v{version}; open it once with `claude-top --db "
+                f"{self.path}` (not read-only) so it is brought up to v{SCHEMA_VERSION}"
             )
+        if version < SCHEMA_VERSION:
+            with transaction(self.con) as con:
+                migrate(con)
 
     def _create_schema(self) -> None:
         with transaction(self.con) as con:

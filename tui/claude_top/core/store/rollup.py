@@ -22,6 +22,7 @@ from collections.abc import Iterable
 import duckdb
 
 from claude_top.core.names import (
+    API_ERROR,
     API_REQUEST,
     COST_METRIC,
     INTERACTION,
@@ -32,6 +33,7 @@ from claude_top.core.names import (
     TOOL_SPAN,
     USER_PROMPT,
 )
+from claude_top.core.schema import SOURCE_OTEL, SOURCE_TRANSCRIPT
 
 BUCKET_NS = 3600 * 10**9
 NO_TIME_BUCKET = -1
@@ -59,6 +61,13 @@ SESSION_HOURS_COLUMNS = (
     ("models", "VARCHAR[]"),
     ("resource_id", "BLOB"),
     ("resource_ns", "BIGINT"),
+    ("agent", "VARCHAR"),
+    ("from_otel", "BOOLEAN"),
+    ("from_transcript", "BOOLEAN"),
+    ("first_seq", "BIGINT"),
+    ("api_errors", "BIGINT"),
+    ("retries", "BIGINT"),
+    ("project", "VARCHAR"),
 )
 PROMPT_TURNS_COLUMNS = (
     ("session_id", "VARCHAR"),
@@ -106,31 +115,37 @@ def bucket(col: str) -> str:
     return f"coalesce({col} - {col} % {BUCKET_NS}, {NO_TIME_BUCKET})"
 
 
-_API = f"name = '{API_REQUEST}'"
+_API = f"kind = '{API_REQUEST}'"
 _HOURS_AGGREGATES = {
     "events": f"""
   min(time_ns), max(time_ns), max(received_ns),
-  count(*) FILTER (WHERE name = '{USER_PROMPT}'),
+  count(*) FILTER (WHERE kind = '{USER_PROMPT}'),
   count(*) FILTER (WHERE {_API}),
   sum(cost_usd) FILTER (WHERE {_API}),
   sum(input_tokens) FILTER (WHERE {_API}),
   sum(output_tokens) FILTER (WHERE {_API}),
   sum(cache_read_tokens) FILTER (WHERE {_API}),
   sum(cache_creation_tokens) FILTER (WHERE {_API}),
-  count(*) FILTER (WHERE name = '{TOOL_RESULT}'),
-  count(*) FILTER (WHERE name = '{TOOL_RESULT}' AND success = false),
+  count(*) FILTER (WHERE kind = '{TOOL_RESULT}'),
+  count(*) FILTER (WHERE kind = '{TOOL_RESULT}' AND success = false),
   list_sort(list(DISTINCT model) FILTER (WHERE {_API} AND model IS NOT NULL)),
-  arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL)""",
+  arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
+  max(agent), bool_or(source = '{SOURCE_OTEL}'), bool_or(source = '{SOURCE_TRANSCRIPT}'),
+  arg_min(sequence, time_ns) FILTER (WHERE source = '{SOURCE_OTEL}'),
+  count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project)""",
     "spans": f"""
   min(start_ns), max(coalesce(end_ns, start_ns)), max(received_ns),
-  count(*) FILTER (WHERE name = '{INTERACTION}'),
+  count(*) FILTER (WHERE role = '{INTERACTION}'),
   0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL,
-  arg_max(resource_id, start_ns), max(start_ns) FILTER (WHERE resource_id IS NOT NULL)""",
+  arg_max(resource_id, start_ns), max(start_ns) FILTER (WHERE resource_id IS NOT NULL),
+  max(agent), true, false, NULL, 0,
+  coalesce(sum(attempt - 1) FILTER (WHERE role = '{LLM_REQUEST}' AND attempt > 1), 0), NULL""",
     "metric_points": f"""
   min(time_ns), max(time_ns), max(received_ns), 0, 0,
   sum(increment) FILTER (WHERE name = '{COST_METRIC}'),
   NULL, NULL, NULL, NULL, 0, 0, NULL,
-  arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL)""",
+  arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
+  max(agent), true, false, NULL, 0, 0, NULL""",
 }
 
 
@@ -153,7 +168,9 @@ SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(
   sum(api_requests), sum(cost_usd), sum(input_tokens), sum(output_tokens),
   sum(cache_read_tokens), sum(cache_creation_tokens), sum(tool_calls), sum(tool_errors),
   list_sort(list_distinct(flatten(list(models) FILTER (WHERE models IS NOT NULL)))),
-  arg_max(resource_id, resource_ns), max(resource_ns)
+  arg_max(resource_id, resource_ns), max(resource_ns), max(agent), bool_or(from_otel),
+  bool_or(from_transcript), arg_min(first_seq, first_ns) FILTER (WHERE first_seq IS NOT NULL),
+  sum(api_errors), sum(retries), max(project)
 FROM (SELECT h.* FROM session_hours h SEMI JOIN rollup_added USING (src, session_id, hour_ns)
       UNION ALL SELECT * FROM rollup_added)
 GROUP BY session_id, hour_ns, src"""
@@ -166,10 +183,10 @@ SELECT session_id, prompt_id, min(time_ns), max(time_ns),
   arg_min(trace_id, time_ns) FILTER (WHERE trace_id IS NOT NULL),
   count(*) FILTER (WHERE {_API}),
   sum(cost_usd) FILTER (WHERE {_API}),
-  count(*) FILTER (WHERE name = '{TOOL_RESULT}' AND success = false),
-  list(coalesce(tool_name, '?') ORDER BY time_ns, sequence) FILTER (WHERE name = '{TOOL_RESULT}'),
+  count(*) FILTER (WHERE kind = '{TOOL_RESULT}' AND success = false),
+  list(coalesce(tool_name, '?') ORDER BY time_ns, sequence) FILTER (WHERE kind = '{TOOL_RESULT}'),
   arg_min(json_extract_string(attributes, '$.prompt'), time_ns)
-    FILTER (WHERE name = '{USER_PROMPT}')
+    FILTER (WHERE kind = '{USER_PROMPT}')
 FROM (SELECT * FROM events WHERE session_id IS NOT NULL AND prompt_id IS NOT NULL
       AND ({where})) x {join}
 GROUP BY session_id, prompt_id"""
@@ -180,21 +197,21 @@ def trace_turns_select(where: str = "TRUE", join: str = "") -> str:
     span counts as failed when an execution span under it failed."""
     return f"""
 WITH sp AS MATERIALIZED (
-  SELECT session_id, trace_id, span_id, parent_span_id, name, start_ns, end_ns, duration_ms,
+  SELECT session_id, trace_id, span_id, parent_span_id, role, start_ns, end_ns, duration_ms,
     status_code, success, tool_name,
-    CASE WHEN name = '{INTERACTION}' THEN attributes END AS attributes
+    CASE WHEN role = '{INTERACTION}' THEN attributes END AS attributes
   FROM (SELECT * FROM spans WHERE session_id IS NOT NULL AND ({where})) x {join}
 ), execs AS (
   SELECT session_id, trace_id, parent_span_id,
     bool_or(status_code = {STATUS_ERROR} OR success = false) AS err
-  FROM sp WHERE name = '{TOOL_EXECUTION}' GROUP BY ALL
+  FROM sp WHERE role = '{TOOL_EXECUTION}' GROUP BY ALL
 ), per_trace AS (
   SELECT sp.session_id, sp.trace_id, min(sp.start_ns) AS first_ns,
     max(coalesce(sp.end_ns, sp.start_ns)) AS last_ns,
-    count(*) FILTER (WHERE sp.name = '{LLM_REQUEST}') AS llm_requests,
+    count(*) FILTER (WHERE sp.role = '{LLM_REQUEST}') AS llm_requests,
     list(coalesce(sp.tool_name, '?') ORDER BY sp.start_ns)
-      FILTER (WHERE sp.name = '{TOOL_SPAN}') AS tool_list,
-    count(*) FILTER (WHERE sp.name = '{TOOL_SPAN}' AND coalesce(x.err, false)) AS tool_errors
+      FILTER (WHERE sp.role = '{TOOL_SPAN}') AS tool_list,
+    count(*) FILTER (WHERE sp.role = '{TOOL_SPAN}' AND coalesce(x.err, false)) AS tool_errors
   FROM sp LEFT JOIN execs x ON x.session_id = sp.session_id AND x.trace_id = sp.trace_id
     AND x.parent_span_id = sp.span_id
   GROUP BY sp.session_id, sp.trace_id
@@ -205,7 +222,7 @@ SELECT t.session_id, t.trace_id, t.first_ns, coalesce(i.start_ns, t.first_ns),
   json_extract_string(i.attributes, '$.user_prompt'),
   t.llm_requests, t.tool_list, t.tool_errors
 FROM per_trace t LEFT JOIN sp i
-  ON i.session_id = t.session_id AND i.trace_id = t.trace_id AND i.name = '{INTERACTION}'"""
+  ON i.session_id = t.session_id AND i.trace_id = t.trace_id AND i.role = '{INTERACTION}'"""
 
 
 def build(cur: duckdb.DuckDBPyConnection) -> None:

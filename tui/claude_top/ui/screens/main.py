@@ -37,6 +37,12 @@ WIDE_MIN = (120, 36)
 """Four panes at once from this size (columns, rows); one pane at a time below it."""
 
 
+def _folded(data: MainData) -> str:
+    """How many sessions without a prompt or request yet (start-up telemetry) are folded away."""
+    n = sum(not r["has_work"] for r in data.sessions)
+    return f" (+{n} without a prompt yet)" if n else ""
+
+
 class FilterInput(Input):
     """The `/` text filter; Enter keeps it, Esc clears it."""
 
@@ -287,7 +293,7 @@ class MainScreen(LiveScreen):
         tools = self.table("tools")
         now = self.app.clock()
         if not frozen:
-            sessions.set_rows(sessions.timed(r, now) for r in data.sessions)
+            sessions.set_rows(sessions.timed(r, now) for r in data.sessions if r["has_work"])
             tools.set_rows(data.tools)
             self.table("models").set_rows(data.models)
             self.query_one(CostChart).show(data.models)
@@ -324,7 +330,7 @@ class MainScreen(LiveScreen):
     def _notes(self, data: MainData) -> None:
         window = data.query.window
         note = ""
-        if not data.sessions:
+        if not any(r["has_work"] for r in data.sessions):
             note = "No sessions match the filter." if data.query.text else ""
             note = note or f"No sessions in the last {window} (t changes the window)."
         empty = self.query_one("#sessions-empty", Static)
@@ -346,8 +352,9 @@ class MainScreen(LiveScreen):
         self.query_one("#sessions-pane").border_title = "1 Sessions"
         if ov:
             self.query_one("#sessions-pane").border_subtitle = (
-                f"{ov.get('sessions', 0)} sessions · {fmt.cost(ov.get('cost_usd'))} · "
-                f"{ov.get('api_requests', 0)} API requests · window {data.query.window}"
+                f"{ov.get('sessions', 0)} sessions{_folded(data)} · "
+                f"{fmt.cost(ov.get('cost_usd'))} · {ov.get('api_requests', 0)} API requests · "
+                f"window {data.query.window}"
             )
         self.query_one("#tools-pane").border_title = f"2 Tools · {scope}"
         tool = self.table("tools").cursor_key

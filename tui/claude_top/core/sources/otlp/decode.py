@@ -20,8 +20,9 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from claude_top.core.schema import column_names
+from claude_top.core.schema import COST_REPORTED, SOURCE_OTEL, column_names
 from claude_top.core.sources.otlp import lean, otlp_json
+from claude_top.core.sources.otlp.agents import agent_of, event_kind, span_role
 from claude_top.core.sources.otlp.redact import Redactor
 from claude_top.core.sources.otlp.signals import SIGNALS
 
@@ -419,6 +420,7 @@ def decode_traces(request: Message, received_ns: int | None = None) -> Decoded:
         res = _Resource(rs.resource, out, now)
         for ss in rs.scope_spans:
             scope_name = ss.scope.name or None
+            agent = agent_of(res.service, scope_name)
             for span in ss.spans:
                 tid, sid = span.trace_id, span.span_id
                 if len(tid) != 16 or len(sid) != 8 or tid == _ZERO16 or sid == _ZERO8:
@@ -462,6 +464,8 @@ def decode_traces(request: Message, received_ns: int | None = None) -> Decoded:
                         scope_name,
                         res.service,
                         now,
+                        agent,
+                        span_role(agent, span.name),
                     )
                 )
     return out
@@ -491,16 +495,19 @@ def decode_logs(request: Message, received_ns: int | None = None) -> Decoded:
         for sl in rl.scope_logs:
             scope_name = sl.scope.name or None
             scope_digest = sl.scope.SerializeToString(deterministic=True)
+            agent = agent_of(res.service, scope_name)
             for rec in sl.log_records:
                 a = map_attributes(rec.attributes)
                 get = a.get
                 body = any_value(rec.body) if rec.HasField("body") else None
+                name = event_name(body, a)
+                cost = to_float(get("cost_usd"))
                 append(
                     (
                         _digest(
                             b"log", res.uid, scope_digest, rec.SerializeToString(deterministic=True)
                         ),
-                        event_name(body, a),
+                        name,
                         res.session(a),
                         to_str(get("prompt.id")),
                         _ns(rec.time_unix_nano) or _ns(rec.observed_time_unix_nano) or now,
@@ -512,7 +519,7 @@ def decode_logs(request: Message, received_ns: int | None = None) -> Decoded:
                         to_str(_first(get("model"), get("gen_ai.request.model"))),
                         to_str(get("tool_name")),
                         to_str(get("tool_use_id")),
-                        to_float(get("cost_usd")),
+                        cost,
                         to_int(get("input_tokens")),
                         to_int(get("output_tokens")),
                         to_int(get("cache_read_tokens")),
@@ -528,6 +535,12 @@ def decode_logs(request: Message, received_ns: int | None = None) -> Decoded:
                         scope_name,
                         res.service,
                         now,
+                        agent,
+                        event_kind(agent, name),
+                        to_str(get("request_id")),
+                        SOURCE_OTEL,
+                        COST_REPORTED if cost is not None else None,
+                        to_str(get("project")),
                     )
                 )
     return out
@@ -559,6 +572,7 @@ def decode_metrics(request: Message, received_ns: int | None = None) -> Decoded:
         for sm in rm.scope_metrics:
             scope_name = sm.scope.name or None
             scope_digest = sm.scope.SerializeToString(deterministic=True)
+            agent = agent_of(res.service, scope_name)
             for metric in sm.metrics:
                 kind = metric.WhichOneof("data")
                 if kind is None:
@@ -613,6 +627,7 @@ def decode_metrics(request: Message, received_ns: int | None = None) -> Decoded:
                             scope_name,
                             res.service,
                             now,
+                            agent,
                         )
                     )
     return out
