@@ -33,6 +33,8 @@ TOOLS = ["Bash", "Read", "Write", "Edit", "Glob", "Grep", "Task", "WebFetch", "T
          "MultiEdit", "NotebookEdit", "WebSearch"]  # fmt: skip
 SPAN_NAMES = ["claude_code.interaction", "claude_code.llm_request", "claude_code.tool",
               "claude_code.tool.blocked_on_user", "claude_code.tool.execution"]  # fmt: skip
+SPAN_ROLES = ["interaction", "llm_request", "tool", "blocked_on_user", "execution"]
+EVENT_KINDS = ["user_prompt", "api_request", "tool_decision", "tool_result", "assistant_response"]
 EVENT_NAMES = ["claude_code.user_prompt", "claude_code.api_request", "claude_code.tool_decision",
                "claude_code.tool_result", "claude_code.assistant_response"]  # fmt: skip
 
@@ -61,7 +63,9 @@ def build(store: Store, rows: int, now_ns: int) -> None:
           {_list(MODELS)}[1 + i % 3], {_list(TOOLS)}[1 + i % 12], 'toolu_' || i,
           1000 + i % 500, 80, 5000, 300, i % 53 <> 0, 1 + (i % 101 = 0)::INT, NULL, NULL,
           '{{"session.id":"session-' || (i // 16 % {SESSIONS}) || '","model":"m"}}',
-          NULL, NULL, NULL, 'com.anthropic.claude_code.tracing', 'claude-code', {now_ns}
+          NULL, NULL, NULL, 'com.anthropic.claude_code.tracing', 'claude-code', {now_ns},
+          'claude-code', CASE WHEN i % 16 = 0 THEN 'interaction'
+               ELSE {_list(SPAN_ROLES[1:])}[1 + i % 4] END AS role
         FROM range({rows}) t(i)
     """)  # fmt: skip
     cur.execute(f"""
@@ -77,7 +81,10 @@ def build(store: Store, rows: int, now_ns: int) -> None:
           CASE WHEN i % 5 = 1 THEN 5000 END, CASE WHEN i % 5 = 1 THEN 300 END,
           (i % 997)::DOUBLE, i % 53 <> 0, 'accept', NULL, NULL, 'main',
           '{{"prompt":"do the thing number ' || i || '"}}', NULL,
-          'com.anthropic.claude_code.events', 'claude-code', {now_ns}
+          'com.anthropic.claude_code.events', 'claude-code', {now_ns},
+          'claude-code', {_list(EVENT_KINDS)}[1 + i % 5] AS kind,
+          CASE WHEN i % 5 = 1 THEN 'req_' || i END, 'otel',
+          CASE WHEN i % 5 = 1 THEN 'reported' END, NULL
         FROM range({rows}) t(i)
     """)  # fmt: skip
     rollup.build(cur)  # rows made by SQL, not the writer: compute what the writer keeps

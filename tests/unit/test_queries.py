@@ -748,3 +748,71 @@ def test_a_session_missing_its_start_is_marked_partial(what, drop):
     (row,) = Q.sessions(store.cursor(), Q.Filter())
     assert row["partial"] is False
     store.close()
+
+
+def _tool_calls_store(durations: list[float]) -> Store:
+    """A store of tool_result events with these durations (rows made by SQL, rollups built)."""
+    store = Store.open(":memory:")
+    cur = store.cursor()
+    cur.execute(
+        """
+        INSERT INTO events (uid, name, kind, agent, source, session_id, time_ns, tool_name,
+          duration_ms, success)
+        SELECT ('\\x' || lpad(to_hex(i), 32, '0'))::BLOB, 'claude_code.tool_result',
+          'tool_result', 'claude-code', 'otel', 's-' || (i % 7), 1795310000 * 10**9 + i * 10**9,
+          'Bash', d, i % 13 <> 0
+        FROM (SELECT unnest($d::DOUBLE[]) AS d, generate_subscripts($d::DOUBLE[], 1) AS i)
+        """,
+        {"d": durations},
+    )
+    rollup.build(cur)
+    return store
+
+
+def test_percentiles_of_a_large_view_come_from_the_latency_buckets_within_one_percent(
+    monkeypatch,
+):
+    """Past EXACT_PERCENTILES_MAX calls (and with no session or text filter) the tools pane
+    reads p50/p95/p99 from tool_latency's 1 % buckets instead of sorting every call."""
+    import random
+
+    from claude_top.core.queries import breakdowns
+
+    rng = random.Random(5)
+    durations = [round(rng.lognormvariate(4, 1.2), 3) for _ in range(20_000)]
+    store = _tool_calls_store(durations)
+    cur = store.cursor()
+    (exact,) = Q.tools(cur, Q.Filter())  # 20,000 calls: exact
+    xs = sorted(durations)
+    for key, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        h = (len(xs) - 1) * q
+        lo = math.floor(h)
+        assert exact[key] == pytest.approx(xs[lo] + (h - lo) * (xs[lo + 1] - xs[lo]), rel=1e-9)
+    assert (exact["calls"], exact["max_ms"]) == (20_000, max(durations))
+    assert exact["errors"] == sum(i % 13 == 0 for i in range(1, 20_001))
+    monkeypatch.setattr(breakdowns, "EXACT_PERCENTILES_MAX", 19_999)
+    (bucketed,) = Q.tools(cur, Q.Filter())
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        assert bucketed[key] == pytest.approx(exact[key], rel=0.011), key
+        assert bucketed[key] != exact[key]
+    for key in ("calls", "errors", "max_ms", "total_ms"):
+        assert bucketed[key] == pytest.approx(exact[key], rel=1e-12)
+    (one,) = Q.tools(cur, Q.Filter(session_id="s-3"))  # a session's percentiles stay exact
+    mine = sorted(d for i, d in enumerate(durations, 1) if i % 7 == 3)
+    assert one["max_ms"] == mine[-1] and one["calls"] == len(mine)
+    store.close()
+
+
+def test_a_large_views_durations_are_their_buckets_middles(monkeypatch):
+    from claude_top.core.queries import breakdowns
+    from claude_top.core.store import hourly
+
+    durations = [1.0, 1.0, 250.0, 1000.0, 3000.0]
+    store = _tool_calls_store(durations)
+    cur = store.cursor()
+    assert sorted(Q.tool_durations(cur, Q.Filter(), "Bash")) == durations
+    monkeypatch.setattr(breakdowns, "EXACT_PERCENTILES_MAX", 4)
+    got = sorted(Q.tool_durations(cur, Q.Filter(), "Bash"))
+    assert got == pytest.approx(durations, rel=0.01)
+    assert got[0] == got[1] == hourly.bucket_ms(117) != 1.0  # 1.0's bucket's middle
+    store.close()

@@ -34,7 +34,7 @@ def _norm(v):
 def rollup_rows(cur: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
     """Every rollup table's rows, in one order, lists sorted (floats to 9 places)."""
     out = {}
-    for table in rollup.ROLLUP_TABLES:
+    for table in rollup.ALL_TABLES:
         rows = cur.execute(f"SELECT * FROM {table}").fetchall()
         out[table] = sorted(
             (tuple(_norm(v) for v in r) for r in rows), key=lambda r: tuple(map(repr, r))
@@ -213,7 +213,7 @@ def _as_v1(path) -> dict[str, list[tuple]]:
         write_rows(store, [decode_protobuf(signal, body)])
     cur = store.cursor()
     before = rollup_rows(cur)
-    for table in rollup.ROLLUP_TABLES:
+    for table in rollup.ALL_TABLES:
         cur.execute(f"DROP TABLE {table}")
     cur.execute("UPDATE claude_top_meta SET value = '1' WHERE key = 'schema_version'")
     store.close()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP_ID = "claude-top"
 META_TABLE = "claude_top_meta"
 """Key-value facts about the database: app, schema version, creator, the journal position."""

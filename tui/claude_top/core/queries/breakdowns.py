@@ -3,12 +3,13 @@ show, and the earliest row in a window."""
 
 from __future__ import annotations
 
+import math
 from array import array
 from typing import Any
 
 import duckdb
 
-from claude_top.core.names import API_REQUEST, INTERACTION, TOOL_RESULT, USER_PROMPT
+from claude_top.core.names import TOOL_RESULT
 from claude_top.core.queries.filters import (
     Filter,
     Query,
@@ -17,24 +18,49 @@ from claude_top.core.queries.filters import (
     filter_where,
     text_condition,
 )
+from claude_top.core.queries.sessions import hours_in
+from claude_top.core.store import hourly
+from claude_top.core.store.hourly import Hourly
 
 # --- models and tools ----------------------------------------------------------------------
 
 
+def hourly_in(f: Filter, p: dict[str, Any], h: Hourly, *, session: bool = True) -> str:
+    """An hourly rollup's rows for a filter: the whole hours in its window from the rollup, and
+    the part-hour its window starts in computed from the events (same aggregates)."""
+    conds = []
+    if session and f.session_id is not None:
+        p["session"] = f.session_id
+        conds.append("session_id = $session")
+    if f.since_ns is None:
+        return f"SELECT * FROM {h.table} WHERE " + " AND ".join(conds or ["TRUE"])
+    p["since"] = f.since_ns
+    p["edge"] = -(-f.since_ns // hourly.BUCKET_NS) * hourly.BUCKET_NS
+    part = " AND ".join([*conds, "time_ns >= $since", "time_ns < $edge"])
+    return (
+        f"SELECT * FROM {h.table} WHERE "
+        + " AND ".join([*conds, "hour_ns >= $edge"])
+        + "\nUNION ALL\n"
+        + h.select(part)
+    )
+
+
 def models_query(f: Filter) -> Query:
-    """Per model: requests, cost and its share, tokens by kind, cache hit ratio; by cost."""
+    """Per model: requests, cost and its share (and how much of it is estimated), tokens by
+    kind, cache hit ratio; by cost. Read from `model_hours`."""
     p: dict[str, Any] = {}
-    where = filter_where(f, "time_ns", p)
+    hours = hourly_in(f, p, hourly.BY_TABLE["model_hours"])
     text = text_condition(f, p, "model", "session_id")
     sql = f"""
 WITH m AS (
-  SELECT coalesce(model, '(unknown)') AS model, count(*) AS api_requests,
+  SELECT model, sum(api_requests)::BIGINT AS api_requests,
     coalesce(sum(cost_usd), 0.0) AS cost_usd,
-    coalesce(sum(input_tokens), 0) AS input_tokens,
-    coalesce(sum(output_tokens), 0) AS output_tokens,
-    coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-    coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens
-  FROM events WHERE kind = '{API_REQUEST}' AND {where} AND {text}
+    coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
+    coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
+    coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read_tokens,
+    coalesce(sum(cache_creation_tokens), 0)::BIGINT AS cache_creation_tokens,
+    sum(estimated_usd) AS estimated_cost_usd
+  FROM ({hours}) h WHERE {text}
   GROUP BY 1
 )
 SELECT model, api_requests, cost_usd, input_tokens, output_tokens, cache_read_tokens,
@@ -42,7 +68,8 @@ SELECT model, api_requests, cost_usd, input_tokens, output_tokens, cache_read_to
   {cache_ratio_sql("cache_read_tokens", "input_tokens", "cache_creation_tokens")}
     AS cache_hit_ratio,
   CASE WHEN sum(cost_usd) OVER () > 0 THEN cost_usd / sum(cost_usd) OVER () ELSE 0.0 END
-    AS share
+    AS share,
+  estimated_cost_usd
 FROM m ORDER BY cost_usd DESC, model
 """
     return Query(sql, p)
@@ -53,36 +80,85 @@ def models(cur: duckdb.DuckDBPyConnection, f: Filter) -> list[dict]:
     return models_query(f).fetch(cur)
 
 
-def tools_query(f: Filter) -> Query:
-    """Per tool, from tool_result events: calls, errors, latency percentiles; by total time."""
+QUANTILES = (0.5, 0.95, 0.99)
+_LN_RATIO = math.log(hourly.LATENCY_RATIO)
+EXACT_PERCENTILES_MAX = 20_000
+"""Up to this many tool calls in view, percentiles are exact; past it (and with no session or
+text filter, which the latency buckets cannot apply), they are read from `tool_latency`'s 1 %
+buckets instead of sorting every call."""
+
+
+def tools_query(f: Filter, *, exact: bool = True) -> Query:
+    """Per tool: calls, errors, latency percentiles, max and total; by total time. Counts from
+    `tool_hours`; percentiles exact from the events, or (`exact=False`) from the buckets."""
     p: dict[str, Any] = {}
-    where = filter_where(f, "time_ns", p)
+    hours = hourly_in(f, p, hourly.BY_TABLE["tool_hours"])
     text = text_condition(f, p, "tool_name", "session_id")
+    if exact:
+        where = filter_where(f, "time_ns", p)
+        quantiles = f"""
+  SELECT coalesce(tool_name, '(unknown)') AS tool_name,
+    quantile_cont(duration_ms, {list(QUANTILES)}) AS q
+  FROM events WHERE kind = '{TOOL_RESULT}' AND {where} AND {text}
+  GROUP BY 1"""
+    else:
+        buckets = hourly_in(f, p, hourly.BY_TABLE["tool_latency"], session=False)
+        mid = f"CASE WHEN bucket = 0 THEN 0.0 ELSE exp((bucket - 0.5) * {_LN_RATIO!r}) / 10 END"
+        picks = ", ".join(f"min({mid}) FILTER (WHERE cum >= {q} * total)" for q in QUANTILES)
+        quantiles = f"""
+  SELECT tool_name, [{picks}] AS q
+  FROM (
+    SELECT tool_name, bucket, sum(n) OVER (PARTITION BY tool_name ORDER BY bucket) AS cum,
+      sum(n) OVER (PARTITION BY tool_name) AS total
+    FROM (SELECT tool_name, bucket, sum(calls) AS n FROM ({buckets}) b GROUP BY ALL)
+  ) GROUP BY 1"""
     sql = f"""
 WITH t AS (
-  SELECT coalesce(tool_name, '(unknown)') AS tool_name, count(*) AS calls,
-    count(*) FILTER (WHERE success = false) AS errors,
-    quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q,
-    max(duration_ms) AS max_ms, coalesce(sum(duration_ms), 0.0) AS total_ms
-  FROM events WHERE kind = '{TOOL_RESULT}' AND {where} AND {text}
+  SELECT tool_name, sum(calls)::BIGINT AS calls, sum(errors)::BIGINT AS errors,
+    max(max_ms) AS max_ms, coalesce(sum(total_ms), 0.0) AS total_ms
+  FROM ({hours}) h WHERE {text}
   GROUP BY 1
+), q AS ({quantiles}
 )
-SELECT tool_name, calls, errors, q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, max_ms,
-  total_ms, 100.0 * errors / calls AS error_pct
-FROM t ORDER BY total_ms DESC, tool_name
+SELECT t.tool_name, calls, errors, least(q[1], max_ms) AS p50_ms, least(q[2], max_ms) AS p95_ms,
+  least(q[3], max_ms) AS p99_ms, max_ms, total_ms, 100.0 * errors / calls AS error_pct
+FROM t LEFT JOIN q ON q.tool_name = t.tool_name
+ORDER BY total_ms DESC, t.tool_name
 """
     return Query(sql, p)
 
 
+def _bucketed(cur: duckdb.DuckDBPyConnection, f: Filter) -> bool:
+    """Whether a view's latencies are read from the buckets: more than EXACT_PERCENTILES_MAX
+    calls, of every session, with no text filter."""
+    if f.session_id is not None or f.needle is not None:
+        return False
+    p: dict[str, Any] = {}
+    hours = hourly_in(f, p, hourly.BY_TABLE["tool_hours"])
+    (calls,) = cur.execute(f"SELECT coalesce(sum(calls), 0) FROM ({hours})", p).fetchone()
+    return calls > EXACT_PERCENTILES_MAX
+
+
 def tools(cur: duckdb.DuckDBPyConnection, f: Filter) -> list[dict]:
-    """Tool latency table, largest total time first; error_pct is 0..100."""
-    return tools_query(f).fetch(cur)
+    """Tool latency table, largest total time first; error_pct is 0..100. Percentiles are
+    exact unless the view holds more than EXACT_PERCENTILES_MAX calls of every session."""
+    return tools_query(f, exact=not _bucketed(cur, f)).fetch(cur)
 
 
 def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) -> array[float]:
     """Every duration (ms) of one tool in the filter, unordered, for the latency histogram: an
-    array of doubles, a third of a list's memory (a busy tool has tens of thousands)."""
-    p: dict[str, Any] = {"tool": tool_name}
+    array of doubles, a third of a list's memory (a busy tool has tens of thousands). In a view
+    whose percentiles come from the buckets, each call is its bucket's middle (within 1 %)."""
+    if _bucketed(cur, f):  # each bucket's middle, as often as it was hit
+        p: dict[str, Any] = {"tool": tool_name}
+        buckets = hourly_in(f, p, hourly.BY_TABLE["tool_latency"], session=False)
+        out = array("d")
+        for bucket, n in cur.execute(
+            f"SELECT bucket, sum(calls) FROM ({buckets}) WHERE tool_name = $tool GROUP BY 1", p
+        ).fetchall():
+            out.extend(array("d", [hourly.bucket_ms(bucket)]) * int(n))
+        return out
+    p = {"tool": tool_name}
     where = filter_where(f, "time_ns", p)
     text = text_condition(f, p, "tool_name", "session_id")
     rows = cur.execute(
@@ -107,26 +183,21 @@ def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
     ps: dict[str, Any] = {}
     ev_where = filter_where(f, "time_ns", pe)
     sp_where = filter_where(f, "start_ns", ps)
-    (sessions_n,) = cur.execute(
-        f"""
-SELECT count(*) FROM (
-  SELECT session_id FROM events WHERE session_id IS NOT NULL AND {ev_where}
-    AND kind IN ('{USER_PROMPT}', '{API_REQUEST}')
-  UNION SELECT session_id FROM spans WHERE session_id IS NOT NULL AND {sp_where}
-    AND role = '{INTERACTION}')
-""",
-        {**pe, **ps},
-    ).fetchone()
+    ph: dict[str, Any] = {}
+    hours = f"{hours_in(f, ph, 'events')} UNION ALL {hours_in(f, ph, 'spans')}"
     out = dicts(
         cur.execute(
             f"""
-SELECT coalesce(sum(cost_usd) FILTER (WHERE kind = '{API_REQUEST}'), 0.0) AS cost_usd,
-  count(*) FILTER (WHERE kind = '{API_REQUEST}') AS api_requests, count(*) AS events_total
-FROM events WHERE {ev_where}
+SELECT count(DISTINCT session_id) FILTER (WHERE prompts > 0 OR api_requests > 0) AS sessions,
+  coalesce(sum(cost_usd), 0.0) AS cost_usd, coalesce(sum(api_requests), 0)::BIGINT AS api_requests
+FROM ({hours}) h
 """,
-            pe,
+            ph,
         )
     )[0]
+    (out["events_total"],) = cur.execute(
+        f"SELECT count(*) FROM events WHERE {ev_where}", pe
+    ).fetchone()
     (out["spans_total"],) = cur.execute(
         f"SELECT count(*) FROM spans WHERE {sp_where}",
         ps,
@@ -139,7 +210,6 @@ SELECT greatest((SELECT max(received_ns) FROM events), (SELECT max(received_ns) 
     + (SELECT count(*) FROM metric_points)
 """
     ).fetchone()
-    out["sessions"] = sessions_n
     return out
 
 

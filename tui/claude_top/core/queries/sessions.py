@@ -25,14 +25,12 @@ from claude_top.core.schema import META_TABLE
 from claude_top.core.store import rollup
 
 STANDARD_ATTR_PREFIXES = ("service.", "os.", "host.", "telemetry.", "process.")
-REDACTED = "<REDACTED>"
-"""What Claude Code sends for a prompt's text unless OTEL_LOG_USER_PROMPTS=1."""
 
 
 # --- sessions ------------------------------------------------------------------------------
 
 
-def _hours_in(f: Filter, p: dict[str, Any], table: str) -> str:
+def hours_in(f: Filter, p: dict[str, Any], table: str) -> str:
     """A table's `session_hours` rows for a filter: the whole hours in its window from the
     rollup, and the part-hour its window starts in computed from the rows (same aggregates)."""
     conds = [f"src = '{table}'"]
@@ -72,7 +70,7 @@ def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
             "s.models",
             "s.agent",
             "s.project",
-            "fp.first_prompt",
+            "s.first_prompt",
             "r.attributes",
         )
         text = (
@@ -84,7 +82,7 @@ def sessions_query(f: Filter, now_ns: int | None = None) -> Query:
         )
 
     def hours(table: str) -> str:
-        return _hours_in(f, p, table)
+        return hours_in(f, p, table)
 
     sql = f"""
 WITH ev AS (
@@ -113,14 +111,13 @@ WITH ev AS (
 ), ids AS (
   SELECT session_id FROM ev UNION SELECT session_id FROM sp UNION SELECT session_id FROM mp
 ), whole AS (
-  SELECT session_id, arg_min(first_seq, first_ns) FILTER (WHERE first_seq IS NOT NULL)
-    AS first_seq, sum(prompts) AS prompts, sum(api_requests) AS api_requests
+  SELECT session_id,
+    arg_min(first_seq, first_seq_ns::HUGEINT * 4294967296 + first_seq)
+      FILTER (WHERE first_seq IS NOT NULL) AS first_seq,
+    sum(prompts) AS prompts, sum(api_requests) AS api_requests,
+    arg_min(first_prompt, first_prompt_ns) FILTER (WHERE first_prompt IS NOT NULL)
+      AS first_prompt
   FROM session_hours WHERE src = 'events' AND session_id IN (SELECT session_id FROM ids)
-  GROUP BY session_id
-), fp AS (
-  SELECT session_id, arg_min(prompt, start_ns) AS first_prompt FROM prompt_turns
-  WHERE prompt IS NOT NULL AND prompt <> '{REDACTED}'
-    AND session_id IN (SELECT session_id FROM ids)
   GROUP BY session_id
 ), s AS (
   SELECT ids.session_id,
@@ -149,7 +146,7 @@ WITH ev AS (
     ev.project,
     coalesce(ev.api_errors, 0)::BIGINT AS api_errors,
     coalesce(sp.retries, 0)::BIGINT AS retries,
-    whole.first_seq, coalesce(whole.prompts, 0) AS all_prompts,
+    whole.first_seq, whole.first_prompt, coalesce(whole.prompts, 0) AS all_prompts,
     coalesce(whole.api_requests, 0) AS all_requests
   FROM ids
   LEFT JOIN ev ON ev.session_id = ids.session_id
@@ -164,13 +161,12 @@ SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests,
   {cache_ratio_sql("s.cache_read_tokens", "s.input_tokens", "s.cache_creation_tokens")}
     AS cache_hit_ratio,
   s.metric_cost_usd, s.last_received_ns, s.user_prompts, s.agent, s.source, s.project,
-  fp.first_prompt, s.api_errors, s.retries,
+  s.first_prompt, s.api_errors, s.retries,
   s.prompts > 0 OR s.api_requests > 0 AS has_work,
   s.source = 'otel' AND (s.first_seq > 0 OR (s.all_requests > 0 AND s.all_prompts = 0))
     AS partial,
   r.attributes AS resource_attributes, s.resource_id
 FROM s LEFT JOIN resources r ON r.uid = s.resource_id
-LEFT JOIN fp ON fp.session_id = s.session_id
 WHERE {text}
 ORDER BY s.last_seen_ns DESC NULLS LAST, s.session_id
 """

@@ -120,10 +120,38 @@ def _loads(s: str | None) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def _turn_traces(cur: duckdb.DuckDBPyConnection, session_id: str, key: str) -> list[str]:
+TURN_MARGIN_NS = 60 * 10**9
+"""Slack around a turn's known time range when reading its rows (clock skew between records)."""
+
+
+def _between(col: str, span: tuple[int | None, int | None]) -> str:
+    lo, hi = span
+    if lo is None or hi is None:
+        return "TRUE"
+    return f"{col} BETWEEN {int(lo) - TURN_MARGIN_NS} AND {int(hi) + TURN_MARGIN_NS}"
+
+
+def _turn_range(
+    cur: duckdb.DuckDBPyConnection, session_id: str, key: str, traces: list[str]
+) -> tuple[int | None, int | None]:
+    """When a turn's rows were made, from the rollups: its prompt's events and its traces'
+    spans. Reads of the rows are bounded by it, so DuckDB skips every row group outside."""
+    return cur.execute(
+        """
+SELECT min(lo), max(hi) FROM (
+  SELECT start_ns AS lo, end_ns AS hi FROM prompt_turns WHERE session_id = $s AND prompt_id = $k
+  UNION ALL
+  SELECT first_ns, start_ns + CAST(coalesce(duration_ms, 0) * 1e6 AS BIGINT)
+  FROM trace_turns WHERE session_id = $s AND trace_id IN (SELECT unnest($t::VARCHAR[])))
+""",
+        {"s": session_id, "k": key, "t": traces},
+    ).fetchone()
+
+
+def _turn_traces(cur: duckdb.DuckDBPyConnection, session_id: str, key: str, when: str) -> list[str]:
     rows = cur.execute(
         "SELECT DISTINCT trace_id FROM events WHERE session_id = $s AND prompt_id = $p "
-        "AND trace_id IS NOT NULL",
+        f"AND trace_id IS NOT NULL AND {when}",
         {"s": session_id, "p": key},
     ).fetchall()
     return [r[0] for r in rows] or [key]
@@ -136,14 +164,16 @@ def span_tree(
 
     `prompt_id` is a turn's `key`: a prompt id, or a trace id for a turn known only by spans.
     """
-    traces = _turn_traces(cur, session_id, prompt_id)
+    prompt_span = _turn_range(cur, session_id, prompt_id, [])
+    traces = _turn_traces(cur, session_id, prompt_id, _between("time_ns", prompt_span))
+    span = _turn_range(cur, session_id, prompt_id, traces)
     span_rows = dicts(
         cur.execute(
-            """
+            f"""
 SELECT trace_id, span_id, parent_span_id, name, role, start_ns, end_ns, duration_ms, status_code,
   status_message, session_id, model, tool_name, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, success, attempt, agent_id, parent_agent_id, attributes
-FROM spans WHERE trace_id IN (SELECT unnest($t::VARCHAR[]))
+FROM spans WHERE trace_id IN (SELECT unnest($t::VARCHAR[])) AND {_between("start_ns", span)}
 ORDER BY start_ns, span_id
 """,
             {"t": traces},
@@ -151,12 +181,12 @@ ORDER BY start_ns, span_id
     )
     events = dicts(
         cur.execute(
-            """
+            f"""
 SELECT time_ns, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, duration_ms, attributes, name, trace_id, span_id, sequence, prompt_id,
   tool_name, tool_use_id, success, decision, error, attempt, uid, kind, source
 FROM events WHERE session_id = $s AND (prompt_id = $p OR (prompt_id IS NULL AND
-  trace_id IN (SELECT unnest($t::VARCHAR[]))))
+  trace_id IN (SELECT unnest($t::VARCHAR[])))) AND {_between("time_ns", span)}
 ORDER BY time_ns, sequence
 """,
             {"s": session_id, "p": prompt_id, "t": traces},

@@ -146,7 +146,8 @@ class Committer:
             return
         self.cur.execute(touch, params)
         if stored == offered and table not in self._recompute:
-            self.cur.execute(rollup.added_sql(table, source), params)
+            for sql in rollup.added_sql(table, source):
+                self.cur.execute(sql, params)
             self._added.add(table)
         else:
             self._recompute.add(table)

@@ -1,9 +1,10 @@
 """Bringing an older claude-top database up to the current schema, in one transaction.
 
 v1 had no rollups; v2 had no `agent`, `kind` / `role`, `request_id`, `source`, `cost_source`
-and `project` columns (v3). Columns a table lacks are added and filled from what the rows already
-hold (the agent from their scope and service, the kind or role from their name, the request id and
-project from their attributes); then every rollup is built again from the rows.
+and `project` columns (v3); v3 had no hourly rollups (v4). Columns a table lacks are added and
+filled from what the rows already hold (the agent from their scope and service, the kind or
+role from their name, the request id and project from their attributes); then every rollup is
+built again from the rows.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         ]
         if fills:
             con.execute(f"UPDATE {table} SET {', '.join(fills)}")
-    for table in rollup.ROLLUP_TABLES:
+    for table in rollup.ALL_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     for sql in rollup.create_sql():
         con.execute(sql)

@@ -34,6 +34,7 @@ from claude_top.core.names import (
     USER_PROMPT,
 )
 from claude_top.core.schema import SOURCE_OTEL, SOURCE_TRANSCRIPT
+from claude_top.core.store import hourly
 
 BUCKET_NS = 3600 * 10**9
 NO_TIME_BUCKET = -1
@@ -65,9 +66,12 @@ SESSION_HOURS_COLUMNS = (
     ("from_otel", "BOOLEAN"),
     ("from_transcript", "BOOLEAN"),
     ("first_seq", "BIGINT"),
+    ("first_seq_ns", "BIGINT"),
     ("api_errors", "BIGINT"),
     ("retries", "BIGINT"),
     ("project", "VARCHAR"),
+    ("first_prompt", "VARCHAR"),
+    ("first_prompt_ns", "BIGINT"),
 )
 PROMPT_TURNS_COLUMNS = (
     ("session_id", "VARCHAR"),
@@ -101,13 +105,17 @@ ROLLUP_TABLES = {
 
 
 def create_sql() -> list[str]:
-    """CREATE TABLE statements for the rollups."""
+    """CREATE TABLE statements for the rollups (the hourly ones included)."""
     return [
         f"CREATE TABLE IF NOT EXISTS {table} ("
         + ", ".join(f"{name} {sql}" for name, sql in cols)
         + ")"
         for table, cols in ROLLUP_TABLES.items()
-    ]
+    ] + [h.create_sql() for h in hourly.HOURLY]
+
+
+ALL_TABLES = (*ROLLUP_TABLES, *hourly.BY_TABLE)
+"""Every rollup table: dropped and built again when the schema changes."""
 
 
 def bucket(col: str) -> str:
@@ -116,6 +124,15 @@ def bucket(col: str) -> str:
 
 
 _API = f"kind = '{API_REQUEST}'"
+_SEQUENCED = f"source = '{SOURCE_OTEL}' AND sequence IS NOT NULL AND time_ns IS NOT NULL"
+_SEQ_ORDER = "({t}::HUGEINT * 4294967296 + {s})"
+"""The order records are told first by: their time, then their event.sequence (a tie)."""
+REDACTED = "<REDACTED>"
+"""What Claude Code sends for a prompt's text unless OTEL_LOG_USER_PROMPTS=1."""
+_PROMPT_TEXT = (
+    f"kind = '{USER_PROMPT}' AND json_extract_string(attributes, '$.prompt') IS NOT NULL "
+    f"AND json_extract_string(attributes, '$.prompt') <> '{REDACTED}'"
+)
 _HOURS_AGGREGATES = {
     "events": f"""
   min(time_ns), max(time_ns), max(received_ns),
@@ -131,21 +148,25 @@ _HOURS_AGGREGATES = {
   list_sort(list(DISTINCT model) FILTER (WHERE {_API} AND model IS NOT NULL)),
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
   max(agent), bool_or(source = '{SOURCE_OTEL}'), bool_or(source = '{SOURCE_TRANSCRIPT}'),
-  arg_min(sequence, time_ns) FILTER (WHERE source = '{SOURCE_OTEL}'),
-  count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project)""",
+  arg_min(sequence, {_SEQ_ORDER.format(t="time_ns", s="sequence")}) FILTER (WHERE {_SEQUENCED}),
+  min(time_ns) FILTER (WHERE {_SEQUENCED}),
+  count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project),
+  arg_min(json_extract_string(attributes, '$.prompt'), time_ns) FILTER (WHERE {_PROMPT_TEXT}),
+  min(time_ns) FILTER (WHERE {_PROMPT_TEXT})""",
     "spans": f"""
   min(start_ns), max(coalesce(end_ns, start_ns)), max(received_ns),
   count(*) FILTER (WHERE role = '{INTERACTION}'),
   0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL,
   arg_max(resource_id, start_ns), max(start_ns) FILTER (WHERE resource_id IS NOT NULL),
-  max(agent), true, false, NULL, 0,
-  coalesce(sum(attempt - 1) FILTER (WHERE role = '{LLM_REQUEST}' AND attempt > 1), 0), NULL""",
+  max(agent), true, false, NULL, NULL, 0,
+  coalesce(sum(attempt - 1) FILTER (WHERE role = '{LLM_REQUEST}' AND attempt > 1), 0), NULL,
+  NULL, NULL""",
     "metric_points": f"""
   min(time_ns), max(time_ns), max(received_ns), 0, 0,
   sum(increment) FILTER (WHERE name = '{COST_METRIC}'),
   NULL, NULL, NULL, NULL, 0, 0, NULL,
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
-  max(agent), true, false, NULL, 0, 0, NULL""",
+  max(agent), true, false, NULL, NULL, 0, 0, NULL, NULL, NULL""",
 }
 
 
@@ -163,14 +184,18 @@ FROM (SELECT *, {bucket(t)} AS hour_ns FROM {source or table}
 GROUP BY session_id, hour_ns"""
 
 
-_HOURS_MERGE = """
+_HOURS_MERGE = f"""
 SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(prompts),
   sum(api_requests), sum(cost_usd), sum(input_tokens), sum(output_tokens),
   sum(cache_read_tokens), sum(cache_creation_tokens), sum(tool_calls), sum(tool_errors),
   list_sort(list_distinct(flatten(list(models) FILTER (WHERE models IS NOT NULL)))),
   arg_max(resource_id, resource_ns), max(resource_ns), max(agent), bool_or(from_otel),
-  bool_or(from_transcript), arg_min(first_seq, first_ns) FILTER (WHERE first_seq IS NOT NULL),
-  sum(api_errors), sum(retries), max(project)
+  bool_or(from_transcript),
+  arg_min(first_seq, {_SEQ_ORDER.format(t="first_seq_ns", s="first_seq")})
+    FILTER (WHERE first_seq IS NOT NULL),
+  min(first_seq_ns), sum(api_errors), sum(retries), max(project),
+  arg_min(first_prompt, first_prompt_ns) FILTER (WHERE first_prompt IS NOT NULL),
+  min(first_prompt_ns)
 FROM (SELECT h.* FROM session_hours h SEMI JOIN rollup_added USING (src, session_id, hour_ns)
       UNION ALL SELECT * FROM rollup_added)
 GROUP BY session_id, hour_ns, src"""
@@ -233,6 +258,7 @@ def build(cur: duckdb.DuckDBPyConnection) -> None:
         cur.execute(f"INSERT INTO session_hours {session_hours_select(table)}")
     cur.execute(f"INSERT INTO prompt_turns {prompt_turns_select()}")
     cur.execute(f"INSERT INTO trace_turns {trace_turns_select()}")
+    hourly.build(cur)
 
 
 def _touched(table: str) -> str:
@@ -250,6 +276,7 @@ def begin(cur: duckdb.DuckDBPyConnection) -> None:
         )
     cols = ", ".join(f"{name} {sql}" for name, sql in SESSION_HOURS_COLUMNS)
     cur.execute(f"CREATE OR REPLACE TEMP TABLE rollup_added ({cols})")
+    hourly.begin(cur)
 
 
 def touch_sql(table: str, source: str) -> str | None:
@@ -262,13 +289,14 @@ def touch_sql(table: str, source: str) -> str | None:
     return f"INSERT INTO {_touched(table)} SELECT {cols} FROM {source} WHERE session_id IS NOT NULL"
 
 
-def added_sql(table: str, source: str) -> str | None:
-    """SQL adding `source`'s rows (all of them newly stored) to this transaction's
-    `session_hours` sums, merged into the rollup by `refresh` without re-reading the table;
-    None for a table no rollup reads."""
+def added_sql(table: str, source: str) -> list[str]:
+    """SQL adding `source`'s rows (all of them newly stored) to this transaction's sums
+    (`session_hours`, and the hourly rollups of events), merged into the rollups by `refresh`
+    without re-reading the table; none for a table no rollup reads."""
     if table not in TIME_COLUMN:
-        return None
-    return f"INSERT INTO rollup_added {session_hours_select(table, source=source)}"
+        return []
+    out = [f"INSERT INTO rollup_added {session_hours_select(table, source=source)}"]
+    return out + (hourly.added_sql(source) if table == "events" else [])
 
 
 def _since(col: str, lo: int | None) -> str:
@@ -285,6 +313,7 @@ def refresh(cur: duckdb.DuckDBPyConnection, added: Iterable[str] = ()) -> None:
     touched rollup row is recomputed from the stored rows.
     """
     added = sorted(set(added) & set(TIME_COLUMN))
+    hourly.refresh(cur, _touched("events"), merge="events" in added)
     if added:
         cur.execute(
             "DELETE FROM rollup_added WHERE src NOT IN (SELECT unnest($1::VARCHAR[]))", [added]
