@@ -8,7 +8,8 @@ import signal
 import sys
 import time
 
-from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.commands.common import EXIT_USAGE, fail, open_store
+from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
 from claude_top.core.store.database import Store
@@ -50,8 +51,10 @@ def _access(config: ReceiverConfig) -> str:
     return "access: " + "; ".join(parts)
 
 
-async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> int:
-    receivers = Receivers(writer, config)
+async def _serve(
+    store: Store, writer: StoreWriter, config: ReceiverConfig, limits: LimitSettings
+) -> int:
+    receivers = Receivers(writer, config, limits)
     try:
         await receivers.start()
     except OSError as exc:  # PortInUse, or TLS files that changed since the options were checked
@@ -94,13 +97,17 @@ def _report_index_errors(writer: StoreWriter, reported: int) -> int:
 
 def run_serve(args, db_path: str) -> int:
     """Run the receivers until a signal; returns the process exit code."""
+    try:
+        limits = settings_from_args(args)
+    except SettingsError as exc:
+        return fail("serve", str(exc))
     store = open_store(db_path)
     if store is None:
         return EXIT_USAGE
     writer = StoreWriter(store, retention_s=args.retention)
     started = time.monotonic()
     try:
-        code = asyncio.run(_serve(store, writer, _config(args)))
+        code = asyncio.run(_serve(store, writer, _config(args), limits))
     finally:
         writer.close()
         store.checkpoint()

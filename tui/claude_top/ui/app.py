@@ -23,6 +23,7 @@ from textual.command import CommandPalette
 from textual.message import Message
 from textual.screen import Screen
 
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.connect import env_block
 from claude_top.core.export import ExportResult, PaneView, export_new_snapshot
 from claude_top.core.queries import WINDOWS, parse_window
@@ -106,6 +107,7 @@ class ClaudeTopApp(App):
         export_dir: str | Path | None = None,
         background: Background | None = None,
         source: Source | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -117,6 +119,7 @@ class ClaudeTopApp(App):
         self.clock = clock
         self.export_dir = Path(export_dir or Path.cwd()).expanduser().absolute()
         self.background = background
+        self.limit_settings = limits or LimitSettings()
         self.background_error: str | None = None
         self._background_task: asyncio.Task | None = None
         self.paused = False
