@@ -225,6 +225,13 @@ def interactive(claude_bin, tmp_path_factory, request):  # noqa: F811
         wait_for(f"the status line to say 5h {want}%", lambda w=want: f"5h {w}%" in screen(),
                  screen=screen)  # fmt: skip
         shown.append(screen())
+    answered = len(api.answered())
+    wait_for(  # the api_request records come in Claude Code's next log export (1 s)
+        "claude-top to hold every api_request",
+        lambda: status(http_port, env)[1]["five_hour"]["requests"] == answered,
+        screen=screen,
+    )
+    time.sleep(1.5)  # and a status-line update still on its way
     at = int(time.time())
     live_code, live = status(http_port, env, "--at", str(at))
     tmux.type("/exit")
@@ -274,17 +281,15 @@ def test_setup_installed_the_status_line_chaining_the_previous_one(interactive):
 
 def test_claude_code_piped_the_plan_limits_the_api_sent(interactive):
     limits = interactive["limits"]
-    with_limits = [s for s in interactive["samples"] if "rate_limits" in s]
-    assert with_limits, interactive["samples"]
-    last = with_limits[-1]["rate_limits"]
-    assert last["five_hour"] == {
-        "used_percentage": round(FIVE_HOUR[-1] * 100),
-        "resets_at": limits.five_hour_reset,
-    }
-    assert last["seven_day"] == {
-        "used_percentage": round(SEVEN_DAY[-1] * 100),
-        "resets_at": limits.seven_day_reset,
-    }
+    # (the recorder runs once per update, in the background: its lines may land out of order)
+    windows = [s["rate_limits"] for s in interactive["samples"] if "rate_limits" in s]
+    assert windows, interactive["samples"]
+    for key, sent, reset in (
+        ("five_hour", FIVE_HOUR, limits.five_hour_reset),
+        ("seven_day", SEVEN_DAY, limits.seven_day_reset),
+    ):
+        assert {w[key]["resets_at"] for w in windows} == {reset}
+        assert {w[key]["used_percentage"] for w in windows} == {round(u * 100) for u in sent}
 
 
 def test_claude_top_shows_what_the_api_sent_and_the_exact_cost(interactive):
