@@ -356,3 +356,26 @@ def test_a_chained_command_stuck_for_a_minute_is_stopped(env):
     finally:
         if stuck.poll() is None:
             stuck.kill()
+
+
+def test_serve_alerts_a_crossing_once_with_the_alert_command(env, tmp_path):
+    told = tmp_path / "alerts.jsonl"
+    command = f"cat >> {told}; echo >> {told}"
+    serve = Serve(env, tmp_path / "db.duckdb", 0, "--alert-command", command, "--no-desktop")
+    try:
+        doc = json.loads(_future(SAMPLES[-1][1]))
+        doc["rate_limits"]["five_hour"]["used_percentage"] = 90
+        sample = json.dumps(doc).encode()
+        for _ in range(2):  # the same crossing, seen twice
+            cli(env, "statusline", "--http-port", str(serve.http_port), stdin=sample)
+        deadline = time.monotonic() + 60
+        while not (told.exists() and told.read_text().strip()):
+            assert time.monotonic() < deadline, serve.log.read_text()
+            time.sleep(0.2)
+        time.sleep(16)  # one more check: nothing new
+    finally:
+        serve.stop()
+    (alert,) = [json.loads(line) for line in told.read_text().splitlines() if line.strip()]
+    assert (alert["window"], alert["threshold"], alert["used_percentage"]) == ("five_hour", 80, 90)
+    assert alert["resets_at"] == doc["rate_limits"]["five_hour"]["resets_at"]
+    assert f"claude-top alert: {alert['message']}" in serve.log.read_text()

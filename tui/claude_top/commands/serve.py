@@ -9,6 +9,7 @@ import sys
 import time
 
 from claude_top.commands.common import EXIT_USAGE, fail, open_store
+from claude_top.core import alerts
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
@@ -18,6 +19,8 @@ from claude_top.receiver.security import is_loopback
 from claude_top.receiver.server import ReceiverConfig, Receivers
 
 ERROR_CHECK_S = 1.0
+ALERT_CHECK_S = 15.0
+"""How often a headless claude-top looks for limit and budget crossings (UI: each refresh)."""
 
 
 def _size(n: int) -> str:
@@ -72,14 +75,38 @@ async def _serve(
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
     reported = 0
+    next_alert_check = time.monotonic()
     while True:
         reported = _report_index_errors(writer, reported)
+        if time.monotonic() >= next_alert_check:
+            next_alert_check = time.monotonic() + ALERT_CHECK_S
+            await _check_alerts(store, limits)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), ERROR_CHECK_S)
             break
     await receivers.stop()
     _report_index_errors(writer, reported)
     return 0
+
+
+async def _check_alerts(store: Store, limits: LimitSettings) -> None:
+    """New limit or budget crossings: a line on stdout, notify-send where a desktop session
+    is reachable, and the --alert-command (each crossing once, remembered in the database)."""
+    try:
+        _, new = await asyncio.to_thread(alerts.check, store, limits, time.time_ns())
+    except Exception as exc:  # a failed check must not stop the receivers
+        print(f"claude-top: limits check failed: {exc}", file=sys.stderr, flush=True)
+        return
+    for alert in new:
+        print(f"claude-top alert: {alert.message}", flush=True)
+        if limits.desktop:
+            alerts.notify_send(alert)
+        if limits.alert_command:
+            alerts.run_command(
+                limits.alert_command,
+                alert,
+                on_error=lambda m: print(f"claude-top: {m}", file=sys.stderr, flush=True),
+            )
 
 
 def _report_index_errors(writer: StoreWriter, reported: int) -> int:
