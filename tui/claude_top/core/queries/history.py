@@ -3,8 +3,9 @@ the most, from the `api_request` rows of every agent (OTel, and transcript where
 
 A request's project is its own (`events.project`, as transcripts record the working directory),
 else the working directory its session's status-line samples named, else "(unknown)".
-Periods are local calendar ones (`periods`), their edges computed in Python and joined as
-ranges, so a day across a daylight-saving change has its true length.
+Periods are local calendar ones (`periods`), their edges computed in Python and each request
+matched to the last edge at or before it (an ASOF join: one pass over the sorted rows), so a day
+across a daylight-saving change has its true length.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ WITH b AS (
 )
 SELECT b.i, e.model, coalesce(sum(e.cost_usd::DECIMAL(18, 9)), 0)::DOUBLE AS cost_usd,
   count(*) AS requests, sum(e.tokens) AS tokens
-FROM e JOIN b ON e.time_ns >= b.lo AND e.time_ns < b.hi
+FROM e ASOF JOIN b ON e.time_ns >= b.lo
+WHERE e.time_ns < b.hi
 GROUP BY ALL
 """,
             {
