@@ -296,3 +296,20 @@ def test_session_gauges_estimated_without_a_status_line(utc):
     cached = [a for a in reqs if int(a["cache_read_tokens"]) + int(a["cache_creation_tokens"])]
     assert g["cache_expires_at"] == cached[-1]["_t"] // S + 300
     assert out["five_hour"] is None and out["level"] == "no_data"
+
+
+def test_a_gateways_spend_limit_is_a_window_of_its_period(store, utc):
+    doc = json.loads(SAMPLES[-1][1])
+    doc["rate_limits"]["spend_limit"] = {
+        "used_percentage": 42.5,
+        "resets_at": int(datetime(2027, 1, 1).timestamp()),
+        "used_usd": 4.25,
+        "limit_usd": 10,
+        "period": "monthly",
+    }
+    store_samples(store, [(LAST_NS + S, json.dumps(doc))])
+    spend = status(store)["spend_limit"]
+    assert (spend["used_percentage"], spend["limit_usd"], spend["source"]) == (42.5, 10, "official")
+    assert spend["window_start"] == int(datetime(2026, 12, 1).timestamp())
+    assert spend["cost_usd"] == 0.042714  # the requests since the month began
+    assert spend["forecast"] == "not enough data"  # one sample
