@@ -7,6 +7,11 @@ Claude Code exports (`tests/fixtures/claude-code-2.1.328/*.grpc.jsonl`) to it ov
 OTLP/gRPC, then saves SVG screenshots: the four-pane view, the span tree of the turn with the
 failing Bash, the tabbed view at 80x24, the tools tab in a 60-column split, and the connect
 screen. "Now" is pinned to just after the captures so ages read as they did live.
+
+Then the plan limits: the interactive capture (`statusline/limits.grpc.jsonl`) replayed the same
+way and its status-line samples handed to the receivers as `claude-top statusline` hands them
+(each with the time it arrived), "now" 12 s after the last: the main view with the limits strip,
+the limits view (`l`) and the cost history (`h`), at 120x40 and 80x24. Local time is UTC.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import socket
+import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -29,6 +37,7 @@ from claude_top.ui.screens.spantree import SpanTree
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "tests" / "fixtures" / "claude-code-2.1.328"
 REPLAY = ("basic.grpc", "errors.grpc", "continued.grpc")
+LIMITS = "statusline/limits.grpc"
 NOW_NS = 1_795_310_980 * 1_000_000_000
 """27 s after the last captured event (2026-11-22 01:29:40 UTC)."""
 ERRORS_SESSION = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
@@ -45,9 +54,32 @@ def captured(fixtures: Path, name: str) -> list[tuple[str, bytes]]:
     return [(d["kind"], base64.b64decode(d["pb"])) for d in map(json.loads, filter(None, lines))]
 
 
-async def replay(port: int, fixtures: Path) -> None:
+def samples(fixtures: Path) -> list[dict]:
+    """The captured status-line samples as the shim hands them over, each with when it arrived
+    (the capture keeps no arrival times: 299 s before its prompt cache expires; the first one
+    at the first export, as `tests/truth.py` derives them)."""
+    lines = (fixtures / "statusline" / "limits.statusline.jsonl").read_text().splitlines()
+    first = int(json.loads((fixtures / f"{LIMITS}.jsonl").read_text().splitlines()[0])["t"]) + 1
+    out = []
+    for text in filter(None, lines):
+        expires = (json.loads(text).get("prompt_cache") or {}).get("expires_at")
+        out.append({"received_ns": ((expires - 299) if expires else first) * 10**9, "text": text})
+    return out
+
+
+def hand_over(http_port: int, items: list[dict]) -> None:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{http_port}/claude-top/v1/statusline",
+        data=json.dumps({"samples": items}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["stored"] == len(items)
+
+
+async def replay(port: int, fixtures: Path, names=REPLAY) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        for name in REPLAY:
+        for name in names:
             for signal, body in captured(fixtures, name):
                 await channel.unary_unary(SERVICES[signal])(body, timeout=10)
 
@@ -88,7 +120,7 @@ def walk(node):
         yield from walk(child)
 
 
-def live_app(store: Store) -> tuple[ClaudeTopApp, StoreWriter]:
+def live_app(store: Store, now_ns: int = NOW_NS, window: str = "24h"):
     writer = StoreWriter(store)
     receivers = Receivers(writer, ReceiverConfig(grpc_port=free(4317), http_port=free(4318)))
     app = ClaudeTopApp(
@@ -96,8 +128,8 @@ def live_app(store: Store) -> tuple[ClaudeTopApp, StoreWriter]:
         writer,
         receivers,
         db_path="~/.local/share/claude-top/claude-top.duckdb",
-        window="24h",
-        clock=lambda: NOW_NS,
+        window=window,
+        clock=lambda: now_ns,
     )
     return app, writer
 
@@ -114,7 +146,7 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
     app, writer = live_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await replay(app.receivers.grpc_port, fixtures)
-        await wait_for_rows(pilot, 4)
+        await wait_for_rows(pilot, 3)  # the 4th session sent start-up telemetry only
         await settle(pilot)
         app.main.table("sessions").select_key(ERRORS_SESSION)
         await settle(pilot)
@@ -154,10 +186,39 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
         await pilot.press("q")
     writer.close()
     store.close()
+
+    items = samples(fixtures)
+    at = items[-1]["received_ns"] + 12 * 10**9
+    store = Store.open(":memory:")
+    app, writer = live_app(store, at, "all")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await replay(app.receivers.grpc_port, fixtures, (*REPLAY, LIMITS))
+        await asyncio.to_thread(hand_over, app.receivers.http_port, items)
+        await wait_for_rows(pilot, 4)
+        await settle(pilot)
+        await pilot.pause(1.5)  # the limits load after the samples
+        for size in ((120, 40), (80, 24)):
+            name = f"{size[0]}x{size[1]}"
+            await pilot.resize_terminal(*size)
+            await settle(pilot)
+            save(app, f"limits-strip-{name}")
+            await pilot.press("l")
+            await pilot.pause(0.5)
+            save(app, f"limits-{name}")
+            await pilot.press("escape")
+            await pilot.press("h")
+            await settle(pilot)
+            save(app, f"history-{name}")
+            await pilot.press("escape")
+        await pilot.press("q")
+    writer.close()
+    store.close()
     return saved
 
 
 def main() -> None:
+    os.environ["TZ"] = "UTC"  # the limits' and history's clock times and dates
+    time.tzset()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=FIXTURES)
     parser.add_argument("--out", type=Path, default=HERE)

@@ -248,3 +248,45 @@ def as_otlp_json(msg, camel: bool = True, enum_names: bool = True) -> dict:
 
     hexify(doc)
     return doc
+
+
+# --- status-line samples -----------------------------------------------------------------------
+
+STATUSLINE_CAPTURE = "statusline/limits.grpc"
+"""The telemetry of the interactive run whose status-line samples are `statusline_samples()`."""
+
+
+def api_request_records(name: str = STATUSLINE_CAPTURE) -> list[dict]:
+    """Every api_request log record of a capture, oldest first: its attributes, and its own
+    time in ns as `_t`."""
+    out = []
+    for signal, req in request_docs(name):
+        if signal != "logs":
+            continue
+        for rl in req["resourceLogs"]:
+            for sl in rl["scopeLogs"]:
+                for r in sl["logRecords"]:
+                    a = _attrs(r.get("attributes"))
+                    if a.get("event.name") == "api_request":
+                        out.append({**a, "_t": int(r["timeUnixNano"])})
+    return sorted(out, key=lambda a: a["_t"])
+
+
+def statusline_samples() -> list[tuple[int, str, dict]]:
+    """(arrival ns, text, parsed) of each captured status-line sample, in order.
+
+    The capture keeps the samples, not when they arrived; each after the first says when its
+    prompt cache expires (`prompt_cache.expires_at`: 5 minutes after the prompt's last request,
+    to the second), so it arrived about then minus 299 s: after that request, before the next
+    prompt's. The first came before any request, at the first export's time.
+    """
+    path = FIXTURES / "statusline" / "limits.statusline.jsonl"
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    first = int(fixture_lines(STATUSLINE_CAPTURE)[0]["t"]) + 1
+    out = []
+    for text in lines:
+        doc = json.loads(text)
+        expires = (doc.get("prompt_cache") or {}).get("expires_at")
+        arrived = expires - 299 if expires else first
+        out.append((arrived * 10**9, text, doc))
+    return out

@@ -55,6 +55,34 @@ class FinalText:
 Step = ToolCall | FinalText
 
 
+@dataclass(frozen=True)
+class RateLimits:
+    """What a Claude.ai subscriber's replies say about the plan's limits: the
+    `anthropic-ratelimit-unified-*` headers. The n-th answered request gets the n-th
+    utilization (0-1) of each window (the last one after that)."""
+
+    five_hour: tuple[float, ...]
+    seven_day: tuple[float, ...]
+    five_hour_reset: int
+    seven_day_reset: int
+
+    def headers(self, n: int) -> dict[str, str]:
+        five = self.five_hour[min(n, len(self.five_hour) - 1)]
+        seven = self.seven_day[min(n, len(self.seven_day) - 1)]
+        p = "anthropic-ratelimit-unified-"
+        return {
+            f"{p}5h-utilization": str(five),
+            f"{p}5h-reset": str(self.five_hour_reset),
+            f"{p}5h-status": "allowed",
+            f"{p}7d-utilization": str(seven),
+            f"{p}7d-reset": str(self.seven_day_reset),
+            f"{p}7d-status": "allowed",
+            f"{p}status": "allowed",
+            f"{p}representative-claim": "five_hour",
+            f"{p}reset": str(self.five_hour_reset),
+        }
+
+
 @dataclass
 class Recorded:
     """One HTTP request and what this server answered."""
@@ -68,6 +96,8 @@ class Recorded:
     model: str | None = None
     usage: Usage | None = None
     tool_use_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """The rate-limit headers the reply carried."""
 
 
 SIDE_USAGE = Usage(input_tokens=21, output_tokens=4)
@@ -93,10 +123,12 @@ def _sse(event: str, data: dict) -> bytes:
 
 @dataclass
 class ScriptedApi:
-    """The server: `script` is the main conversation; `overload_step` gets one 529 first."""
+    """The server: `script` is the main conversation; `overload_step` gets one 529 first;
+    `rate_limits` (a subscriber's plan) adds its headers to every complete reply."""
 
     script: list[Step]
     overload_step: int | None = None
+    rate_limits: RateLimits | None = None
     requests: list[Recorded] = field(default_factory=list)
     port: int | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -169,6 +201,9 @@ class ScriptedApi:
         content, stop = self._content(turn, rec)
         msg_id = f"msg_e2e{next(self._ids):06d}"
         model = body.get("model") or "claude-sonnet-4-5"
+        if self.rate_limits is not None:
+            answered = sum(1 for r in self.requests if r.headers)
+            rec.headers = self.rate_limits.headers(answered)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -181,13 +216,14 @@ class ScriptedApi:
                     "stop_sequence": None,
                     "usage": turn.usage.wire(),
                 },
-                headers={"request-id": f"req_{msg_id}"},
+                headers={"request-id": f"req_{msg_id}", **rec.headers},
             )
         resp = web.StreamResponse(
             headers={
                 "content-type": "text/event-stream",
                 "cache-control": "no-cache",
                 "request-id": f"req_{msg_id}",
+                **rec.headers,
             }
         )
         await resp.prepare(request)

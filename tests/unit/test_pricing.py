@@ -27,11 +27,12 @@ def test_an_estimate_is_the_list_price_of_each_kind_of_token():
 def test_a_users_table_extends_and_overrides_ours(tmp_path):
     mine = tmp_path / "prices.toml"
     mine.write_text(
-        '[models."claude-haiku-4-5"]\ninput = 2\noutput = 8\n[models."x-1"]\ninput = 1\noutput = 1\n'
+        '[models."claude-haiku-4-5"]\ninput = 2\noutput = 8\n'
+        '[models."x-1"]\ninput = 1\noutput = 1\n'
     )
     table = pricing.load(mine)
     assert table.price("claude-haiku-4-5") == pricing.Price(2.0, 8.0)
     assert table.estimate("x-1", 10**6, 10**6) == pytest.approx(2.0)
     mine.write_text("[models.broken]\ninput = 'cheap'\n")
-    with pytest.raises(pricing.PriceFileError, match="prices.toml: not a price table"):
+    with pytest.raises(pricing.PriceFileError, match=r"prices\.toml: not a price table"):
         pricing.load(mine)

@@ -1,5 +1,6 @@
 """`claude-top setup`: the printed settings, and `--write` against temp settings files (missing,
-empty, existing keys, invalid JSON, re-run, symlinked)."""
+empty, existing keys, invalid JSON, re-run, symlinked). The status line it also installs is
+checked in `test_setup_statusline.py`; tests here that compare whole files leave it out."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def test_optional_switches_are_added_when_asked(capsys):
 
 def test_write_creates_a_missing_file_and_its_folder(capsys, tmp_path):
     path = tmp_path / "home" / ".claude" / "settings.json"
-    code, out, _ = run(capsys, "--write", "--settings", str(path))
+    code, out, _ = run(capsys, "--write", "--no-statusline", "--settings", str(path))
     assert code == 0
     assert path.read_text() == json.dumps({"env": GRPC_ENV}, indent=2) + "\n"
     assert backups(path) == []
@@ -96,7 +97,7 @@ def test_write_merges_into_existing_keys_with_a_backup(capsys, tmp_path):
     }
     original_text = json.dumps(original, indent=2) + "\n"
     path.write_text(original_text)
-    code, out, _ = run(capsys, "--write", "--settings", str(path))
+    code, out, _ = run(capsys, "--write", "--no-statusline", "--settings", str(path))
     assert code == 0
     merged = json.loads(path.read_text())
     assert list(merged) == ["model", "permissions", "env", "statusLine"]
@@ -170,7 +171,7 @@ def test_refuses_a_file_it_cannot_merge(capsys, tmp_path, text, message):
 def test_an_empty_file_counts_as_an_empty_object(capsys, tmp_path):
     path = tmp_path / "settings.json"
     path.write_text("")
-    code, _, _ = run(capsys, "--write", "--settings", str(path))
+    code, _, _ = run(capsys, "--write", "--no-statusline", "--settings", str(path))
     assert code == 0
     assert json.loads(path.read_text()) == {"env": GRPC_ENV}
     [backup] = backups(path)
@@ -193,7 +194,7 @@ def test_writes_through_a_symlink(capsys, tmp_path):
     target.write_text('{"model": "opus"}\n')
     link = tmp_path / "settings.json"
     link.symlink_to(target)
-    assert run(capsys, "--write", "--settings", str(link))[0] == 0
+    assert run(capsys, "--write", "--no-statusline", "--settings", str(link))[0] == 0
     assert link.is_symlink()
     assert json.loads(target.read_text()) == {"model": "opus", "env": GRPC_ENV}
     [backup] = backups(link)

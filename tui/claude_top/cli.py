@@ -1,6 +1,7 @@
 """Command line: `claude-top` (UI + receivers), `serve` (headless receivers), `export`, `setup`
-(point Claude Code here), `demo` (the UI fed with synthetic telemetry). Only parsing here: each
-command runs in `claude_top.commands`, imported when it is the one asked for."""
+(point Claude Code here), `demo` (the UI fed with synthetic telemetry), `statusline` (Claude
+Code's status-line command), `status` (plan limits, one shot). Only parsing here: each command
+runs in `claude_top.commands`, imported when it is the one asked for."""
 
 from __future__ import annotations
 
@@ -107,6 +108,46 @@ def _add_export_dir(p: argparse.ArgumentParser, sub: bool = False) -> None:
     )
 
 
+def _add_limits(p: argparse.ArgumentParser, sub: bool = False, alerts: bool = True) -> None:
+    """Budgets and limit alerts (the config file's `[budgets]` and `[alerts]` under them)."""
+    p.add_argument(
+        "--budget",
+        default=_default(None, sub),
+        metavar="SPEC",
+        help="budgets in dollars where no official plan limits come (API keys): "
+        "5h=10,day=30,week=150,month=500",
+    )
+    p.add_argument(
+        "--config",
+        default=_default(None, sub),
+        metavar="TOML",
+        help="budgets and alerts file (default: ~/.config/claude-top/config.toml)",
+    )
+    p.add_argument(
+        "--alert-at",
+        default=_default(None, sub),
+        metavar="PCTS",
+        help="alert when a window or budget crosses these percentages (default: 80,95)",
+    )
+    if not alerts:
+        return
+    p.add_argument(
+        "--alert-command",
+        default=_default(None, sub),
+        metavar="CMD",
+        help="run CMD (in a shell) with each alert as JSON on stdin",
+    )
+    p.add_argument(
+        "--no-bell", action="store_true", default=_default(False, sub), help="no bell on alerts"
+    )
+    p.add_argument(
+        "--no-desktop",
+        action="store_true",
+        default=_default(False, sub),
+        help="no desktop notification on alerts",
+    )
+
+
 def _listen_problem(args: argparse.Namespace) -> str | None:
     from claude_top.receiver.security import listen_problem
 
@@ -124,12 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listen(parser)
     _add_security(parser)
     _add_export_dir(parser)
+    _add_limits(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the OTLP receivers headless (no UI)")
     _add_db(serve, sub=True)
     _add_listen(serve, sub=True)
     _add_security(serve, sub=True)
+    _add_limits(serve, sub=True)
 
     export = sub.add_parser("export", help="write CSV snapshots of a database")
     _add_db(export, sub=True)
@@ -139,7 +182,69 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_setup(sub)
     _add_demo(sub)
+    _add_statusline(sub)
+    _add_status(sub)
     return parser
+
+
+STATUSLINE_HELP = (
+    "Read the status-line sample Claude Code pipes in, hand it to the running claude-top over "
+    "loopback (or spool it for the next one) and print one short line. Never fails, and takes "
+    "under 300 ms. `claude-top setup --write` installs it."
+)
+
+
+def _add_statusline(sub) -> None:
+    p = sub.add_parser(
+        "statusline",
+        help="Claude Code's statusLine command: hand its sample to claude-top, print a line",
+        description=STATUSLINE_HELP,
+    )
+    _statusline_options(p)
+
+
+def _statusline_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--http-port", type=int, metavar="N", help="claude-top's OTLP/HTTP port (default 4318)"
+    )
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDR", help="its address")
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="its bearer token (default: $CLAUDE_TOP_TOKEN, else its instance file's)",
+    )
+    p.add_argument(
+        "--chain",
+        metavar="CMD",
+        help="the previous status-line command: run with the same input, its output first",
+    )
+    p.add_argument(
+        "--budget-ms", type=int, metavar="MS", help="time allowed from start to the line (280)"
+    )
+
+
+def _add_status(sub) -> None:
+    p = sub.add_parser(
+        "status",
+        help="plan limits, budgets and today's cost, once (for scripts, tmux, CI)",
+        description="Ask the running claude-top (its OTLP/HTTP port) for the plan limits, "
+        "budgets and today's cost; when none runs, read the database. Exit codes: 0 ok, 10 near "
+        "a limit, 11 limit reached, 20 indeterminate (stale), 30 no data.",
+    )
+    _add_db(p, sub=True)
+    p.add_argument(
+        "--http-port",
+        type=int,
+        metavar="N",
+        help="the running claude-top's OTLP/HTTP port (default: its instance file's, else 4318)",
+    )
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDR", help="its address")
+    p.add_argument("--token", metavar="TOKEN", help="its bearer token (default: $CLAUDE_TOP_TOKEN)")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="everything, as JSON")
+    form.add_argument("--tmux", action="store_true", help="one short line for status-right")
+    p.add_argument("--at", type=float, metavar="EPOCH", help="as of this time (default: now)")
+    _add_limits(p, sub=True, alerts=False)
 
 
 def _add_setup(sub) -> None:
@@ -162,6 +267,17 @@ def _add_setup(sub) -> None:
     )
     p.add_argument(
         "--settings", metavar="PATH", help="settings file (default: ~/.claude/settings.json)"
+    )
+    p.add_argument(
+        "--no-statusline",
+        action="store_true",
+        help="leave the statusLine alone (by default --write makes `claude-top statusline` "
+        "the status line, running any previous one first)",
+    )
+    p.add_argument(
+        "--statusline-command",
+        metavar="CMD",
+        help="how Claude Code starts claude-top (default: the claude-top on PATH)",
     )
     p.add_argument(
         "--log-tool-details",
@@ -203,7 +319,21 @@ def _db_path(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `claude-top` command."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["statusline"]:  # Claude Code waits on it: parse only its own options
+        from claude_top.commands.statusline import run_statusline
+
+        p = argparse.ArgumentParser(prog="claude-top statusline", description=STATUSLINE_HELP)
+        _statusline_options(p)
+        return run_statusline(p.parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
+    if args.command == "statusline":
+        from claude_top.commands.statusline import run_statusline
+
+        return run_statusline(args)
+    if args.command == "status":
+        from claude_top.commands.status import run_status
+
+        return run_status(args, _db_path(args))
     if args.command == "setup":
         from claude_top.commands.setup import run_setup
 

@@ -8,7 +8,9 @@ import signal
 import sys
 import time
 
-from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.commands.common import EXIT_USAGE, fail, open_store
+from claude_top.core import alerts
+from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
 from claude_top.core.store.database import Store
@@ -17,6 +19,8 @@ from claude_top.receiver.security import is_loopback
 from claude_top.receiver.server import ReceiverConfig, Receivers
 
 ERROR_CHECK_S = 1.0
+ALERT_CHECK_S = 15.0
+"""How often a headless claude-top looks for limit and budget crossings (UI: each refresh)."""
 
 
 def _size(n: int) -> str:
@@ -50,8 +54,10 @@ def _access(config: ReceiverConfig) -> str:
     return "access: " + "; ".join(parts)
 
 
-async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> int:
-    receivers = Receivers(writer, config)
+async def _serve(
+    store: Store, writer: StoreWriter, config: ReceiverConfig, limits: LimitSettings
+) -> int:
+    receivers = Receivers(writer, config, limits)
     try:
         await receivers.start()
     except OSError as exc:  # PortInUse, or TLS files that changed since the options were checked
@@ -69,14 +75,38 @@ async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> i
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
     reported = 0
+    next_alert_check = time.monotonic()
     while True:
         reported = _report_index_errors(writer, reported)
+        if time.monotonic() >= next_alert_check:
+            next_alert_check = time.monotonic() + ALERT_CHECK_S
+            await _check_alerts(store, limits)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), ERROR_CHECK_S)
             break
     await receivers.stop()
     _report_index_errors(writer, reported)
     return 0
+
+
+async def _check_alerts(store: Store, limits: LimitSettings) -> None:
+    """New limit or budget crossings: a line on stdout, notify-send where a desktop session
+    is reachable, and the --alert-command (each crossing once, remembered in the database)."""
+    try:
+        _, new = await asyncio.to_thread(alerts.check, store, limits, time.time_ns())
+    except Exception as exc:  # a failed check must not stop the receivers
+        print(f"claude-top: limits check failed: {exc}", file=sys.stderr, flush=True)
+        return
+    for alert in new:
+        print(f"claude-top alert: {alert.message}", flush=True)
+        if limits.desktop:
+            alerts.notify_send(alert)
+        if limits.alert_command:
+            alerts.run_command(
+                limits.alert_command,
+                alert,
+                on_error=lambda m: print(f"claude-top: {m}", file=sys.stderr, flush=True),
+            )
 
 
 def _report_index_errors(writer: StoreWriter, reported: int) -> int:
@@ -94,13 +124,17 @@ def _report_index_errors(writer: StoreWriter, reported: int) -> int:
 
 def run_serve(args, db_path: str) -> int:
     """Run the receivers until a signal; returns the process exit code."""
+    try:
+        limits = settings_from_args(args)
+    except SettingsError as exc:
+        return fail("serve", str(exc))
     store = open_store(db_path)
     if store is None:
         return EXIT_USAGE
     writer = StoreWriter(store, retention_s=args.retention)
     started = time.monotonic()
     try:
-        code = asyncio.run(_serve(store, writer, _config(args)))
+        code = asyncio.run(_serve(store, writer, _config(args), limits))
     finally:
         writer.close()
         store.checkpoint()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from claude_top.commands.common import EXIT_USAGE
@@ -14,6 +16,27 @@ from claude_top.core.setup import (
     settings_env,
     write_settings,
 )
+from claude_top.core.sources.statusline.install import (
+    claude_top_command,
+    install,
+    parse_ours,
+    statusline_command,
+)
+
+
+def _statusline_note(path: Path) -> str | None:
+    """What the settings file's status line does now, when it chains another command."""
+    try:
+        line = json.loads(path.read_text(encoding="utf-8-sig")).get("statusLine") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    ours = parse_ours(str(line.get("command") or ""))
+    if ours is None:
+        return "note: the status line is not claude-top's (an unknown kind; left alone)"
+    if ours["chain"]:
+        chain = ours["chain"]
+        return f"status line: claude-top's; your previous one still runs, shown first: {chain}"
+    return None
 
 
 def run_setup(args: argparse.Namespace) -> int:
@@ -27,11 +50,22 @@ def run_setup(args: argparse.Namespace) -> int:
         user_prompts=args.log_user_prompts,
     )
     path = Path(args.settings) if args.settings else DEFAULT_SETTINGS
+    base = args.statusline_command or claude_top_command()
     if not args.write:
         print(instructions(env, path))
+        if not args.no_statusline:
+            block = {"type": "command", "command": statusline_command(base, args.http_port)}
+            print(
+                "\nPlan limits, context and cache in claude-top: the statusLine of "
+                f"{path}\n(`--write` sets it, and keeps running a status line already there):\n"
+                + json.dumps({"statusLine": block}, indent=2)
+            )
         return 0
+    transform = (
+        None if args.no_statusline else partial(install, base=base, http_port=args.http_port)
+    )
     try:
-        result = write_settings(path.expanduser(), env)
+        result = write_settings(path.expanduser(), env, transform=transform)
     except SettingsError as exc:
         print(f"claude-top setup: {exc}; left it unchanged", file=sys.stderr)
         return EXIT_USAGE
@@ -46,6 +80,9 @@ def run_setup(args: argparse.Namespace) -> int:
             print(f"created {result.path}")
         else:
             print(f"updated {result.path} (backup: {result.backup})")
+    note = None if args.no_statusline else _statusline_note(result.path)
+    if note:
+        print(note)
     for key, value in result.overrides.items():
         print(f"note: {key}={value} in its env overrides the endpoint/protocol for that signal")
     if result.changed:

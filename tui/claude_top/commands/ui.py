@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.commands.common import EXIT_USAGE, fail, open_store
+from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import Background, ClaudeTopApp
 
 
-def _receivers(args, writer: StoreWriter) -> Receivers:
-    return Receivers(writer, ReceiverConfig.from_args(args))
+def _receivers(args, writer: StoreWriter, limits: LimitSettings) -> Receivers:
+    return Receivers(writer, ReceiverConfig.from_args(args), limits)
 
 
 def run_app(args, db_path: str, *, background: Background | None = None) -> int:
@@ -20,6 +21,10 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
     `background(receivers)` runs as a task on the app's loop once the receivers listen; it is
     cancelled (and awaited) before they stop.
     """
+    try:
+        limits = settings_from_args(args)
+    except SettingsError as exc:
+        return fail("", str(exc))
     store = open_store(db_path)
     if store is None:
         return EXIT_USAGE
@@ -27,10 +32,11 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
     app = ClaudeTopApp(
         store,
         writer,
-        _receivers(args, writer),
+        _receivers(args, writer, limits),
         db_path=db_path,
         export_dir=getattr(args, "export_dir", None),
         background=background,
+        limits=limits,
     )
     try:
         app.run()

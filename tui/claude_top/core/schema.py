@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP_ID = "claude-top"
 META_TABLE = "claude_top_meta"
 """Key-value facts about the database: app, schema version, creator, the journal position."""
@@ -161,6 +161,63 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "resources": RESOURCES,
 }
 
+STATUSLINE_SAMPLES: tuple[tuple[str, str], ...] = (
+    ("uid", "BLOB"),
+    ("received_ns", "BIGINT"),
+    ("session_id", "VARCHAR"),
+    ("prompt_id", "VARCHAR"),
+    ("version", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("model_name", "VARCHAR"),
+    ("cwd", "VARCHAR"),
+    ("project_dir", "VARCHAR"),
+    ("transcript_path", "VARCHAR"),
+    ("five_hour_pct", "DOUBLE"),
+    ("five_hour_resets_at", "BIGINT"),
+    ("seven_day_pct", "DOUBLE"),
+    ("seven_day_resets_at", "BIGINT"),
+    ("spend_pct", "DOUBLE"),
+    ("spend_resets_at", "BIGINT"),
+    ("spend_used_usd", "DOUBLE"),
+    ("spend_limit_usd", "DOUBLE"),
+    ("spend_period", "VARCHAR"),
+    ("context_used_pct", "DOUBLE"),
+    ("context_window_size", "BIGINT"),
+    ("context_tokens", "BIGINT"),
+    ("total_input_tokens", "BIGINT"),
+    ("total_output_tokens", "BIGINT"),
+    ("cache_warm", "BOOLEAN"),
+    ("cache_ttl", "VARCHAR"),
+    ("cache_expires_at", "BIGINT"),
+    ("cache_hit_ratio", "DOUBLE"),
+    ("cost_usd", "DOUBLE"),
+    ("duration_ms", "DOUBLE"),
+    ("api_duration_ms", "DOUBLE"),
+    ("lines_added", "BIGINT"),
+    ("lines_removed", "BIGINT"),
+    ("via", "VARCHAR"),
+    ("problems", "VARCHAR"),
+    ("raw", "VARCHAR"),
+)
+"""Claude Code's status-line samples (`core.sources.statusline`), each with the time it
+arrived (`received_ns`): the official plan limits (`*_pct` 0-100, `*_resets_at` epoch seconds),
+the session's context window and prompt cache, its cost so far, and the raw JSON. `via`: `live`
+or `spool` (waited in the shim's spool file while no claude-top ran); `problems`: the fields
+that were dropped as invalid."""
+LIMIT_ALERTS: tuple[tuple[str, str], ...] = (
+    ("uid", "VARCHAR"),
+    ("fired_ns", "BIGINT"),
+    ("alert", "JSON"),
+)
+"""Limit and budget alerts already given (`uid`: window, its end and the threshold), so each
+crossing alerts once, across restarts too."""
+SIDE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "statusline_samples": STATUSLINE_SAMPLES,
+    "limit_alerts": LIMIT_ALERTS,
+}
+"""Tables written outside the OTLP journal, each in its own short transaction."""
+SIDE_RETENTION_COLUMNS = {"statusline_samples": "received_ns"}
+
 
 def column_names(table: str) -> tuple[str, ...]:
     """The column names of a table, in order."""
@@ -177,7 +234,8 @@ def arrow_schema(table: str) -> pa.Schema:
 
 def create_table_sql(table: str) -> str:
     """CREATE TABLE statement; `uid` is the idempotency key (a redelivered export counts once)."""
+    columns = TABLES[table] if table in TABLES else SIDE_TABLES[table]
     cols = ",\n  ".join(
-        f"{name} {sql}{' PRIMARY KEY' if name == 'uid' else ''}" for name, sql in TABLES[table]
+        f"{name} {sql}{' PRIMARY KEY' if name == 'uid' else ''}" for name, sql in columns
     )
     return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)"

@@ -121,8 +121,11 @@ def _kind(value: object) -> str:
     )
 
 
-def merge_settings(text: str | None, env: dict[str, str], where: str = "settings") -> str | None:
-    """`text` with `env` merged into its "env" object; None when nothing would change.
+def merge_settings(
+    text: str | None, env: dict[str, str], where: str = "settings", transform=None
+) -> str | None:
+    """`text` with `env` merged into its "env" object (and `transform(settings)` applied, such
+    as installing the status line); None when nothing would change.
 
     Every other key (and every other env key) is kept in place; new env keys are appended. The
     file's indentation is kept (two spaces when it has none). Raises SettingsError.
@@ -130,6 +133,8 @@ def merge_settings(text: str | None, env: dict[str, str], where: str = "settings
     data = parse_settings(text or "", where)
     merged = dict(data)
     merged["env"] = {**data.get("env", {}), **env}
+    if transform is not None:
+        merged = transform(merged)
     if merged == data:
         return None
     return json.dumps(merged, indent=_indent(text or ""), ensure_ascii=False) + "\n"
@@ -174,7 +179,9 @@ def _atomic_write(target: Path, text: str, mode: int | None) -> None:
         raise
 
 
-def write_settings(path: Path, env: dict[str, str], now: float | None = None) -> WriteResult:
+def write_settings(
+    path: Path, env: dict[str, str], now: float | None = None, transform=None
+) -> WriteResult:
     """Merge `env` into the settings file at `path` (created with its folder when missing).
 
     A changed existing file is backed up first; an unchanged one is not touched. A file that is
@@ -185,7 +192,7 @@ def write_settings(path: Path, env: dict[str, str], now: float | None = None) ->
     target = path.resolve() if path.is_symlink() else path
     exists = target.exists()
     original = target.read_text(encoding="utf-8-sig") if exists else None
-    new_text = merge_settings(original, env, where=str(path))
+    new_text = merge_settings(original, env, where=str(path), transform=transform)
     merged_env = parse_settings(new_text or original or "", str(path)).get("env", {})
     overrides = {k: str(merged_env[k]) for k in _SIGNAL_OVERRIDES if k in merged_env}
     if new_text is None:

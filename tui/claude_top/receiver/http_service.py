@@ -55,8 +55,11 @@ def _error(content_type: str, status: int, message: str, headers=None) -> web.Re
     )
 
 
-def make_app(ingest, max_body: int, control: Control | None = None) -> web.Application:
-    """The aiohttp application serving OTLP/HTTP (and the control API, when given)."""
+def make_app(
+    ingest, max_body: int, control: Control | None = None, extra_routes=()
+) -> web.Application:
+    """The aiohttp application serving OTLP/HTTP (and the control API and any other routes,
+    such as the status line's, when given)."""
 
     async def handle_export(request: web.Request) -> web.Response:
         signal = _PATHS[request.path]
@@ -105,13 +108,16 @@ def make_app(ingest, max_body: int, control: Control | None = None) -> web.Appli
         app.router.add_post(path, handle_export)
     if control is not None:
         app.add_routes(control.routes())
+    app.add_routes(extra_routes)
     return app
 
 
-async def start_http(ingest, config, control: Control | None = None) -> tuple[web.AppRunner, int]:
+async def start_http(
+    ingest, config, control: Control | None = None, extra_routes=()
+) -> tuple[web.AppRunner, int]:
     """Start the HTTP server; returns its runner and the bound port. Raises OSError."""
     tls = server_tls_context(config.tls_cert, config.tls_key) if config.tls else None
-    app = make_app(ingest, config.max_body, control)
+    app = make_app(ingest, config.max_body, control, extra_routes)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, config.bind, config.http_port, ssl_context=tls)

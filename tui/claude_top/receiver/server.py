@@ -11,6 +11,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.connect import endpoint_host, env_block
 from claude_top.core.instance import Instance, new_key, remove_instance, write_instance
 from claude_top.core.store.writer import StoreWriter
@@ -18,6 +19,7 @@ from claude_top.receiver.control import Control
 from claude_top.receiver.grpc_service import start_grpc
 from claude_top.receiver.http_service import start_http
 from claude_top.receiver.ingest import Ingest
+from claude_top.receiver.statusline import StatusLineService
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
@@ -61,10 +63,18 @@ class ReceiverConfig:
 class Receivers:
     """The OTLP/gRPC and OTLP/HTTP listeners of one claude-top process."""
 
-    def __init__(self, writer: StoreWriter, config: ReceiverConfig | None = None) -> None:
+    def __init__(
+        self,
+        writer: StoreWriter,
+        config: ReceiverConfig | None = None,
+        limits: LimitSettings | None = None,
+    ) -> None:
         self.config = config or ReceiverConfig()
         self.ingest = Ingest(writer, self.config.token, self.config.redact)
         self.control = Control(writer, new_key())
+        self.statusline = StatusLineService(
+            writer, self.ingest, limits, self.config.redact, self.config.max_body
+        )
         self.instance: Instance | None = None
         """Written beside a database file while listening, for other claude-top commands."""
         self._grpc = None
@@ -77,12 +87,15 @@ class Receivers:
         cfg = self.config
         self._grpc, self.grpc_port = await start_grpc(self.ingest, cfg)
         try:
-            self._http, self.http_port = await start_http(self.ingest, cfg, self.control)
+            self._http, self.http_port = await start_http(
+                self.ingest, cfg, self.control, self.statusline.routes()
+            )
         except BaseException:
             await self._grpc.stop(0)
             self._grpc = None
             raise
         self._announce()
+        await self.statusline.take_spool(self.http_port)
 
     def _announce(self) -> None:
         """Write the instance file beside a database file (nothing for `:memory:`)."""

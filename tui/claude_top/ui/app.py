@@ -23,12 +23,14 @@ from textual.command import CommandPalette
 from textual.message import Message
 from textual.screen import Screen
 
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.connect import env_block
 from claude_top.core.export import ExportResult, PaneView, export_new_snapshot
 from claude_top.core.queries import WINDOWS, parse_window
 from claude_top.core.queries.reader import LocalSource, Source
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
+from claude_top.ui.limits import LimitsMonitor
 from claude_top.ui.panes.header import HeaderState
 from claude_top.ui.panes.table import KeyedTable
 from claude_top.ui.screens.main import PANE_NAMES, PANES, MainScreen
@@ -76,6 +78,22 @@ class ClaudeTopApp(App):
             id="app.pause",
         ),
         Binding(
+            "l",
+            "limits",
+            "Limits",
+            tooltip="plan limits and budgets: windows, burn rate, forecast, context",
+            show=False,
+            id="app.limits",
+        ),
+        Binding(
+            "h",
+            "history",
+            "History",
+            tooltip="cost per day, week or month by model; top projects",
+            show=False,
+            id="app.history",
+        ),
+        Binding(
             "ctrl+s,e",
             "export",
             "Export CSV",
@@ -106,6 +124,7 @@ class ClaudeTopApp(App):
         export_dir: str | Path | None = None,
         background: Background | None = None,
         source: Source | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -117,6 +136,8 @@ class ClaudeTopApp(App):
         self.clock = clock
         self.export_dir = Path(export_dir or Path.cwd()).expanduser().absolute()
         self.background = background
+        self.limit_settings = limits or LimitSettings()
+        self.limits_monitor = LimitsMonitor(self, self.limit_settings)
         self.background_error: str | None = None
         self._background_task: asyncio.Task | None = None
         self.paused = False
@@ -142,6 +163,7 @@ class ClaudeTopApp(App):
             self._background_task.add_done_callback(self._background_done)
         self.main = MainScreen()
         await self.push_screen(self.main)
+        self.limits_monitor.start()
 
     def _background_done(self, task: asyncio.Task) -> None:
         if task.cancelled() or task.exception() is None:
@@ -217,20 +239,45 @@ class ClaudeTopApp(App):
                 severity="error",
                 timeout=10,
             )
+        now = self.clock()
         return HeaderState(
+            alert=self.limits_monitor.header_alert(now),
             endpoints=endpoints,
             backlog=stats.backlog_rows if stats else 0,
             index_errors=stats.index_errors if stats else 0,
             db_path=self.db_path,
             rate=self._ingest_rate(),
             last_export_ns=last,
-            now_ns=self.clock(),
+            now_ns=now,
             window=self.window,
             text=self.filter_text,
             paused=self.paused,
         )
 
+    def limits_changed(self) -> None:
+        """The limits were loaded again: redraw what shows them, and the headers."""
+        for screen in self.screen_stack:
+            for view in screen.query(".limits-view"):
+                view.limits_changed()
+            header = screen.query("#header")
+            if header:
+                header.first().update(self.header_state())
+
     # --- actions -------------------------------------------------------------------------
+
+    def action_limits(self) -> None:
+        """Plan limits and budgets: windows, burn rate, forecast, sessions' context."""
+        from claude_top.ui.screens.limits import LimitsScreen
+
+        if not isinstance(self.screen, LimitsScreen):
+            self.push_screen(LimitsScreen())
+
+    def action_history(self) -> None:
+        """Cost history: per day, week or month by model, and the top projects."""
+        from claude_top.ui.screens.history import HistoryScreen
+
+        if not isinstance(self.screen, HistoryScreen):
+            self.push_screen(HistoryScreen())
 
     def _main_changed(self) -> None:
         main = getattr(self, "main", None)
@@ -385,6 +432,12 @@ class ClaudeTopApp(App):
             "Pause / resume refresh", "Ingest continues  (p)", self.action_toggle_pause
         )
         yield SystemCommand("Help: every key", "(?)", self.action_help)
+        yield SystemCommand(
+            "Plan limits and budgets", "Windows, burn rate, forecast  (l)", self.action_limits
+        )
+        yield SystemCommand(
+            "Cost history", "Per day, week, month by model; top projects  (h)", self.action_history
+        )
         yield SystemCommand(
             "Sort by the next column", "In the focused table  (s)", self.action_sort
         )

@@ -7,12 +7,16 @@ Nothing here touches widgets.
 
 from __future__ import annotations
 
+import math
 import time
 from array import array
 from dataclasses import dataclass, field
 
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.format import NS_PER_S
 from claude_top.core.queries.filters import Filter, parse_window
+from claude_top.core.queries.history import CostHistory
+from claude_top.core.queries.limits import Limits
 from claude_top.core.queries.reader import Source
 from claude_top.core.queries.spantree import TreeNode
 
@@ -136,3 +140,46 @@ def load_tree(source: Source, session_id: str, turn_key: str) -> tuple[list[Tree
     """A turn's span tree and its source, "spans" or "events" (call from a worker thread)."""
     with source.reader() as r:
         return r.span_tree(session_id, turn_key)
+
+
+# --- limits and cost history ----------------------------------------------------------------
+
+
+def load_limits(source: Source, settings: LimitSettings, now_ns: int) -> Limits:
+    """Plan windows, budgets, today and the sessions' gauges (call from a worker thread)."""
+    with source.reader() as r:
+        return r.limits(settings, now_ns)
+
+
+HISTORY_RANGES_DAYS = (30, 90, 365)
+PERIOD_DAYS = {"day": 1, "week": 7, "month": 365 / 12}
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """The cost history view's inputs: a range in days, cut by day, week or month."""
+
+    range_days: int = 30
+    period: str = "day"
+    now_ns: int = 0
+
+    @property
+    def count(self) -> int:
+        """How many periods cover the range (the current one included)."""
+        return max(1, math.ceil(self.range_days / PERIOD_DAYS[self.period]))
+
+
+@dataclass
+class HistoryData:
+    query: HistoryQuery
+    history: CostHistory
+    projects: list[dict] = field(default_factory=list)
+
+
+def load_history(source: Source, q: HistoryQuery) -> HistoryData:
+    """Cost per period by model and the top projects over the range (call from a worker)."""
+    with source.reader() as r:
+        history = r.cost_history(q.period, q.count, q.now_ns)
+        since = history.starts[0] * NS_PER_S if history.starts else 0
+        projects = r.top_projects(since, q.now_ns, 20)
+    return HistoryData(q, history, projects)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import duckdb
 
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.queries.breakdowns import (
     earliest_ns,
     models,
@@ -22,6 +23,8 @@ from claude_top.core.queries.breakdowns import (
     tools,
 )
 from claude_top.core.queries.filters import Filter
+from claude_top.core.queries.history import CostHistory, cost_history, top_projects
+from claude_top.core.queries.limits import Limits, limits
 from claude_top.core.queries.sessions import sessions
 from claude_top.core.queries.spantree import TreeNode, span_tree
 from claude_top.core.queries.turns import turns
@@ -46,6 +49,12 @@ class Reader(Protocol):
     def turns(self, session_id: str) -> list[dict]: ...
 
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]: ...
+
+    def limits(self, settings: LimitSettings, now_ns: int) -> Limits: ...
+
+    def cost_history(self, period: str, count: int, now_ns: int) -> CostHistory: ...
+
+    def top_projects(self, since_ns: int, now_ns: int, limit: int = 10) -> list[dict]: ...
 
 
 class Source(Protocol):
@@ -85,6 +94,15 @@ class LocalReader:
 
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:
         return span_tree(self.cur, session_id, turn_key)
+
+    def limits(self, settings: LimitSettings, now_ns: int) -> Limits:
+        return limits(self.cur, settings, now_ns)
+
+    def cost_history(self, period: str, count: int, now_ns: int) -> CostHistory:
+        return cost_history(self.cur, period, count, now_ns)
+
+    def top_projects(self, since_ns: int, now_ns: int, limit: int = 10) -> list[dict]:
+        return top_projects(self.cur, since_ns, now_ns, limit)
 
 
 class LocalSource:

@@ -28,6 +28,8 @@ from claude_top.core.schema import (
     META_TABLE,
     RETENTION_COLUMNS,
     SCHEMA_VERSION,
+    SIDE_RETENTION_COLUMNS,
+    SIDE_TABLES,
     TABLES,
     create_table_sql,
 )
@@ -173,7 +175,7 @@ class Store:
 
     def _create_schema(self) -> None:
         with transaction(self.con) as con:
-            for table in TABLES:
+            for table in (*TABLES, *SIDE_TABLES):
                 con.execute(create_table_sql(table))
             for sql in rollup.create_sql():
                 con.execute(sql)
@@ -332,6 +334,10 @@ class Store:
             rollup.begin(tx)
             for table, time_col in RETENTION_COLUMNS.items():
                 rollup.touch_before(tx, table, before_ns)
+                deleted += tx.execute(
+                    f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns]
+                ).fetchone()[0]
+            for table, time_col in SIDE_RETENTION_COLUMNS.items():
                 deleted += tx.execute(
                     f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns]
                 ).fetchone()[0]

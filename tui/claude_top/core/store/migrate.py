@@ -1,10 +1,11 @@
 """Bringing an older claude-top database up to the current schema, in one transaction.
 
 v1 had no rollups; v2 had no `agent`, `kind` / `role`, `request_id`, `source`, `cost_source`
-and `project` columns (v3); v3 had no hourly rollups (v4). Columns a table lacks are added and
-filled from what the rows already hold (the agent from their scope and service, the kind or
-role from their name, the request id and project from their attributes); then every rollup is
-built again from the rows.
+and `project` columns (v3); v3 had no hourly rollups (v4); v4 had no `statusline_samples` and
+`limit_alerts` tables (v5). Columns a table lacks are added and filled from what the rows
+already hold (the agent from their scope and service, the kind or role from their name, the
+request id and project from their attributes), tables it lacks are created; then every rollup
+is built again from the rows.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from claude_top.core.schema import (
     COST_REPORTED,
     META_TABLE,
     SCHEMA_VERSION,
+    SIDE_TABLES,
     SOURCE_OTEL,
     TABLES,
+    create_table_sql,
 )
 from claude_top.core.sources.otlp.agents import CLAUDE_SCOPE, CLAUDE_SPAN_ROLES
 from claude_top.core.store import rollup
@@ -67,6 +70,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         ]
         if fills:
             con.execute(f"UPDATE {table} SET {', '.join(fills)}")
+    for table in SIDE_TABLES:
+        con.execute(create_table_sql(table))
     for table in rollup.ALL_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     for sql in rollup.create_sql():

@@ -31,6 +31,8 @@ class HeaderState:
     window: str = "all"
     text: str = ""
     paused: bool = False
+    alert: tuple[str, str] | None = None
+    """(text, "warning" or "error") while a plan window or budget is past an alert threshold."""
 
 
 def _home(path: str) -> str:
@@ -54,6 +56,9 @@ class HeaderBar(Widget):
         """Show `state`; repaint only if the line's text or colours change (it is asked four
         times a second, and a repaint costs more than building the parts)."""
         self.state = state
+        level = state.alert[1] if state.alert else None
+        self.set_class(level == "warning", "-warning")
+        self.set_class(level == "error", "-error")
         shown = [(text.plain, text.style) for _, text in self.parts()]
         if shown != self._shown:
             self._shown = shown
@@ -92,6 +97,8 @@ class HeaderBar(Widget):
             out.append((80, Text(f'filter "{s.text}"', style=theme_style(app, "accent"))))
         if s.paused:
             out.append((95, Text("❚❚ PAUSED", style=theme_style(app, "warning"))))
+        if s.alert:
+            out.append((97, Text(s.alert[0], style=theme_style(app, "bold"))))
         return out
 
     def render(self) -> Text:

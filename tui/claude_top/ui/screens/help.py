@@ -25,6 +25,8 @@ FIXED_KEYS: dict[str, list[tuple[str, str]]] = {
 
 def _sections(app) -> list[tuple[str, list[Binding]]]:
     from claude_top.ui.panes.table import KeyedTable
+    from claude_top.ui.screens.history import HistoryScreen
+    from claude_top.ui.screens.limits import LimitsScreen
     from claude_top.ui.screens.main import FilterInput, MainScreen
     from claude_top.ui.screens.session import SessionScreen
     from claude_top.ui.screens.spantree import AttributesScreen, SpanTree, SpanTreeScreen
@@ -36,6 +38,8 @@ def _sections(app) -> list[tuple[str, list[Binding]]]:
         ("Session", list(SessionScreen.BINDINGS)),
         ("Span tree", list(SpanTreeScreen.BINDINGS) + list(SpanTree.BINDINGS)),
         ("Attributes", list(AttributesScreen.BINDINGS)),
+        ("Limits", list(LimitsScreen.BINDINGS)),
+        ("Cost history", list(HistoryScreen.BINDINGS)),
     ]
 
 

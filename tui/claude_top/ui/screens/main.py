@@ -24,6 +24,7 @@ from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
+from claude_top.ui.panes.limits import LimitsStrip
 from claude_top.ui.panes.models import ModelsTable
 from claude_top.ui.panes.sessions import SessionsTable
 from claude_top.ui.panes.table import KeyedTable
@@ -89,6 +90,7 @@ class MainScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
+        yield LimitsStrip(id="limits-strip")
         yield Tabs(
             *(Tab(f"{i} {PANE_NAMES[p]}", id=f"tab-{p}") for i, p in enumerate(PANES, 1)),
             id="pane-tabs",
