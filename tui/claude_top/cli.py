@@ -98,6 +98,68 @@ def _add_security(p: argparse.ArgumentParser, sub: bool = False) -> None:
     )
 
 
+def _add_forward(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    g = p.add_argument_group(
+        "relay to the team's collector",
+        "every acknowledged export is also delivered upstream, from the journal (at least "
+        "once, in order; retried while the upstream is away)",
+    )
+    g.add_argument(
+        "--forward",
+        default=_default(None, sub),
+        metavar="URL",
+        help="the upstream OTLP endpoint: http://collector:4317 (plain) or https://... (TLS)",
+    )
+    g.add_argument(
+        "--forward-protocol",
+        choices=("grpc", "http/protobuf"),
+        default=_default("grpc", sub),
+        help="default: grpc",
+    )
+    g.add_argument(
+        "--forward-header",
+        action="append",
+        default=_default(None, sub),
+        metavar="K=V",
+        help="a header for every export (repeat for more; e.g. authorization=Bearer T); "
+        "$CLAUDE_TOP_FORWARD_HEADERS takes them as OTEL_EXPORTER_OTLP_HEADERS does",
+    )
+    g.add_argument(
+        "--forward-ca", default=_default(None, sub), metavar="PEM", help="CA file for https"
+    )
+    g.add_argument(
+        "--forward-client-cert",
+        default=_default(None, sub),
+        metavar="PEM",
+        help="client certificate (mTLS)",
+    )
+    g.add_argument(
+        "--forward-client-key", default=_default(None, sub), metavar="PEM", help="its key"
+    )
+    g.add_argument(
+        "--forward-compression",
+        choices=("none", "gzip"),
+        default=_default("none", sub),
+        help="default: none",
+    )
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        default=None,
+        metavar="URL",
+        help="read the panes from elsewhere: clickhouse://[user[:password]@]host[:8123]/database "
+        "(the tables the OpenTelemetry Collector's clickhouse exporter writes; read-only; "
+        "no receivers unless --listen)",
+    )
+    p.add_argument(
+        "--listen",
+        action="store_true",
+        help="with --source: also run the receivers into the local database",
+    )
+
+
 def _add_export_dir(p: argparse.ArgumentParser, sub: bool = False) -> None:
     p.add_argument(
         "--export-dir",
@@ -105,6 +167,16 @@ def _add_export_dir(p: argparse.ArgumentParser, sub: bool = False) -> None:
         metavar="DIR",
         help="where the UI's ctrl+s / e write CSV snapshots (default: the current directory)",
     )
+
+
+def _forward_problem(args: argparse.Namespace) -> str | None:
+    from claude_top.receiver.forward import ForwardConfig
+
+    try:
+        ForwardConfig.from_args(args)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _listen_problem(args: argparse.Namespace) -> str | None:
@@ -123,13 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(parser)
     _add_listen(parser)
     _add_security(parser)
+    _add_forward(parser)
     _add_export_dir(parser)
+    _add_source(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the OTLP receivers headless (no UI)")
     _add_db(serve, sub=True)
     _add_listen(serve, sub=True)
     _add_security(serve, sub=True)
+    _add_forward(serve, sub=True)
 
     export = sub.add_parser("export", help="write CSV snapshots of a database")
     _add_db(export, sub=True)
@@ -214,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo_command(args, argv)
     if args.command in (None, "serve"):
         os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
-        if problem := _listen_problem(args):
+        if problem := _listen_problem(args) or _forward_problem(args):
             print(f"claude-top: {problem}", file=sys.stderr)
             return EXIT_USAGE
     if args.command == "export":

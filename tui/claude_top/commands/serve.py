@@ -13,6 +13,7 @@ from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
+from claude_top.receiver.forward import Forwarder, open_relay
 from claude_top.receiver.security import is_loopback
 from claude_top.receiver.server import ReceiverConfig, Receivers
 
@@ -50,7 +51,9 @@ def _access(config: ReceiverConfig) -> str:
     return "access: " + "; ".join(parts)
 
 
-async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> int:
+async def _serve(
+    store: Store, writer: StoreWriter, config: ReceiverConfig, relay: Forwarder | None = None
+) -> int:
     receivers = Receivers(writer, config)
     try:
         await receivers.start()
@@ -66,17 +69,32 @@ async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> i
     print(_access(config), flush=True)
     retention = f", retention {_age(writer.retention_s)}" if writer.retention_s else ""
     print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
+    if relay is not None:
+        print(f"relay: forwarding to {relay.config.describe()}", flush=True)
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
     reported = 0
+    told: tuple | None = None
     while True:
         reported = _report_index_errors(writer, reported)
+        told = _report_relay(relay, told)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), ERROR_CHECK_S)
             break
     await receivers.stop()
     _report_index_errors(writer, reported)
     return 0
+
+
+def _report_relay(relay: Forwarder | None, told: tuple | None) -> tuple | None:
+    """Tell stderr when the relay starts failing, recovers, rejects or gives up exports."""
+    if relay is None:
+        return None
+    s = relay.status()
+    key = (s.failing, s.rejected, s.dropped, s.failing and s.error)
+    if key != told and (told is not None or s.failing or s.rejected or s.dropped):
+        print(f"claude-top: {s.line()}", file=sys.stderr, flush=True)
+    return key
 
 
 def _report_index_errors(writer: StoreWriter, reported: int) -> int:
@@ -97,11 +115,19 @@ def run_serve(args, db_path: str) -> int:
     store = open_store(db_path)
     if store is None:
         return EXIT_USAGE
-    writer = StoreWriter(store, retention_s=args.retention)
+    relay_setup = open_relay(args, store)
+    hold = relay_setup[1].seq if relay_setup else None
+    writer = StoreWriter(store, retention_s=args.retention, journal_hold=hold)
+    relay = Forwarder(writer.journal, *relay_setup) if relay_setup else None
+    if relay is not None:
+        relay.start()
     started = time.monotonic()
     try:
-        code = asyncio.run(_serve(store, writer, _config(args)))
+        code = asyncio.run(_serve(store, writer, _config(args), relay))
     finally:
+        if relay is not None:
+            relay.close()
+            print(f"claude-top serve: {relay.status().line()}", flush=True)
         writer.close()
         store.checkpoint()
         store_size = store.size_bytes()
