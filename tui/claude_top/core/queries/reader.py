@@ -22,10 +22,21 @@ from claude_top.core.queries.breakdowns import (
     tools,
 )
 from claude_top.core.queries.filters import Filter
+from claude_top.core.queries.groups import (
+    group_sessions,
+    local_group_keys,
+    local_identities,
+    local_models_by,
+)
 from claude_top.core.queries.sessions import sessions
 from claude_top.core.queries.spantree import TreeNode, span_tree
 from claude_top.core.queries.turns import turns
 from claude_top.core.store.database import Store
+
+
+class SourceUnavailable(RuntimeError):
+    """The place to read from cannot answer (unreachable, refused, not the tables expected):
+    the message says what failed; the panes show it instead of rows."""
 
 
 class Reader(Protocol):
@@ -47,6 +58,16 @@ class Reader(Protocol):
 
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]: ...
 
+    def group_keys(self, f: Filter) -> list[str]: ...
+
+    """What the sessions and models panes can be grouped by (`queries.groups`)."""
+
+    def grouped(
+        self, f: Filter, key: str, now_ns: int | None = None
+    ) -> tuple[list[dict], list[dict]]: ...
+
+    """The sessions and models panes grouped by `key`."""
+
 
 class Source(Protocol):
     """A place to read from: hands out readers, and says what it is (for the header)."""
@@ -54,6 +75,8 @@ class Source(Protocol):
     label: str
 
     def reader(self) -> contextlib.AbstractContextManager[Reader]: ...
+
+    """Raises SourceUnavailable when it cannot be read (the UI starts all the same)."""
 
 
 class LocalReader:
@@ -85,6 +108,18 @@ class LocalReader:
 
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:
         return span_tree(self.cur, session_id, turn_key)
+
+    def group_keys(self, f: Filter) -> list[str]:
+        return local_group_keys(self.cur, f)
+
+    def grouped(
+        self, f: Filter, key: str, now_ns: int | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        rows = sessions(self.cur, f, now_ns)
+        who = local_identities(self.cur, [r["session_id"] for r in rows])
+        for r in rows:
+            r["identity"] = who.get(r["session_id"], {})
+        return group_sessions(rows, key), local_models_by(self.cur, f, key)
 
 
 class LocalSource:
