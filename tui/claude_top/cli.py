@@ -211,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     export.add_argument("--since", metavar="WINDOW", help="15m, 1h, 24h, 7d (default: all)")
     export.add_argument("--session", metavar="ID", help="only this session")
+    export.add_argument(
+        "--source",
+        metavar="URL",
+        help="export from a team's ClickHouse (clickhouse://[user[:password]@]host[:8123]/db) "
+        "instead of a database file",
+    )
 
     _add_setup(sub)
     _add_demo(sub)

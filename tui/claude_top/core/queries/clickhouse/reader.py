@@ -87,6 +87,17 @@ def _jsonmap(m: dict | None) -> str | None:
     return orjson.dumps(dict(m), option=orjson.OPT_SORT_KEYS).decode()
 
 
+_QUANTILE = (
+    "if(length(v) = 0, NULL, if(floor((length(v) - 1) * q) = ceil((length(v) - 1) * q), "
+    "v[toUInt64(floor((length(v) - 1) * q)) + 1], "
+    "v[toUInt64(floor((length(v) - 1) * q)) + 1] * (1 - ((length(v) - 1) * q "
+    "- floor((length(v) - 1) * q))) + v[toUInt64(ceil((length(v) - 1) * q)) + 1] "
+    "* ((length(v) - 1) * q - floor((length(v) - 1) * q))))"
+)
+"""A continuous quantile of the sorted array `v` interpolated as DuckDB's quantile_cont does
+(lo * (1 - d) + hi * d, not lo + (hi - lo) * d), so both stores give the very same double."""
+
+
 def _contains(expr: str) -> str:
     return f"position(lower(coalesce({expr}, '')), {{text:String}}) > 0"
 
@@ -676,12 +687,16 @@ GROUP BY model""",
         )
         rows = self._rows(
             f"""
-SELECT ifNull(tool_name, '(unknown)') AS tool_name, count() AS calls,
-  countIf(success = false) AS errors,
-  quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms) AS q, max(duration_ms) AS max_ms,
-  ifNull(sum(duration_ms), 0.0) AS total_ms, countIf(duration_ms IS NOT NULL) AS timed
-FROM ({x.events(["session_id", "tool_name", "success", "duration_ms"], where, since)})
-GROUP BY tool_name""",
+SELECT tool_name, calls, errors, max_ms, total_ms, timed,
+  arrayMap(q -> {_QUANTILE}, [0.5, 0.95, 0.99]) AS q
+FROM (
+  SELECT ifNull(tool_name, '(unknown)') AS tool_name, count() AS calls,
+    countIf(success = false) AS errors, max(duration_ms) AS max_ms,
+    ifNull(sum(duration_ms), 0.0) AS total_ms, countIf(duration_ms IS NOT NULL) AS timed,
+    arraySort(groupArrayIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL)) AS v
+  FROM ({x.events(["session_id", "tool_name", "success", "duration_ms"], where, since)})
+  GROUP BY tool_name
+)""",
             p,
         )
         out = []

@@ -5,6 +5,7 @@ the server, and return rows as dicts with the same Python types."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -106,6 +107,10 @@ class HttpRunner:
         self._connect_timeout_s = connect_timeout_s
         self._clients: list[Any] = []
         self._lock = threading.Lock()
+        # its errors come back to us as exceptions: never printed over the UI
+        quiet = logging.getLogger("clickhouse_connect")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
 
     def _client(self):
         client = getattr(self._local, "client", None)
@@ -158,16 +163,15 @@ def _explain(exc: Exception, url: ClickHouseURL) -> str:
     """One line on what failed talking to the server."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     low = str(exc).lower()
-    where = url.label()
     if "authentication" in low or "code: 516" in low or "password" in low:
-        return f"{where}: wrong user or password ({text})"
+        return f"wrong user or password for {url.user!r} ({text})"
     if "code: 81" in low or "unknown_database" in low:
-        return f"{where}: there is no database {url.database!r} ({text})"
+        return f"there is no database {url.database!r} ({text})"
     if "connection refused" in low or "failed to establish" in low or "max retries" in low:
-        return f"{where}: cannot connect (is ClickHouse's HTTP port {url.port} reachable?)"
+        return f"cannot connect to {url.host}:{url.port} (is ClickHouse's HTTP interface there?)"
     if "timed out" in low or "timeout" in low:
-        return f"{where}: no answer in time ({text})"
-    return f"{where}: {text}"
+        return f"no answer in time from {url.host}:{url.port} ({text})"
+    return text
 
 
 def _floats(value: Any) -> Any:
