@@ -24,6 +24,7 @@ from claude_top.core.export import (
 )
 from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
 from claude_top.core.queries.clickhouse.runner import ClickHouseURL
+from claude_top.core.queries.clickhouse.tables import statements
 from claude_top.core.queries.filters import Filter
 from claude_top.core.queries.reader import LocalSource, SourceUnavailable
 from claude_top.core.sources.otlp.decode import decode_protobuf
@@ -39,12 +40,25 @@ JSON_COLUMNS = ("attributes", "events", "links")
 string, so the local store's typed JSON is compared after the exporter's stringification."""
 
 
-def clickhouse(layout: str = "current", requests=REQUESTS, times: int = 1) -> ClickHouseSource:
+def clickhouse(
+    layout: str = "current", requests=REQUESTS, times: int = 1, typed: bool = False
+) -> ClickHouseSource:
+    """The exporter's tables holding `requests` (`times` over); with `typed`, claude-top's
+    typed tables made halfway (filled from the first half, then by their views)."""
     session, db = cr.session(), cr.new_database()
     cr.create_tables(session, layout, db)
+    half = len(requests) // 2 if typed else len(requests)
     for _ in range(times):
-        cr.load(session, requests, layout, db)
-    return ClickHouseSource(ChdbRunner(session, db), f"chdb:{layout}")
+        cr.load(session, requests[:half], layout, db)
+    if typed:
+        made = ClickHouseSource(ChdbRunner(session, db), "chdb")
+        for _, sql in statements(made.layout):
+            session.query(sql)
+        for _ in range(times):
+            cr.load(session, requests[half:], layout, db)
+    source = ClickHouseSource(ChdbRunner(session, db), f"chdb:{layout}")
+    assert (source.layout.events_table is not None) == typed
+    return source
 
 
 @pytest.fixture(scope="module")
@@ -264,22 +278,26 @@ def test_the_panes_hold_the_truth(team):
     assert overview["sessions"] == len(TRUTH.working_sessions())
 
 
-@pytest.mark.parametrize("layout", ["current", "five_minutes"])
-def test_the_csv_export_is_the_same_file_as_from_duckdb(local, tmp_path, layout):
-    local_dir, team_dir = export_both(local, clickhouse(layout), tmp_path)
+@pytest.mark.parametrize(
+    "layout,typed", [("current", False), ("five_minutes", False), ("current", True)]
+)
+def test_the_csv_export_is_the_same_file_as_from_duckdb(local, tmp_path, layout, typed):
+    local_dir, team_dir = export_both(local, clickhouse(layout, typed=typed), tmp_path)
     assert_same_files(local_dir, team_dir)
     assert read(team_dir / "spans.csv")[0] == list(SPANS_CSV)
     assert read(team_dir / "events.csv")[0] == list(EVENTS_CSV)
     assert len(read(team_dir / "events.csv")[1]) == len(TRUTH.events)
 
 
-def test_rows_the_collector_inserted_twice_count_once(local, tmp_path):
-    local_dir, team_dir = export_both(local, clickhouse("current", times=2), tmp_path)
+@pytest.mark.parametrize("typed", [False, True])
+def test_rows_the_collector_inserted_twice_count_once(local, tmp_path, typed):
+    local_dir, team_dir = export_both(local, clickhouse("current", times=2, typed=typed), tmp_path)
     assert_same_files(local_dir, team_dir)
 
 
-def test_a_window_and_a_text_filter_give_the_same_files(local, tmp_path):
-    team = clickhouse("current")
+@pytest.mark.parametrize("typed", [False, True])
+def test_a_window_and_a_text_filter_give_the_same_files(local, tmp_path, typed):
+    team = clickhouse("current", typed=typed)
     times = sorted(int(d["timeUnixNano"]) for _, d in _records())
     since = times[len(times) // 2]
     window_s = (NOW - since) // 10**9
@@ -303,7 +321,9 @@ def _records():
                     yield rl, r
 
 
-def test_turns_and_span_trees_are_the_same(local, team):
+@pytest.mark.parametrize("typed", [False, True])
+def test_turns_and_span_trees_are_the_same(local, typed):
+    team = clickhouse("current", typed=typed)
     with local.reader() as lr, team.reader() as tr:
         for sid in TRUTH.sessions():
             lt, tt = lr.turns(sid), tr.turns(sid)
@@ -383,10 +403,10 @@ def test_grouping_by_person_and_team_is_the_same_on_both_stores():
     for signal, body in tagged:
         write_rows(store, [decode_protobuf(signal, body)])
     local = LocalSource(store)
-    team = clickhouse("current", tagged)
+    team = clickhouse("current", tagged, typed=True)
     red = Truth("basic.grpc", "continued.grpc")
     bo = Truth("errors.grpc", "continued.grpc")
-    for source in (local, team):
+    for source in (local, team, clickhouse("current", tagged)):
         with source.reader() as r:
             assert r.group_keys(Filter()) == ["user.email", "team"]
             sessions, models = r.grouped(Filter(), "team", NOW)

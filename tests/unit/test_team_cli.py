@@ -87,3 +87,35 @@ def test_wrong_credentials_and_a_missing_database_are_named(tmp_path, team_db):
         assert missing.returncode == 2
         assert "there is no database 'nothing_here'" in missing.stderr
     assert not (tmp_path / "a").exists()
+
+
+def test_team_tables_made_by_the_command_give_the_same_export(tmp_path):
+    session, db = cr.session(), cr.new_database("cli_typed")
+    cr.create_tables(session, "five_minutes", db)
+    half = len(REQUESTS) // 2
+    cr.load(session, REQUESTS[:half], "five_minutes", db)
+    with ClickHouseHTTP({"lead": "pw"}) as ch:
+        url = f"clickhouse://lead:pw@127.0.0.1:{ch.port}/{db}"
+        shown = claude_top("team-tables", "--source", url, "--print")
+        assert shown.returncode == 0, shown.stderr
+        assert f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{db}`.`claude_top_events_mv`" in (
+            shown.stdout
+        )
+        assert "no typed tables" in shown.stderr
+        made = claude_top("team-tables", "--source", url)
+        assert made.returncode == 0, made.stderr
+        assert "fill claude_top_events: done" in made.stderr
+        cr.load(session, REQUESTS[half:], "five_minutes", db)  # the views fill these
+        again = claude_top("team-tables", "--source", url)
+        assert "already there, not filled again" in again.stderr
+        team = claude_top("export", "--source", url, "--out", str(tmp_path / "team"))
+        assert team.returncode == 0, team.stderr
+        assert "claude-top's typed tables: claude_top_events, claude_top_spans" in team.stdout
+    truth = Truth(*GRPC_FIXTURES)
+    sessions = {r["session_id"]: r for r in rows(tmp_path / "team" / "sessions.csv")}
+    assert set(sessions) == truth.sessions()
+    for sid, r in sessions.items():
+        assert float(r["cost_usd"]) == truth.cost(sid)
+        assert int(r["api_requests"]) == len(truth.api_requests(sid))
+    tools = {r["tool_name"]: int(r["calls"]) for r in rows(tmp_path / "team" / "tools.csv")}
+    assert tools == truth.tool_calls()

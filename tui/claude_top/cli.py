@@ -220,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_setup(sub)
     _add_demo(sub)
+    team = sub.add_parser(
+        "team-tables",
+        help="make claude-top's typed tables beside the collector's in a team's ClickHouse",
+        description="Create claude_top_events and claude_top_spans (the attributes the panes "
+        "read, as columns) with materialized views that fill them as the collector inserts, and "
+        "fill them once from what is already there. Needs a user allowed to CREATE; --print "
+        "gives the SQL instead.",
+    )
+    team.add_argument("--source", required=True, metavar="URL", help="clickhouse://...")
+    team.add_argument("--print", action="store_true", help="print the SQL, run nothing")
     return parser
 
 
@@ -298,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         if problem := _listen_problem(args) or _forward_problem(args):
             print(f"claude-top: {problem}", file=sys.stderr)
             return EXIT_USAGE
+    if args.command == "team-tables":
+        from claude_top.commands.team import run_team_tables
+
+        return run_team_tables(args)
     if args.command == "export":
         from claude_top.commands.export import run_export
 

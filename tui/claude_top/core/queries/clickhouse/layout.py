@@ -57,6 +57,10 @@ MAP_COLUMNS = {
     "sums": ("Attributes", "ResourceAttributes"),
 }
 EXP_HISTOGRAM_NAMES = ("exp_histogram", "exponential_histogram")
+EVENTS_TABLE = "claude_top_events"
+SPANS_TABLE = "claude_top_spans"
+"""claude-top's typed tables beside the exporter's (`claude-top team-tables`): the
+attributes the panes read as columns, filled by materialized views."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class Layout:
     logs: Table | None = None
     traces: Table | None = None
     sums: Table | None = None
+    events_table: Table | None = None
+    spans_table: Table | None = None
     others: list[str] = field(default_factory=list)
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -125,6 +131,12 @@ class Layout:
         if self.sums is not None:
             parts.append(f"{self.sums.name} (TimeUnix {self.sums.columns['TimeUnix']})")
         parts += self.others
+        typed = [t.name for t in (self.events_table, self.spans_table) if t is not None]
+        parts.append(
+            f"claude-top's typed tables: {', '.join(typed)}"
+            if typed
+            else "no typed tables (each pane reads the Maps; claude-top team-tables makes them)"
+        )
         text = f"exporter layout in {self.database}: " + "; ".join(parts)
         if self.notes:
             text += " (" + "; ".join(self.notes) + ")"
@@ -142,6 +154,7 @@ def detect(
     db = runner.database
     wanted = [logs, traces, f"{metrics}_sum"] + [f"{metrics}_{n}" for n in EXP_HISTOGRAM_NAMES]
     wanted += [f"{metrics}_gauge", f"{metrics}_histogram", f"{metrics}_summary"]
+    wanted += [EVENTS_TABLE, SPANS_TABLE]
     layout = Layout(db)
     exists = runner.query(
         "SELECT count() AS n FROM system.databases WHERE name = {db:String}", {"db": db}
@@ -184,6 +197,12 @@ def detect(
     layout.logs = table(logs, LOGS_REQUIRED, MAP_COLUMNS["logs"])
     layout.traces = table(traces, TRACES_REQUIRED, MAP_COLUMNS["traces"])
     layout.sums = table(f"{metrics}_sum", SUM_REQUIRED, MAP_COLUMNS["sums"])
+    for typed, attr, key in (
+        (EVENTS_TABLE, "events_table", "_key"),
+        (SPANS_TABLE, "spans_table", "span_id"),
+    ):
+        if typed in found and key in found[typed] and "Timestamp" in found[typed]:
+            setattr(layout, attr, Table(typed, found[typed], sort.get(typed, "")))
     for n in EXP_HISTOGRAM_NAMES:
         if f"{metrics}_{n}" in found:
             layout.others.append(f"{metrics}_{n}")

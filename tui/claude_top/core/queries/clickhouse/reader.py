@@ -180,8 +180,8 @@ class Exprs:
             f"[{', '.join(_q(k) for k, _ in roles)}], [{', '.join(_q(v) for _, v in roles)}], "
             "NULL), NULL)"
         )
-        kind_name = "replaceRegexpOne(SpanKind, '^SPAN_KIND_', '')"
-        status_name = "replaceRegexpOne(StatusCode, '^STATUS_CODE_', '')"
+        kind_name = "replaceRegexpOne(CAST(SpanKind AS String), '^SPAN_KIND_', '')"
+        status_name = "replaceRegexpOne(CAST(StatusCode AS String), '^STATUS_CODE_', '')"
         self.sp: dict[str, str] = {
             "start_ns": "toUnixTimestamp64Nano(Timestamp)",
             "end_ns": "toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)",
@@ -190,12 +190,12 @@ class Exprs:
             "span_id": "SpanId",
             "parent_span_id": _str("ParentSpanId"),
             "name": "SpanName",
-            "kind": f"transform(lower({kind_name}), "
+            "kind": f"toInt32(transform(lower(toString({kind_name})), "
             f"[{', '.join(_q(k.lower()) for k in _KIND)}], [{', '.join(map(str, _KIND.values()))}]"
-            ", 0)",
-            "status_code": f"transform(lower({status_name}), "
+            ", 0))",
+            "status_code": f"toInt32(transform(lower(toString({status_name})), "
             f"[{', '.join(_q(k.lower()) for k in _STATUS)}], "
-            f"[{', '.join(map(str, _STATUS.values()))}], 0)",
+            f"[{', '.join(map(str, _STATUS.values()))}], 0))",
             "status_message": _str("StatusMessage"),
             "session_id": _first(f"{sa}['session.id']", f"{ra}['session.id']"),
             "span_type": _str(f"{sa}['span.type']"),
@@ -260,11 +260,13 @@ class Exprs:
 
     # -- the deduplicated rows of each table ---------------------------------------------------
 
-    def log_time(self, since: bool) -> str:
+    def log_time(self, since: bool | str) -> str:
         """The window's condition on otel_logs, with the sort key's own column so ClickHouse
-        skips the parts and granules before it."""
+        skips the parts and granules before it; `since="before"`: the rows before it."""
         if not since:
             return "TRUE"
+        if since == "before":
+            return "Timestamp < fromUnixTimestamp64Nano({since:Int64})"
         conds = ["Timestamp >= fromUnixTimestamp64Nano({since:Int64})"]
         if self.layout.logs_sort == "service_time" or self.layout.logs.has("TimestampTime"):
             conds.append("TimestampTime >= toDateTime(intDiv({since:Int64}, 1000000000))")
@@ -275,28 +277,59 @@ class Exprs:
             )
         return " AND ".join(conds)
 
+    def event_key(self) -> str:
+        """An event's identity: its request_id for an api_request, else its content."""
+        return (
+            f"if(kind = {_q(API_REQUEST)} AND LogAttributes['request_id'] != '', "
+            "cityHash64(LogAttributes['request_id']), "
+            "cityHash64(Timestamp, Body, LogAttributes, ScopeName))"
+        )
+
     def events(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
         """Events (one row per distinct record) with `columns`, filtered by `where` (on those
-        columns) and the window."""
+        columns) and the window; from claude-top's typed table when it has them all."""
         need = list(dict.fromkeys(["time_ns", "name", "agent", "kind", *columns]))
+        names = ", ".join(f"`{c}`" for c in need)
+        typed = self.layout.events_table
+        if typed is not None and all(typed.has(c) for c in need):
+            return f"""
+  SELECT {names} FROM `{self.layout.database}`.`{typed.name}` FINAL
+  WHERE {self.typed_time(since)} AND {where}"""
         sel = ",\n    ".join(f"{self.ev[c]} AS `{c}`" for c in need)
         return f"""
-  SELECT {", ".join(f"`{c}`" for c in need)} FROM (
-    SELECT {sel},
-      if(kind = {_q(API_REQUEST)} AND LogAttributes['request_id'] != '',
-         cityHash64(LogAttributes['request_id']),
-         cityHash64(Timestamp, Body, LogAttributes, ScopeName)) AS _key
+  SELECT {names} FROM (
+    SELECT {sel}, {self.event_key()} AS _key
     FROM {self.logs}
     WHERE {self.log_time(since)}
   ) WHERE {where}
   LIMIT 1 BY _key"""
 
+    @staticmethod
+    def typed_time(since: bool | str) -> str:
+        """The window on a typed table (sorted by five-minute bucket); `since="before"`: the
+        rows before the window instead."""
+        if not since:
+            return "TRUE"
+        if since == "before":
+            return "Timestamp < fromUnixTimestamp64Nano({since:Int64})"
+        return (
+            "Timestamp >= fromUnixTimestamp64Nano({since:Int64}) AND "
+            "toStartOfFiveMinutes(Timestamp) >= "
+            "toStartOfFiveMinutes(fromUnixTimestamp64Nano({since:Int64}))"
+        )
+
     def spans(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
         need = list(dict.fromkeys(["start_ns", "trace_id", "span_id", "agent", *columns]))
+        names = ", ".join(f"`{c}`" for c in need)
+        typed = self.layout.spans_table
+        if typed is not None and all(typed.has(c) for c in need):
+            return f"""
+  SELECT {names} FROM `{self.layout.database}`.`{typed.name}` FINAL
+  WHERE {self.typed_time(since)} AND {where}"""
         sel = ",\n    ".join(f"{self.sp[c]} AS `{c}`" for c in need)
         cond = "Timestamp >= fromUnixTimestamp64Nano({since:Int64})" if since else "TRUE"
         return f"""
-  SELECT {", ".join(f"`{c}`" for c in need)} FROM (
+  SELECT {names} FROM (
     SELECT {sel} FROM {self.traces} WHERE {cond}
   ) WHERE {where}
   LIMIT 1 BY trace_id, span_id"""
@@ -327,6 +360,20 @@ class Exprs:
     )
     WINDOW w AS (PARTITION BY series ORDER BY time_ns ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
   ) WHERE {cond} AND {where}"""
+
+
+_WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
+_WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
+  minIfOrNull(time_ns, sequence IS NOT NULL) AS first_seq_ns,
+  countIf(kind = {_q(USER_PROMPT)}) AS all_prompts,
+  countIf(kind = {_q(API_REQUEST)}) AS all_requests,
+  argMinIf(prompt, time_ns, kind = {_q(USER_PROMPT)} AND prompt_id IS NOT NULL
+    AND prompt IS NOT NULL AND prompt != {_q(REDACTED)}) AS first_prompt,
+  minIfOrNull(time_ns, kind = {_q(USER_PROMPT)} AND prompt_id IS NOT NULL AND prompt IS NOT NULL
+    AND prompt != {_q(REDACTED)}) AS prompt_ns,
+  argMaxIf(terminal, time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal,
+  maxIfOrNull(time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal_ns"""
+"""What a session's whole life says (for `partial`, its first prompt and its terminal)."""
 
 
 def _session_cond(f: Filter, p: dict[str, Any]) -> str:
@@ -446,7 +493,7 @@ SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
   arraySort(groupUniqArrayIf(model, {api} AND model IS NOT NULL)) AS models,
   groupUniqArrayIf(tool_name, kind = {_q(TOOL_RESULT)} AND tool_name IS NOT NULL) AS tools,
   max(agent) AS agent, countIf(kind = {_q(API_ERROR)}) AS api_errors, max(project) AS project,
-  argMax(resource, time_ns) AS resource, {ident}
+  argMax(resource, time_ns) AS resource, {ident}, {_WHOLE_SQL}
 FROM ({
                 x.events(
                     [
@@ -461,6 +508,10 @@ FROM ({
                         "tool_name",
                         "project",
                         "resource",
+                        "sequence",
+                        "prompt",
+                        "prompt_id",
+                        "terminal",
                         *IDENTITY_KEYS,
                     ],
                     f"session_id IS NOT NULL AND {sess}",
@@ -522,48 +573,51 @@ GROUP BY session_id""",
             {r["session_id"]: r for r in mp},
         )
 
-    def _whole(self, ids: list[str]) -> dict[str, dict]:
+    def _whole(self, f: Filter, ev: dict[str, dict]) -> dict[str, dict]:
         """Per session, over all its events (not only the window's): the first event's
         sequence, every prompt and request (is it partial?), the first prompt's text and the
-        latest terminal."""
-        if not ids:
-            return {}
-        x = self.x
-        rows = self._rows(
+        latest terminal. The window's share comes from `ev`; only the rows before the window
+        are read again, for the sessions in it."""
+        whole = {
+            sid: {k: e[k] for k in (*_WHOLE, "first_seq_ns", "prompt_ns", "terminal_ns")}
+            for sid, e in ev.items()
+        }
+        if f.since_ns is None or not ev:
+            return whole
+        before = self._rows(
             f"""
-SELECT session_id,
-  argMin(first_seq, seq_ns) AS first_seq, sum(prompts) AS all_prompts,
-  sum(requests) AS all_requests,
-  argMinIf(prompt, start_ns, prompt_id IS NOT NULL AND prompt IS NOT NULL
-    AND prompt != {_q(REDACTED)}) AS first_prompt,
-  argMaxIf(terminal, terminal_ns, terminal IS NOT NULL) AS terminal
-FROM (
-  SELECT session_id, prompt_id,
-    argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
-    minIf(time_ns, sequence IS NOT NULL) AS seq_ns,
-    countIf(kind = {_q(USER_PROMPT)}) AS prompts,
-    countIf(kind = {_q(API_REQUEST)}) AS requests, min(time_ns) AS start_ns,
-    argMinIf(prompt, time_ns, kind = {_q(USER_PROMPT)}) AS prompt,
-    argMaxIf(terminal, time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal,
-    maxIf(time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal_ns
-  FROM ({
-                x.events(
-                    ["session_id", "prompt_id", "sequence", "prompt", "terminal"],
+SELECT session_id, {_WHOLE_SQL}
+FROM ({
+                self.x.events(
+                    ["session_id", "sequence", "prompt", "prompt_id", "terminal"],
                     "session_id IN {ids:Array(String)}",
+                    "before",
                 )
             })
-  GROUP BY session_id, prompt_id
-)
 GROUP BY session_id""",
-            {"ids": ids},
+            {"ids": sorted(ev), "since": int(f.since_ns)},
         )
-        return {r["session_id"]: r for r in rows}
+        for b in before:
+            w = whole[b["session_id"]]
+            if b["first_seq_ns"] is not None and (
+                w["first_seq_ns"] is None or b["first_seq_ns"] <= w["first_seq_ns"]
+            ):
+                w["first_seq"], w["first_seq_ns"] = b["first_seq"], b["first_seq_ns"]
+            if b["prompt_ns"] is not None and (
+                w["prompt_ns"] is None or b["prompt_ns"] <= w["prompt_ns"]
+            ):
+                w["first_prompt"], w["prompt_ns"] = b["first_prompt"], b["prompt_ns"]
+            if w["terminal_ns"] is None and b["terminal_ns"] is not None:
+                w["terminal"] = b["terminal"]
+            w["all_prompts"] += b["all_prompts"]
+            w["all_requests"] += b["all_requests"]
+        return whole
 
     def sessions(self, f: Filter, now_ns: int | None = None) -> list[dict]:
         now_ns = time.time_ns() if now_ns is None else now_ns
         ev, sp, mp = self._session_parts(f)
         ids = sorted(set(ev) | set(sp) | set(mp))
-        whole = self._whole(ids)
+        whole = self._whole(f, ev)
         active_since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
         out = []
         for sid in ids:
@@ -616,7 +670,7 @@ GROUP BY session_id""",
                 "resource_attributes": _jsonmap(resource),
                 "first_seen": None,
                 "last_seen": None,
-                "terminal": w.get("terminal"),
+                "terminal": w.get("terminal") if user_prompts else None,
                 "identity": {
                     k: next((r[k] for r in (e, s, m) if r and r.get(k)), None)
                     for k in IDENTITY_KEYS

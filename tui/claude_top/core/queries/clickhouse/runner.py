@@ -30,6 +30,9 @@ class QueryRunner(Protocol):
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict]: ...
 
+    def command(self, sql: str) -> None:
+        """A statement that returns nothing (only `claude-top team-tables` writes)."""
+
     def close(self) -> None: ...
 
 
@@ -151,6 +154,13 @@ class HttpRunner:
         names = result.column_names
         return [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
+    def command(self, sql: str) -> None:
+        client = self._client()
+        try:
+            client.command(sql)
+        except Exception as exc:
+            raise ClickHouseError(_explain(exc, self.url)) from exc
+
     def close(self) -> None:
         with self._lock:
             clients, self._clients = self._clients, []
@@ -225,6 +235,13 @@ class ChdbRunner:
             for i in floats:
                 row[i] = _floats(row[i])
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def command(self, sql: str) -> None:
+        with self._lock:
+            try:
+                self.session.query(sql)
+            except Exception as exc:
+                raise ClickHouseError(f"chdb: {str(exc).splitlines()[0]}") from exc
 
     def close(self) -> None:
         pass
