@@ -424,3 +424,47 @@ def test_grouping_by_person_and_team_is_the_same_on_both_stores():
                 t = Truth("basic.grpc") if who == "ana@example.com" else bo
                 assert c == pytest.approx(t.cost(model=model), abs=1e-12)
     store.close()
+
+
+def _cumulative(requests) -> list[tuple[str, bytes]]:
+    """The captures with every sum sent as a running total (CUMULATIVE), as an OTel SDK or a
+    collector in front would send them."""
+    from claude_top.core.sources.otlp.signals import SIGNALS
+
+    totals: dict[tuple, float] = {}
+    out = []
+    for signal, body in requests:
+        req = SIGNALS[signal].request.FromString(body)
+        if signal == "metrics":
+            for rm in req.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.WhichOneof("data") != "sum":
+                            continue
+                        m.sum.aggregation_temporality = 2
+                        for p in m.sum.data_points:
+                            key = (m.name, tuple((a.key, str(a.value)) for a in p.attributes))
+                            totals[key] = totals.get(key, 0.0) + p.as_double
+                            p.as_double = totals[key]
+                            p.start_time_unix_nano = 1_795_300_000 * 10**9
+        out.append((signal, req.SerializeToString()))
+    return out
+
+
+def test_cumulative_sums_become_the_same_increments():
+    requests = _cumulative(REQUESTS)
+    store = Store.open(":memory:")
+    for signal, body in requests:
+        write_rows(store, [decode_protobuf(signal, body)])
+    local = LocalSource(store)
+    for team in (clickhouse("current", requests), clickhouse("current", requests, typed=True)):
+        with local.reader() as lr, team.reader() as tr:
+            want = {s["session_id"]: s["metric_cost_usd"] for s in lr.sessions(Filter(), NOW)}
+            got = {s["session_id"]: s["metric_cost_usd"] for s in tr.sessions(Filter(), NOW)}
+        assert got == pytest.approx(want)
+        for sid, cost in want.items():
+            if cost is not None:
+                assert cost == pytest.approx(
+                    TRUTH.metric_sum("claude_code.cost.usage", **{"session.id": sid})
+                )
+    store.close()

@@ -11,8 +11,10 @@ once by series and time.
 
 from __future__ import annotations
 
+import re
 import time
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -285,22 +287,56 @@ class Exprs:
             "cityHash64(Timestamp, Body, LogAttributes, ScopeName))"
         )
 
-    def events(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
+    def events(
+        self, columns: list[str], where: str = "TRUE", since: bool = False, between: bool = False
+    ) -> str:
         """Events (one row per distinct record) with `columns`, filtered by `where` (on those
-        columns) and the window; from claude-top's typed table when it has them all."""
+        columns) and the window; from claude-top's typed table when it has them all. One
+        session's rows are found through the Maps' skip indexes and counted once by identity;
+        many rows, through FINAL (cheaper than LIMIT BY over millions)."""
         need = list(dict.fromkeys(["time_ns", "name", "agent", "kind", *columns]))
         names = ", ".join(f"`{c}`" for c in need)
+        one = _ONE_SESSION.search(where)
         typed = self.layout.events_table
-        if typed is not None and all(typed.has(c) for c in need):
+        if typed is not None and all(typed.has(c) for c in [*need, "_key"]):
+            table = f"`{self.layout.database}`.`{typed.name}`"
+            if one or "session_id IN {" in where:
+                return f"""
+  SELECT {names} FROM {table}
+  WHERE {self.typed_time(since)} AND {where}
+  LIMIT 1 BY _key"""
             return f"""
-  SELECT {names} FROM `{self.layout.database}`.`{typed.name}` FINAL
+  SELECT {names} FROM {table} FINAL
   WHERE {self.typed_time(since)} AND {where}"""
         sel = ",\n    ".join(f"{self.ev[c]} AS `{c}`" for c in need)
+        narrow = ""
+        if one:  # in PREWHERE, where the Maps' skip indexes answer it
+            narrow = (
+                f"PREWHERE LogAttributes['session.id'] = {{{one[1]}:String}} OR "
+                f"ResourceAttributes['session.id'] = {{{one[1]}:String}} "
+            )
+        time_cond = self.log_time(since)
+        if between:  # {lo}..{hi}: a turn's time, through the sort key
+            time_cond += (
+                " AND Timestamp BETWEEN fromUnixTimestamp64Nano({lo:Int64}) AND "
+                "fromUnixTimestamp64Nano({hi:Int64})"
+            )
+            if self.layout.logs_sort == "five_minutes":
+                time_cond += (
+                    " AND toStartOfFiveMinutes(Timestamp) BETWEEN "
+                    "toStartOfFiveMinutes(fromUnixTimestamp64Nano({lo:Int64})) AND "
+                    "toStartOfFiveMinutes(fromUnixTimestamp64Nano({hi:Int64}))"
+                )
+            if self.layout.logs.has("TimestampTime"):
+                time_cond += (
+                    " AND TimestampTime BETWEEN toDateTime(intDiv({lo:Int64}, 1000000000)) AND "
+                    "toDateTime(intDiv({hi:Int64}, 1000000000) + 1)"
+                )
         return f"""
   SELECT {names} FROM (
     SELECT {sel}, {self.event_key()} AS _key
     FROM {self.logs}
-    WHERE {self.log_time(since)}
+    {narrow}WHERE {time_cond}
   ) WHERE {where}
   LIMIT 1 BY _key"""
 
@@ -319,18 +355,33 @@ class Exprs:
         )
 
     def spans(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
+        """Spans (one row per trace and span id), as `events`."""
         need = list(dict.fromkeys(["start_ns", "trace_id", "span_id", "agent", *columns]))
         names = ", ".join(f"`{c}`" for c in need)
+        one = _ONE_SESSION.search(where)
+        few = one or "trace_id IN {" in where
         typed = self.layout.spans_table
         if typed is not None and all(typed.has(c) for c in need):
+            table = f"`{self.layout.database}`.`{typed.name}`"
+            if few:
+                return f"""
+  SELECT {names} FROM {table}
+  WHERE {self.typed_time(since)} AND {where}
+  LIMIT 1 BY trace_id, span_id"""
             return f"""
-  SELECT {names} FROM `{self.layout.database}`.`{typed.name}` FINAL
+  SELECT {names} FROM {table} FINAL
   WHERE {self.typed_time(since)} AND {where}"""
         sel = ",\n    ".join(f"{self.sp[c]} AS `{c}`" for c in need)
         cond = "Timestamp >= fromUnixTimestamp64Nano({since:Int64})" if since else "TRUE"
+        narrow = ""
+        if one:
+            narrow = (
+                f"PREWHERE SpanAttributes['session.id'] = {{{one[1]}:String}} OR "
+                f"ResourceAttributes['session.id'] = {{{one[1]}:String}} "
+            )
         return f"""
   SELECT {names} FROM (
-    SELECT {sel} FROM {self.traces} WHERE {cond}
+    SELECT {sel} FROM {self.traces} {narrow}WHERE {cond}
   ) WHERE {where}
   LIMIT 1 BY trace_id, span_id"""
 
@@ -342,7 +393,16 @@ class Exprs:
         need = [c for c in need if c != "increment"]
         sel = ",\n      ".join(f"{self.mp[c]} AS `{c}`" for c in need)
         cond = "time_ns >= {since:Int64}" if since else "TRUE"
+        t, temporality = self.mp["time_ns"], self.mp["temporality"]
+        delta_cond = f"{t} >= {{since:Int64}}" if since else "TRUE"
         return f"""
+  SELECT *, NULL AS prev_value, NULL AS prev_start, NULL AS prev_time, value AS increment
+  FROM (
+    SELECT {sel}, {temporality} AS temporality, {self.mp["monotonic"]} AS monotonic
+    FROM {self.sums} WHERE {temporality} != 2 AND {delta_cond}
+    LIMIT 1 BY series, time_ns, start_ns, value
+  ) WHERE {where}
+  UNION ALL
   SELECT *, if(temporality = 2,
       if(prev_time IS NULL OR start_ns != prev_start, value,
          if(value - prev_value < 0 AND monotonic, value, value - prev_value)),
@@ -355,13 +415,19 @@ class Exprs:
     FROM (
       SELECT {sel}, {self.mp["temporality"]} AS temporality,
         {self.mp["monotonic"]} AS monotonic
-      FROM {self.sums}
+      FROM {self.sums} WHERE {temporality} = 2
       LIMIT 1 BY series, time_ns, start_ns, value
     )
     WINDOW w AS (PARTITION BY series ORDER BY time_ns ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
   ) WHERE {cond} AND {where}"""
 
 
+_POOL = ThreadPoolExecutor(3, thread_name_prefix="claude-top-clickhouse")
+"""A session table's three queries (events, spans, metric points) run at once on a server."""
+MARGIN_NS = 60 * 1_000_000_000
+"""A turn's events are looked for this far around its records' and spans' times."""
+_ONE_SESSION = re.compile(r"\bsession_id = \{(\w+):String\}")
+"""A condition that keeps one session's rows (found through skip indexes, few rows)."""
 _WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
 _WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
   minIfOrNull(time_ns, sequence IS NOT NULL) AS first_seq_ns,
@@ -480,7 +546,8 @@ FROM ({x.spans(["session_id", "role"], sess, since)})""",
         ident = ", ".join(
             f"argMaxIf(`{k}`, time_ns, `{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS
         )
-        ev = self._rows(
+        ev_job = _POOL.submit(
+            self._rows,
             f"""
 SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
   countIf(kind = {_q(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
@@ -521,9 +588,10 @@ FROM ({
 GROUP BY session_id""",
             p,
         )
-        sp: list[dict] = []
+        sp_job = mp_job = None
         if x.traces:
-            sp = self._rows(
+            sp_job = _POOL.submit(
+                self._rows,
                 f"""
 SELECT session_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
   countIf(role = {_q(INTERACTION)}) AS interactions,
@@ -541,9 +609,9 @@ FROM ({
 GROUP BY session_id""",
                 p,
             )
-        mp: list[dict] = []
         if x.sums:
-            mp = self._rows(
+            mp_job = _POOL.submit(
+                self._rows,
                 f"""
 SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
   sumIf(increment, name = {_q(COST_METRIC)}) AS metric_cost_usd,
@@ -567,6 +635,9 @@ FROM ({
 GROUP BY session_id""",
                 p,
             )
+        ev = ev_job.result()
+        sp = sp_job.result() if sp_job else []
+        mp = mp_job.result() if mp_job else []
         return (
             {r["session_id"]: r for r in ev},
             {r["session_id"]: r for r in sp},
@@ -582,7 +653,15 @@ GROUP BY session_id""",
             sid: {k: e[k] for k in (*_WHOLE, "first_seq_ns", "prompt_ns", "terminal_ns")}
             for sid, e in ev.items()
         }
-        if f.since_ns is None or not ev:
+        # the rows before the window matter only to a session they may change: one whose
+        # first record here is not a process's first (sequence 0) or that has no prompt here,
+        # and, for the text filter, one whose first prompt may lie before
+        todo = sorted(
+            sid
+            for sid, e in ev.items()
+            if f.needle is not None or e["first_seq"] != 0 or not e["all_prompts"]
+        )
+        if f.since_ns is None or not todo:
             return whole
         before = self._rows(
             f"""
@@ -595,7 +674,7 @@ FROM ({
                 )
             })
 GROUP BY session_id""",
-            {"ids": sorted(ev), "since": int(f.since_ns)},
+            {"ids": todo, "since": int(f.since_ns)},
         )
         for b in before:
             w = whole[b["session_id"]]
@@ -889,10 +968,14 @@ GROUP BY trace_id""",
             ["session_id", "prompt_id", "trace_id"],
             "session_id = {s:String} AND prompt_id = {k:String} AND trace_id IS NOT NULL",
         )
-        traces = [
-            r["trace_id"] for r in self._rows(f"SELECT DISTINCT trace_id FROM ({turn})", p)
-        ] or [turn_key]
+        found = self._rows(
+            f"SELECT groupUniqArray(trace_id) AS t, min(time_ns) AS lo, max(time_ns) AS hi "
+            f"FROM ({turn})",
+            p,
+        )[0]
+        traces = sorted(found["t"]) or [turn_key]
         p["t"] = traces
+        lo, hi = (found["lo"], found["hi"]) if found["t"] else (None, None)
         span_rows: list[dict] = []
         if x.traces:
             span_rows = self._rows(
@@ -928,6 +1011,12 @@ ORDER BY start_ns, span_id""",
             )
             for r in span_rows:
                 r["attributes"] = _jsonmap(r["attributes"])
+                lo = r["start_ns"] if lo is None else min(lo, r["start_ns"])
+                hi = r["end_ns"] if hi is None else max(hi, r["end_ns"])
+        when = "TRUE"
+        if lo is not None:  # the turn's time: the sort key finds its rows, not the Maps
+            p["lo"], p["hi"] = lo - MARGIN_NS, hi + MARGIN_NS
+            when = "time_ns BETWEEN {lo:Int64} AND {hi:Int64}"
         events = self._rows(
             f"""
 SELECT *, toString(cityHash64(time_ns, name, ifNull(sequence, -1), ifNull(request_id, ''),
@@ -958,6 +1047,7 @@ FROM ({
                     ],
                     "session_id = {s:String} AND (prompt_id = {k:String} OR (prompt_id IS NULL AND "
                     "trace_id IN {t:Array(String)}))",
+                    between=when != "TRUE",
                 )
             })
 ORDER BY time_ns, sequence""",
