@@ -173,9 +173,11 @@ def _forward_problem(args: argparse.Namespace) -> str | None:
     from claude_top.receiver.forward import ForwardConfig
 
     try:
-        ForwardConfig.from_args(args)
+        config = ForwardConfig.from_args(args)
     except ValueError as exc:
         return str(exc)
+    if config and getattr(args, "source", None) and not getattr(args, "listen", False):
+        return "--forward relays what this claude-top receives: with --source, add --listen"
     return None
 
 
