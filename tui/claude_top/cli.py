@@ -99,6 +99,68 @@ def _add_security(p: argparse.ArgumentParser, sub: bool = False) -> None:
     )
 
 
+def _add_forward(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    g = p.add_argument_group(
+        "relay to the team's collector",
+        "every acknowledged export is also delivered upstream, from the journal (at least "
+        "once, in order; retried while the upstream is away)",
+    )
+    g.add_argument(
+        "--forward",
+        default=_default(None, sub),
+        metavar="URL",
+        help="the upstream OTLP endpoint: http://collector:4317 (plain) or https://... (TLS)",
+    )
+    g.add_argument(
+        "--forward-protocol",
+        choices=("grpc", "http/protobuf"),
+        default=_default("grpc", sub),
+        help="default: grpc",
+    )
+    g.add_argument(
+        "--forward-header",
+        action="append",
+        default=_default(None, sub),
+        metavar="K=V",
+        help="a header for every export (repeat for more; e.g. authorization=Bearer T); "
+        "$CLAUDE_TOP_FORWARD_HEADERS takes them as OTEL_EXPORTER_OTLP_HEADERS does",
+    )
+    g.add_argument(
+        "--forward-ca", default=_default(None, sub), metavar="PEM", help="CA file for https"
+    )
+    g.add_argument(
+        "--forward-client-cert",
+        default=_default(None, sub),
+        metavar="PEM",
+        help="client certificate (mTLS)",
+    )
+    g.add_argument(
+        "--forward-client-key", default=_default(None, sub), metavar="PEM", help="its key"
+    )
+    g.add_argument(
+        "--forward-compression",
+        choices=("none", "gzip"),
+        default=_default("none", sub),
+        help="default: none",
+    )
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        default=None,
+        metavar="URL",
+        help="read the panes from elsewhere: clickhouse://[user[:password]@]host[:8123]/database "
+        "(the tables the OpenTelemetry Collector's clickhouse exporter writes; read-only; "
+        "no receivers unless --listen)",
+    )
+    p.add_argument(
+        "--listen",
+        action="store_true",
+        help="with --source: also run the receivers into the local database",
+    )
+
+
 def _add_export_dir(p: argparse.ArgumentParser, sub: bool = False) -> None:
     p.add_argument(
         "--export-dir",
@@ -146,6 +208,16 @@ def _add_limits(p: argparse.ArgumentParser, sub: bool = False, alerts: bool = Tr
         default=_default(False, sub),
         help="no desktop notification on alerts",
     )
+def _forward_problem(args: argparse.Namespace) -> str | None:
+    from claude_top.receiver.forward import ForwardConfig
+
+    try:
+        config = ForwardConfig.from_args(args)
+    except ValueError as exc:
+        return str(exc)
+    if config and getattr(args, "source", None) and not getattr(args, "listen", False):
+        return "--forward relays what this claude-top receives: with --source, add --listen"
+    return None
 
 
 def _listen_problem(args: argparse.Namespace) -> str | None:
@@ -164,8 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(parser)
     _add_listen(parser)
     _add_security(parser)
+    _add_forward(parser)
     _add_export_dir(parser)
     _add_limits(parser)
+    _add_source(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the OTLP receivers headless (no UI)")
@@ -173,17 +247,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listen(serve, sub=True)
     _add_security(serve, sub=True)
     _add_limits(serve, sub=True)
+    _add_forward(serve, sub=True)
 
     export = sub.add_parser("export", help="write CSV snapshots of a database")
     _add_db(export, sub=True)
     export.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     export.add_argument("--since", metavar="WINDOW", help="15m, 1h, 24h, 7d (default: all)")
     export.add_argument("--session", metavar="ID", help="only this session")
+    export.add_argument(
+        "--source",
+        metavar="URL",
+        help="export from a team's ClickHouse (clickhouse://[user[:password]@]host[:8123]/db) "
+        "instead of a database file",
+    )
 
     _add_setup(sub)
     _add_demo(sub)
     _add_statusline(sub)
     _add_status(sub)
+    team = sub.add_parser(
+        "team-tables",
+        help="make claude-top's typed tables beside the collector's in a team's ClickHouse",
+        description="Create claude_top_events and claude_top_spans (the attributes the panes "
+        "read, as columns) with materialized views that fill them as the collector inserts, and "
+        "fill them once from what is already there. Needs a user allowed to CREATE; --print "
+        "gives the SQL instead.",
+    )
+    team.add_argument("--source", required=True, metavar="URL", help="clickhouse://...")
+    team.add_argument("--print", action="store_true", help="print the SQL, run nothing")
     return parser
 
 
@@ -344,9 +435,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo_command(args, argv)
     if args.command in (None, "serve"):
         os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
-        if problem := _listen_problem(args):
+        if problem := _listen_problem(args) or _forward_problem(args):
             print(f"claude-top: {problem}", file=sys.stderr)
             return EXIT_USAGE
+    if args.command == "team-tables":
+        from claude_top.commands.team import run_team_tables
+
+        return run_team_tables(args)
     if args.command == "export":
         from claude_top.commands.export import run_export
 

@@ -28,6 +28,8 @@ def run_export(args: argparse.Namespace, db_path: str) -> int:
     except ValueError as exc:
         return fail("export", str(exc))
     out = Path(args.out).expanduser().absolute()
+    if getattr(args, "source", None):
+        return _export_source(args, out, window_s)
     try:
         store = _open_indexed(db_path)
     except StoreLocked as exc:
@@ -94,6 +96,37 @@ def _export_remotely(db_path: str, out: Path, args: argparse.Namespace, locked: 
         return fail("export", str(exc))
     print(f"written by the claude-top running on {db_path} (pid {instance.pid})")
     _print_files(Path(answer["directory"]), answer["counts"])
+    return 0
+
+
+def _export_source(args: argparse.Namespace, out: Path, window_s: int | None) -> int:
+    """The same files from a team's ClickHouse (`--source clickhouse://...`)."""
+    from claude_top.core.export import export_reader_snapshot
+    from claude_top.core.queries.clickhouse import ClickHouseSource
+    from claude_top.core.queries.reader import SourceUnavailable
+
+    try:
+        source = ClickHouseSource.open(args.source)
+    except ValueError as exc:
+        return fail("export", str(exc))
+    try:
+        with source.reader() as reader:
+            result = export_reader_snapshot(
+                reader,
+                out,
+                db_path=source.label,
+                window=args.since,
+                window_s=window_s,
+                session_id=args.session,
+            )
+    except SourceUnavailable as exc:
+        return fail("export", str(exc))
+    except OSError as exc:
+        return fail("export", f"cannot write to {out}: {exc.strerror or exc}")
+    finally:
+        source.close()
+    print(f"from {source.describe()}")
+    _print_files(result.directory, result.counts)
     return 0
 
 

@@ -15,6 +15,7 @@ from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
+from claude_top.receiver.forward import Forwarder, open_relay
 from claude_top.receiver.security import is_loopback
 from claude_top.receiver.server import ReceiverConfig, Receivers
 
@@ -55,7 +56,11 @@ def _access(config: ReceiverConfig) -> str:
 
 
 async def _serve(
-    store: Store, writer: StoreWriter, config: ReceiverConfig, limits: LimitSettings
+    store: Store,
+    writer: StoreWriter,
+    config: ReceiverConfig,
+    limits: LimitSettings,
+    relay: Forwarder | None = None,
 ) -> int:
     receivers = Receivers(writer, config, limits)
     try:
@@ -72,12 +77,16 @@ async def _serve(
     print(_access(config), flush=True)
     retention = f", retention {_age(writer.retention_s)}" if writer.retention_s else ""
     print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
+    if relay is not None:
+        print(f"relay: forwarding to {relay.config.describe()}", flush=True)
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
     reported = 0
     next_alert_check = time.monotonic()
+    told: tuple | None = None
     while True:
         reported = _report_index_errors(writer, reported)
+        told = _report_relay(relay, told)
         if time.monotonic() >= next_alert_check:
             next_alert_check = time.monotonic() + ALERT_CHECK_S
             await _check_alerts(store, limits)
@@ -107,6 +116,15 @@ async def _check_alerts(store: Store, limits: LimitSettings) -> None:
                 alert,
                 on_error=lambda m: print(f"claude-top: {m}", file=sys.stderr, flush=True),
             )
+def _report_relay(relay: Forwarder | None, told: tuple | None) -> tuple | None:
+    """Tell stderr when the relay starts failing, recovers, rejects or gives up exports."""
+    if relay is None:
+        return None
+    s = relay.status()
+    key = (s.failing, s.rejected, s.dropped, s.failing and s.error)
+    if key != told and (told is not None or s.failing or s.rejected or s.dropped):
+        print(f"claude-top: {s.line()}", file=sys.stderr, flush=True)
+    return key
 
 
 def _report_index_errors(writer: StoreWriter, reported: int) -> int:
@@ -131,11 +149,19 @@ def run_serve(args, db_path: str) -> int:
     store = open_store(db_path)
     if store is None:
         return EXIT_USAGE
-    writer = StoreWriter(store, retention_s=args.retention)
+    relay_setup = open_relay(args, store)
+    hold = relay_setup[1].seq if relay_setup else None
+    writer = StoreWriter(store, retention_s=args.retention, journal_hold=hold)
+    relay = Forwarder(writer.journal, *relay_setup) if relay_setup else None
+    if relay is not None:
+        relay.start()
     started = time.monotonic()
     try:
-        code = asyncio.run(_serve(store, writer, _config(args), limits))
+        code = asyncio.run(_serve(store, writer, _config(args), limits, relay))
     finally:
+        if relay is not None:
+            relay.close()
+            print(f"claude-top serve: {relay.status().line()}", flush=True)
         writer.close()
         store.checkpoint()
         store_size = store.size_bytes()

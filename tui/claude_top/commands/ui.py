@@ -1,4 +1,6 @@
-"""`claude-top` (no subcommand): the receivers and the live UI in one process."""
+"""`claude-top` (no subcommand): the receivers and the live UI in one process; with
+`--source clickhouse://...`, the UI over a team's ClickHouse instead (no receivers unless
+`--listen`)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,27 @@ import sys
 from claude_top.commands.common import EXIT_USAGE, fail, open_store
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.store.writer import StoreWriter
+from claude_top.receiver.forward import Forwarder, open_relay
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import Background, ClaudeTopApp
 
 
 def _receivers(args, writer: StoreWriter, limits: LimitSettings) -> Receivers:
     return Receivers(writer, ReceiverConfig.from_args(args), limits)
+
+
+def _open_source(url: str):
+    """The team's source, or None after saying why the URL cannot be used."""
+    from claude_top.core.queries.clickhouse import ClickHouseSource
+
+    try:
+        source = ClickHouseSource.open(url)
+    except ValueError as exc:
+        fail("", str(exc))
+        return None
+    # said before the UI takes the screen, and again in its panes while it cannot be read
+    print(f"claude-top: {source.describe()}", file=sys.stderr, flush=True)
+    return source
 
 
 def run_app(args, db_path: str, *, background: Background | None = None) -> int:
@@ -25,31 +42,57 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
         limits = settings_from_args(args)
     except SettingsError as exc:
         return fail("", str(exc))
-    store = open_store(db_path)
-    if store is None:
-        return EXIT_USAGE
-    writer = StoreWriter(store, retention_s=getattr(args, "retention", None))
+    source = None
+    if getattr(args, "source", None):
+        source = _open_source(args.source)
+        if source is None:
+            return EXIT_USAGE
+    store = writer = receivers = relay = None
+    if source is None or getattr(args, "listen", False):
+        store = open_store(db_path)
+        if store is None:
+            return EXIT_USAGE
+        relay_setup = open_relay(args, store)
+        writer = StoreWriter(
+            store,
+            retention_s=getattr(args, "retention", None),
+            journal_hold=relay_setup[1].seq if relay_setup else None,
+        )
+        if relay_setup:
+            relay = Forwarder(writer.journal, *relay_setup)
+            relay.start()
+        receivers = _receivers(args, writer, limits)
     app = ClaudeTopApp(
         store,
         writer,
-        _receivers(args, writer, limits),
-        db_path=db_path,
+        receivers,
+        db_path=db_path if source is None else None,
         export_dir=getattr(args, "export_dir", None),
         background=background,
         limits=limits,
+        source=source,
+        relay=relay,
     )
     try:
         app.run()
     finally:
-        writer.close(1.0)
-        store.checkpoint()
-        store.close()
+        if relay is not None:
+            relay.close()
+        if writer is not None:
+            writer.close(1.0)
+        if store is not None:
+            store.checkpoint()
+            store.close()
+        if source is not None:
+            source.close()
         # Textual keeps the app object alive after run(); let the DuckDB objects go now,
         # or the binding reports them as leaked at interpreter exit.
-        app.store = app.source = app.writer = app.receivers = None
+        app.store = app.source = app.writer = app.receivers = app.relay = None
     if app.startup_error:
         print(f"claude-top: {app.startup_error}", file=sys.stderr)
         return EXIT_USAGE
     if app.background_error:
         print(f"claude-top: background task stopped: {app.background_error}", file=sys.stderr)
+    if relay is not None:
+        print(f"claude-top: {relay.status().line()}", file=sys.stderr)
     return app.return_code or 0

@@ -28,6 +28,7 @@ from claude_top.core.queries import (
     sessions_query,
     tools_query,
 )
+from claude_top.core.queries.reader import LocalSource, Source
 from claude_top.core.schema import SCHEMA_VERSION
 
 FILES = ("sessions", "models", "tools", "spans", "events")
@@ -107,6 +108,61 @@ PANE_COLUMNS = {
     "turns": TURNS_CSV,
 }
 _ISO_FROM = {"first_seen": "first_seen_ns", "last_seen": "last_seen_ns", "start": "start_ns"}
+SPANS_CSV = (
+    *SPANS_COLUMNS,
+    "status_message",
+    "kind",
+    "span_type",
+    "model",
+    "tool_name",
+    "tool_use_id",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "success",
+    "attempt",
+    "agent_id",
+    "parent_agent_id",
+    "start_ns",
+    "end_ns",
+    "events",
+    "links",
+    "scope_name",
+    "service_name",
+)
+"""Every column of `spans.csv` (the minimum first)."""
+EVENTS_CSV = (
+    *EVENTS_COLUMNS,
+    "time_ns",
+    "trace_id",
+    "span_id",
+    "model",
+    "tool_name",
+    "tool_use_id",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "duration_ms",
+    "success",
+    "decision",
+    "error",
+    "attempt",
+    "query_source",
+    "body",
+    "severity_number",
+    "scope_name",
+    "service_name",
+)
+_ROW_ISO = {
+    "first_seen": "first_seen_ns",
+    "last_seen": "last_seen_ns",
+    "start_time": "start_ns",
+    "end_time": "end_ns",
+    "timestamp": "time_ns",
+}
 
 
 def iso_sql(ns_expr: str) -> str:
@@ -317,6 +373,21 @@ def export_snapshot(
     finally:
         with contextlib.suppress(duckdb.Error):
             cur.rollback()
+    return _finish(out_dir, counts, f, view, db_path, window, window_s, session_id, now_ns)
+
+
+def _finish(
+    out_dir: Path,
+    counts: dict[str, int],
+    f: Filter,
+    view: PaneView | None,
+    db_path: str,
+    window: str | None,
+    window_s: int | None,
+    session_id: str | None,
+    now_ns: int,
+) -> ExportResult:
+    """Add the focused pane's file and `snapshot.json`."""
     if view is not None:
         counts[view.name] = write_pane_csv(out_dir / f"{view.name}.csv", view)
     snapshot = {
@@ -360,6 +431,68 @@ def export_new_snapshot(
     out_dir = snapshot_dir(base, now_ns)
     try:
         return export_snapshot(cur, out_dir, now_ns=now_ns, **kw)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+# --- any other place to read from (a team's ClickHouse) ------------------------------------
+
+
+def _write_rows(path: Path, columns: tuple[str, ...], rows: list[dict]) -> int:
+    """Rows as DuckDB's COPY writes them (times as ISO UTC), so both backends' files agree."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        fh.write(",".join(columns) + "\n")
+        for row in rows:
+            fields = (_iso(row.get(_ROW_ISO[c])) if c in _ROW_ISO else row.get(c) for c in columns)
+            fh.write(",".join(_csv_field(v) for v in fields) + "\n")
+    return len(rows)
+
+
+def export_reader_snapshot(
+    reader: Any,
+    out_dir: Path,
+    *,
+    db_path: str,
+    window: str | None,
+    window_s: int | None,
+    session_id: str | None,
+    text: str | None = None,
+    view: PaneView | None = None,
+    now_ns: int | None = None,
+) -> ExportResult:
+    """`export_snapshot` over a reader that is not the local store: the same five files, in the
+    same columns and order, from the reader's pane rows and its `export_spans` /
+    `export_events` (the local store keeps DuckDB's COPY)."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    f = Filter.for_window(window_s, now_ns, session_id=session_id, text=text or None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sessions = reader.sessions(f, now_ns)
+    matching = {r["session_id"] for r in sessions} if f.needle is not None else None
+    raw = Filter(f.since_ns, f.session_id)
+    counts = {
+        "sessions": _write_rows(out_dir / "sessions.csv", SESSIONS_CSV, sessions),
+        "models": _write_rows(out_dir / "models.csv", MODELS_CSV, reader.models(f)),
+        "tools": _write_rows(out_dir / "tools.csv", TOOLS_CSV, reader.tools(f)),
+        "spans": _write_rows(out_dir / "spans.csv", SPANS_CSV, reader.export_spans(raw, matching)),
+        "events": _write_rows(
+            out_dir / "events.csv", EVENTS_CSV, reader.export_events(raw, matching)
+        ),
+    }
+    return _finish(out_dir, counts, f, view, db_path, window, window_s, session_id, now_ns)
+
+
+def export_source_snapshot(source: Source, base: Path, **kw: Any) -> ExportResult:
+    """A snapshot of any source in a new `snapshot_dir(base)`: COPY for the local store, the
+    reader's rows for another."""
+    if isinstance(source, LocalSource):
+        with source.store.reading() as cur:
+            return export_new_snapshot(cur, base, **kw)
+    out_dir = snapshot_dir(base, kw.get("now_ns"))
+    try:
+        with source.reader() as reader:
+            return export_reader_snapshot(reader, out_dir, **kw)
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise

@@ -25,7 +25,7 @@ from textual.screen import Screen
 
 from claude_top.core.budgets import LimitSettings
 from claude_top.core.connect import env_block
-from claude_top.core.export import ExportResult, PaneView, export_new_snapshot
+from claude_top.core.export import ExportResult, PaneView, export_source_snapshot
 from claude_top.core.queries import WINDOWS, parse_window
 from claude_top.core.queries.reader import LocalSource, Source
 from claude_top.core.store.database import Store
@@ -42,6 +42,8 @@ Background = Callable[["Receivers | None"], Awaitable[object]]
 """A coroutine run beside the UI once the receivers listen (the demo's sender)."""
 
 DEFAULT_WINDOW = "24h"
+REMOTE_REFRESH_S = 5.0
+"""How often the panes query a source that is not this process's store (a team's ClickHouse)."""
 SHUTDOWN_GRACE_S = 0.5
 RATE_SPAN_S = 5.0
 
@@ -114,7 +116,7 @@ class ClaudeTopApp(App):
 
     def __init__(
         self,
-        store: Store,
+        store: Store | None,
         writer: StoreWriter | None = None,
         receivers=None,
         *,
@@ -125,13 +127,20 @@ class ClaudeTopApp(App):
         background: Background | None = None,
         source: Source | None = None,
         limits: LimitSettings | None = None,
+        relay=None,
     ) -> None:
         super().__init__()
         self.store = store
         self.source: Source = source or LocalSource(store)
+        self.remote = not isinstance(self.source, LocalSource)
+        """The panes read elsewhere (a team's ClickHouse), not this process's store."""
+        self.relay = relay
+        """The `receiver.forward.Forwarder` relaying upstream, if any (the header shows it)."""
         self.writer = writer
         self.receivers = receivers
-        self.db_path = db_path if db_path is not None else store.path
+        if db_path is None:
+            db_path = self.source.label if self.remote or store is None else store.path
+        self.db_path = db_path
         self.window = window
         self.clock = clock
         self.export_dir = Path(export_dir or Path.cwd()).expanduser().absolute()
@@ -199,6 +208,8 @@ class ClaudeTopApp(App):
     def ingest_mark(self) -> tuple[int, int, int]:
         """Changes whenever an export is committed or indexed, or retention deleted rows (then
         the panes query again; nothing else changes what is stored)."""
+        if self.remote:  # what another place holds changes without telling: look every few s
+            return (int(time.monotonic() // REMOTE_REFRESH_S), 0, 0)
         if self.writer is None:
             return (0, 0, 0)
         stats = self.writer.stats
@@ -242,6 +253,8 @@ class ClaudeTopApp(App):
         now = self.clock()
         return HeaderState(
             alert=self.limits_monitor.header_alert(now),
+            relay=self.relay.status() if self.relay is not None else None,
+            source=self.source.label if self.remote else None,
             endpoints=endpoints,
             backlog=stats.backlog_rows if stats else 0,
             index_errors=stats.index_errors if stats else 0,
@@ -370,18 +383,17 @@ class ClaudeTopApp(App):
         now_ns: int,
     ) -> None:
         try:
-            with self.store.reading() as cur:
-                result = export_new_snapshot(
-                    cur,
-                    self.export_dir,
-                    db_path=self.db_path,
-                    window=window,
-                    window_s=window_s,
-                    session_id=None,
-                    text=text,
-                    view=view,
-                    now_ns=now_ns,
-                )
+            result = export_source_snapshot(
+                self.source,
+                self.export_dir,
+                db_path=self.db_path,
+                window=window,
+                window_s=window_s,
+                session_id=None,
+                text=text,
+                view=view,
+                now_ns=now_ns,
+            )
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.post_message(
@@ -458,6 +470,11 @@ class ClaudeTopApp(App):
                 "Tools and models: all sessions / selected session",
                 "(a)",
                 screen.action_toggle_scope,
+            )
+            yield SystemCommand(
+                "Group sessions and models by person or team",
+                "user.email, organization.id, team, workflow_id, stage, ...  (u)",
+                screen.action_cycle_group,
             )
             yield SystemCommand(
                 "Copy the connect settings", "Shell export lines  (c)", screen.action_copy_env

@@ -17,7 +17,7 @@ from claude_top.core.format import NS_PER_S
 from claude_top.core.queries.filters import Filter, parse_window
 from claude_top.core.queries.history import CostHistory
 from claude_top.core.queries.limits import Limits
-from claude_top.core.queries.reader import Source
+from claude_top.core.queries.reader import Source, SourceUnavailable
 from claude_top.core.queries.spantree import TreeNode
 
 
@@ -32,6 +32,8 @@ class MainQuery:
     scope_session: bool = False
     tool_name: str | None = None
     generation: int = 0
+    group: str | None = None
+    """Group the sessions and models panes by this key (`core.queries.groups`)."""
 
     def filter(self, session_id: str | None = None) -> Filter:
         window_s = parse_window(self.window)
@@ -67,6 +69,8 @@ class MainData:
     first_ns: int | None = None
     """The earliest telemetry in a sliding window (None: "all", or nothing in it)."""
     elapsed_ms: float = 0.0
+    error: str | None = None
+    """Why the source could not be read (the panes say it instead of showing rows)."""
 
     def stale(self, now_ns: int) -> bool:
         """The clock at `now_ns` has moved a sliding window's lower edge past a row held here,
@@ -87,8 +91,16 @@ class MainData:
 
 
 def load_main(source: Source, q: MainQuery) -> MainData:
-    """Run every query of the main view on one reader (call from a worker thread)."""
+    """Run every query of the main view on one reader (call from a worker thread). A source
+    that cannot be read gives empty data saying why."""
     started = time.perf_counter()
+    try:
+        return _load_main(source, q, started)
+    except SourceUnavailable as exc:
+        return MainData(q, error=str(exc), elapsed_ms=(time.perf_counter() - started) * 1000)
+
+
+def _load_main(source: Source, q: MainQuery, started: float) -> MainData:
     with source.reader() as r:
         out = MainData(q)
         window = q.filter()
@@ -100,17 +112,22 @@ def load_main(source: Source, q: MainQuery) -> MainData:
         out.overview = overview
         if window.since_ns is not None:
             out.first_ns = r.earliest_ns(window)
-        out.sessions = r.sessions(window, now_ns=q.now_ns)
-        scoped = q.filter(q.session_id if q.scope_session else None)
+        scoped = q.filter(q.session_id if q.scope_session and not q.group else None)
+        if q.group:
+            out.sessions, out.models = r.grouped(window, q.group, now_ns=q.now_ns)
+            for m in out.models:
+                m["model"] = f"{m.pop('grp')} · {m['model']}"
+        else:
+            out.sessions = r.sessions(window, now_ns=q.now_ns)
+            out.models = r.models(scoped)
         out.tools = r.tools(scoped)
-        out.models = r.models(scoped)
         tool = q.tool_name
         if tool is None or all(t["tool_name"] != tool for t in out.tools):
             tool = out.tools[0]["tool_name"] if out.tools else None
         if tool is not None:
             out.durations = r.tool_durations(scoped, tool)
         out.query = _with_tool(q, tool)
-        if q.session_id is not None:
+        if q.session_id is not None and not q.group:
             out.turns = r.turns(q.session_id)
     out.elapsed_ms = (time.perf_counter() - started) * 1000
     return out
@@ -119,7 +136,9 @@ def load_main(source: Source, q: MainQuery) -> MainData:
 def _with_tool(q: MainQuery, tool: str | None) -> MainQuery:
     if tool == q.tool_name:
         return q
-    return MainQuery(q.window, q.now_ns, q.text, q.session_id, q.scope_session, tool, q.generation)
+    return MainQuery(
+        q.window, q.now_ns, q.text, q.session_id, q.scope_session, tool, q.generation, q.group
+    )
 
 
 def load_turns(source: Source, session_id: str, now_ns: int) -> tuple[dict | None, list[dict]]:
@@ -134,6 +153,16 @@ def load_turns(source: Source, session_id: str, now_ns: int) -> tuple[dict | Non
             None,
         )
         return summary, r.turns(session_id)
+
+
+def load_group_keys(source: Source, window: str, now_ns: int) -> list[str]:
+    """What the panes can be grouped by in the window (call from a worker thread)."""
+    f = Filter.for_window(parse_window(window), now_ns)
+    try:
+        with source.reader() as r:
+            return r.group_keys(f)
+    except SourceUnavailable:
+        return []
 
 
 def load_tree(source: Source, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:

@@ -23,12 +23,23 @@ from claude_top.core.queries.breakdowns import (
     tools,
 )
 from claude_top.core.queries.filters import Filter
+from claude_top.core.queries.groups import (
+    group_sessions,
+    local_group_keys,
+    local_identities,
+    local_models_by,
+)
 from claude_top.core.queries.history import CostHistory, cost_history, top_projects
 from claude_top.core.queries.limits import Limits, limits
 from claude_top.core.queries.sessions import sessions
 from claude_top.core.queries.spantree import TreeNode, span_tree
 from claude_top.core.queries.turns import turns
 from claude_top.core.store.database import Store
+
+
+class SourceUnavailable(RuntimeError):
+    """The place to read from cannot answer (unreachable, refused, not the tables expected):
+    the message says what failed; the panes show it instead of rows."""
 
 
 class Reader(Protocol):
@@ -55,6 +66,15 @@ class Reader(Protocol):
     def cost_history(self, period: str, count: int, now_ns: int) -> CostHistory: ...
 
     def top_projects(self, since_ns: int, now_ns: int, limit: int = 10) -> list[dict]: ...
+    def group_keys(self, f: Filter) -> list[str]: ...
+
+    """What the sessions and models panes can be grouped by (`queries.groups`)."""
+
+    def grouped(
+        self, f: Filter, key: str, now_ns: int | None = None
+    ) -> tuple[list[dict], list[dict]]: ...
+
+    """The sessions and models panes grouped by `key`."""
 
 
 class Source(Protocol):
@@ -63,6 +83,8 @@ class Source(Protocol):
     label: str
 
     def reader(self) -> contextlib.AbstractContextManager[Reader]: ...
+
+    """Raises SourceUnavailable when it cannot be read (the UI starts all the same)."""
 
 
 class LocalReader:
@@ -103,6 +125,17 @@ class LocalReader:
 
     def top_projects(self, since_ns: int, now_ns: int, limit: int = 10) -> list[dict]:
         return top_projects(self.cur, since_ns, now_ns, limit)
+    def group_keys(self, f: Filter) -> list[str]:
+        return local_group_keys(self.cur, f)
+
+    def grouped(
+        self, f: Filter, key: str, now_ns: int | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        rows = sessions(self.cur, f, now_ns)
+        who = local_identities(self.cur, [r["session_id"] for r in rows])
+        for r in rows:
+            r["identity"] = who.get(r["session_id"], {})
+        return group_sessions(rows, key), local_models_by(self.cur, f, key)
 
 
 class LocalSource:

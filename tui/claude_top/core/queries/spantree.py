@@ -192,11 +192,17 @@ ORDER BY time_ns, sequence
             {"s": session_id, "p": prompt_id, "t": traces},
         )
     )
+    return build_tree(prompt_id, span_rows, events)
+
+
+def build_tree(key: str, span_rows: list[dict], events: list[dict]) -> tuple[list[TreeNode], str]:
+    """A turn's tree from its span rows (oldest first) and its events (in time order), with the
+    columns `span_tree` reads, whichever store they came from."""
     if not span_rows:
-        return _tree_from_events(prompt_id, events), "events"
+        return _tree_from_events(key, events), "events"
     roots = _tree_from_spans(span_rows, [e for e in events if e["kind"] == API_REQUEST])
     if not any(r.kind == "interaction" for r in roots):
-        roots = [_pending_root(prompt_id, events, roots)]
+        roots = [_pending_root(key, events, roots)]
     return roots, "spans"
 
 

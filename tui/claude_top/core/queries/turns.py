@@ -45,6 +45,12 @@ def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
             p,
         )
     )
+    return turns_from_rollups(ev_rows, interactions)
+
+
+def turns_from_rollups(ev_rows: list[dict], interactions: list[dict]) -> list[dict]:
+    """The turns of `prompt_turns` rows (per prompt.id) and `trace_turns` rows (per trace),
+    whichever store they were computed in; oldest first."""
     by_trace = {i["trace_id"]: i for i in interactions}
     out: list[dict] = []
     for e in ev_rows:

@@ -5,7 +5,9 @@ exports may be acknowledged. The indexer reads the records back in order (`Journ
 decodes them into the tables and stores the last seq it indexed in the same DuckDB transaction;
 `Journal.release` then deletes the segments it has wholly passed. At the next start the records
 after that seq are indexed again, and a torn record at the tail (a crash mid-write, so never
-acknowledged) is cut off.
+acknowledged) is cut off. A second reader (the relay, `receiver.forward`) may `hold` records it
+has not sent yet: segments are deleted only once both have passed them. Each reader reads with
+its own cursor.
 
 A record is a 40-byte header (magic, CRC-32 of the rest, body length, seq, received time,
 record count, signal) and the export's protobuf body. No DuckDB here: the decode workers read
@@ -97,18 +99,25 @@ class Journal:
     """The journal of one database: segment files in `directory`, or in memory when None."""
 
     def __init__(
-        self, directory: Path | None, indexed_seq: int = 0, read_only: bool = False
+        self,
+        directory: Path | None,
+        indexed_seq: int = 0,
+        read_only: bool = False,
+        hold_seq: int | None = None,
     ) -> None:
         self.directory = directory
         self.read_only = read_only
         self.indexed_seq = indexed_seq
+        self.hold_seq = hold_seq
+        """Records after this seq are kept even once indexed (None: no second reader)."""
         self.last_seq = indexed_seq
         self.damage: list[str] = []
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
         self._fd: int | None = None
         self._memory: dict[int, Entry] = {}
-        self._cursor: tuple[int, int, int] | None = None  # (segment index, offset, next seq)
+        self._cursors: dict[str, tuple[int, int, int]] = {}  # reader -> (segment's first seq,
+        # offset, next seq)
         if directory is not None and read_only:
             if directory.is_dir():
                 self._recover()
@@ -142,7 +151,7 @@ class Journal:
                         os.fsync(f.fileno())
                 else:
                     self.damage.append(problem)
-            passed = last_seq < first or last_seq <= self.indexed_seq
+            passed = last_seq < first or last_seq <= self._floor()
             if passed:
                 if not self.read_only:
                     os.unlink(path)
@@ -249,19 +258,27 @@ class Journal:
 
     # -- reading and releasing ----------------------------------------------------------------
 
-    def read(self, after_seq: int, upto_seq: int, limit: int) -> list[Entry]:
-        """Up to `limit` entries with after_seq < seq <= upto_seq, in order."""
+    def read(self, after_seq: int, upto_seq: int, limit: int, reader: str = "index") -> list[Entry]:
+        """Up to `limit` entries with after_seq < seq <= upto_seq, in order. Each `reader`
+        (one thread each) keeps its own position, so the next read goes on from there."""
         if self.directory is None:
             with self._lock:
                 mem = self._memory
-                return [mem[s] for s in range(after_seq + 1, min(upto_seq, after_seq + limit) + 1)]
+                first = after_seq + 1
+                if mem and first not in mem:  # released under a reader that was behind
+                    first = max(first, min(mem))
+                return [mem[s] for s in range(first, min(upto_seq, first + limit - 1) + 1)]
         out: list[Entry] = []
         with self._lock:
             segments = list(self._segments)
-        cursor = self._cursor
-        if cursor is None or cursor[2] != after_seq + 1:
-            cursor = self._seek(segments, after_seq)
-        index, offset, seq = cursor
+        cursor = self._cursors.get(reader)
+        index = None
+        if cursor is not None and cursor[2] == after_seq + 1:
+            index = next((i for i, seg in enumerate(segments) if seg.first_seq == cursor[0]), None)
+        if index is None:
+            index, offset, seq = self._seek(segments, after_seq)
+        else:
+            offset, seq = cursor[1], cursor[2]
         while len(out) < limit and seq <= upto_seq and index < len(segments):
             seg = segments[index]
             if seq > seg.last_seq or offset >= seg.size:
@@ -272,7 +289,8 @@ class Journal:
             found, offset = _walk(seg, offset, seq, min(upto_seq, seg.last_seq), limit - len(out))
             out += found
             seq += len(found)
-        self._cursor = (index, offset, seq)
+        if index < len(segments):
+            self._cursors[reader] = (segments[index].first_seq, offset, seq)
         return out
 
     def _seek(self, segments: list[_Segment], after_seq: int) -> tuple[int, int, int]:
@@ -288,26 +306,42 @@ class Journal:
         return index, offset, seg.first_seq + len(passed)
 
     def release(self, indexed_seq: int) -> None:
-        """Forget what is indexed: delete segments (except the one written to) wholly passed."""
+        """Forget what is indexed: delete segments (except the one written to) wholly passed
+        (by the indexer, and by a holding reader)."""
         with self._lock:
             self.indexed_seq = max(self.indexed_seq, indexed_seq)
-            if self.directory is None:
-                for seq in [s for s in self._memory if s <= indexed_seq]:
-                    del self._memory[seq]
-                return
-            keep = []
-            dropped = 0
-            for i, seg in enumerate(self._segments):
-                active = i == len(self._segments) - 1
-                if not active and seg.last_seq <= indexed_seq:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(seg.path)
-                    dropped += 1
-                else:
-                    keep.append(seg)
-            self._segments = keep
-            if dropped:
-                self._cursor = None  # its segment index moved: the next read seeks
+            self._drop_passed()
+
+    # -- a second reader's hold (the relay) ---------------------------------------------------
+
+    def hold(self, seq: int | None) -> None:
+        """Keep the records after `seq` (None: hold nothing) and delete what neither the
+        indexer nor the holder needs any more."""
+        with self._lock:
+            self.hold_seq = seq
+            self._drop_passed()
+
+    def _floor(self) -> int:
+        """The last seq no reader needs any more."""
+        hold = self.hold_seq
+        return self.indexed_seq if hold is None else min(self.indexed_seq, hold)
+
+    def _drop_passed(self) -> None:
+        """Delete what every reader has passed (call with the lock held)."""
+        floor = self._floor()
+        if self.directory is None:
+            for seq in [s for s in self._memory if s <= floor]:
+                del self._memory[seq]
+            return
+        keep = []
+        for i, seg in enumerate(self._segments):
+            active = i == len(self._segments) - 1
+            if not active and seg.last_seq <= floor:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(seg.path)
+            else:
+                keep.append(seg)
+        self._segments = keep
 
     def close(self) -> None:
         """Stop writing; a journal wholly indexed leaves no file behind."""
@@ -316,11 +350,7 @@ class Journal:
                 os.close(self._fd)
             self._fd = None
         with self._lock:
-            if (
-                self.directory is not None
-                and not self.read_only
-                and self.indexed_seq >= self.last_seq
-            ):
+            if self.directory is not None and not self.read_only and self._floor() >= self.last_seq:
                 for seg in self._segments:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(seg.path)

@@ -151,7 +151,10 @@ class StoreWriter:
         decode_in_worker: bool = True,
         retention_s: int | None = None,
         worker_idle_s: float = WORKER_IDLE_S,
+        journal_hold: int | None = None,
     ) -> None:
+        """`journal_hold`: a relay's forwarded seq; the journal keeps what follows it even once
+        indexed (`receiver.forward` moves it on)."""
         self.store = store
         self.decode_in_worker = decode_in_worker
         self.worker_idle_s = worker_idle_s
@@ -170,7 +173,7 @@ class StoreWriter:
         if not store.read_only:
             store.con.execute(FAILED_DDL)
         self._indexed_seq = store.indexed_seq()
-        self.journal = Journal(store.journal_dir, self._indexed_seq)
+        self.journal = Journal(store.journal_dir, self._indexed_seq, hold_seq=journal_hold)
         self._adopt_table_journal()
         self._committed_seq = self.journal.last_seq
         backlog = [e for e in self.journal.entries() if e.seq > self._indexed_seq]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -48,6 +49,20 @@ class ConnectPane(VerticalScroll):
         self.env = env
         self.query_one("#connect-shell", Static).update(shell_exports(env))
         self.query_one("#connect-json", Static).update(settings_json(env))
+
+    def show_source(self, source, error: str | None) -> None:
+        """A team's source instead of the settings: what it is, and why nothing shows."""
+        describe = getattr(source, "describe", None)
+        title = f"Team view: {source.label}"
+        if error:
+            lead = f"Cannot read it: {error}"
+        else:
+            found = describe() if describe else source.label
+            lead = f"No Claude Code telemetry there yet. {found}"
+        self.query_one("#connect-title", Static).update(Text(title))
+        self.query_one("#connect-lead", Static).update(Text(lead))
+        for node in self.query(".code, .connect-note"):
+            node.display = False
 
     @property
     def shell_text(self) -> str:

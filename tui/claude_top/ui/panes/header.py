@@ -33,11 +33,42 @@ class HeaderState:
     paused: bool = False
     alert: tuple[str, str] | None = None
     """(text, "warning" or "error") while a plan window or budget is past an alert threshold."""
+    relay: object | None = None
+    """The relay's `receiver.forward.RelayStatus`, when forwarding."""
+    source: str | None = None
+    """A team's source the panes read (its label), instead of this process's store."""
 
 
 def _home(path: str) -> str:
     home = os.path.expanduser("~")
     return "~" + path[len(home) :] if home != "/" and path.startswith(home + "/") else path
+
+
+def _relay_parts(app, relay) -> list[tuple[int, Text]]:
+    """The relay's state: up to date, lag (exports, age of the oldest), failing and why;
+    exports the upstream rejected and ones given up past the journal's bounds."""
+    if relay is None:
+        return []
+    out: list[tuple[int, Text]] = []
+    lag = ""
+    if relay.lag_exports:
+        age = f" {fmt.duration_ms(relay.lag_s * 1000)}" if relay.lag_s is not None else ""
+        lag = f"lag {fmt.count(relay.lag_exports)}{age}"
+    if relay.state == "failing":
+        error = fmt.one_line(relay.error, 48)
+        out.append((83, Text(f"relay ✗ {lag}: {error}", style=theme_style(app, "error"))))
+    elif lag:
+        out.append((83, Text(f"relay {lag}", style=theme_style(app, "warning"))))
+    else:
+        out.append((55, Text("relay ✓", style=theme_style(app, "success"))))
+    lost = []
+    if relay.rejected:
+        lost.append(f"{fmt.count(relay.rejected)} rejected")
+    if relay.dropped:
+        lost.append(f"{fmt.count(relay.dropped)} given up")
+    if lost:
+        out.append((84, Text("relay " + ", ".join(lost), style=theme_style(app, "error"))))
+    return out
 
 
 class HeaderBar(Widget):
@@ -69,7 +100,9 @@ class HeaderBar(Widget):
         s = self.state
         app = self.app
         out: list[tuple[int, Text]] = [(100, Text("claude-top", style=theme_style(app, "bold")))]
-        if s.endpoints:
+        if s.source and not s.endpoints:
+            out.append((65, Text(f"team view {s.source}", style=theme_style(app, "accent"))))
+        elif s.endpoints:
             grpc = s.endpoints.get("grpc", "")
             http = s.endpoints.get("http", "").removeprefix("http://")
             host = grpc.rpartition(":")[0]
@@ -78,8 +111,9 @@ class HeaderBar(Widget):
             out.append((65, Text(f"grpc {grpc} http {http}")))
         else:
             out.append((65, Text("not listening", style=theme_style(app, "warning"))))
-        if s.db_path:
+        if s.db_path and not s.source:
             out.append((10, Text(f"db {_home(s.db_path)}")))
+        out += _relay_parts(app, s.relay)
         if s.rate is not None:
             out.append((60, Text(f"{s.rate:.1f} ev/s")))
         if s.backlog:

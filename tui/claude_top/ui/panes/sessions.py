@@ -45,7 +45,7 @@ COLUMNS = (
     Col(
         "session",
         "Session",
-        lambda r: fmt.short_id(r["session_id"]),
+        lambda r: r["session_id"] if r.get("group_key") else fmt.short_id(r["session_id"]),
         lambda r: r["session_id"],
         descending=False,
     ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
@@ -19,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from claude_top.core import format as fmt
-from claude_top.ui.data import MainData, MainQuery, load_main
+from claude_top.ui.data import MainData, MainQuery, load_group_keys, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
 from claude_top.ui.panes.footer import KeysFooter
@@ -75,6 +76,15 @@ class MainScreen(LiveScreen):
             show=False,
             id="main.scope",
         ),
+        Binding(
+            "u",
+            "cycle_group",
+            "Group by person/team",
+            show=False,
+            tooltip="sessions and models by user.email, organization.id or a resource "
+            "attribute (team, workflow_id, stage), or not grouped",
+            id="main.group",
+        ),
         Binding("c", "copy_env", "Copy settings", id="main.copy_env"),
     ]
 
@@ -85,6 +95,8 @@ class MainScreen(LiveScreen):
         self.wide = True
         self.empty: bool | None = None
         self.last_data: MainData | None = None
+        self.group: str | None = None
+        """The key the sessions and models panes are grouped by (None: not grouped)."""
 
     # --- layout --------------------------------------------------------------------------
 
@@ -150,8 +162,8 @@ class MainScreen(LiveScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Until data arrives only the connect keys apply; after, the pane keys."""
         if action == "copy_env":
-            return bool(self.empty)
-        if action in ("open", "next_pane", "previous_pane", "pane", "toggle_scope"):
+            return bool(self.empty) and not getattr(self.app, "remote", False)
+        if action in ("open", "next_pane", "previous_pane", "pane", "toggle_scope", "cycle_group"):
             return not self.empty
         return True
 
@@ -204,6 +216,9 @@ class MainScreen(LiveScreen):
         row = table.cursor_data
         if row is None:
             return
+        if table.id == "sessions" and self.group:
+            self.notify(f"grouped by {self.group}: press u until ungrouped to open a session")
+            return
         if table.id == "sessions":
             self.app.push_screen(SessionScreen(row["session_id"]))
         elif table.id == "turns":
@@ -214,6 +229,30 @@ class MainScreen(LiveScreen):
     def action_toggle_scope(self) -> None:
         """Tools and models: every session in view, or only the selected one."""
         self.scope_session = not self.scope_session
+        self._titles()
+        self.request_load("settings")
+
+    def action_cycle_group(self) -> None:
+        """Sessions and models grouped by the next key found in the window, then ungrouped."""
+        self._cycle_group(self.app.window, self.app.clock())
+
+    @work(thread=True, exclusive=True, group="group-keys", exit_on_error=False)
+    def _cycle_group(self, window: str, now_ns: int) -> None:
+        keys = load_group_keys(self.app.source, window, now_ns)
+        self.app.call_from_thread(self._next_group, keys)
+
+    def _next_group(self, keys: list[str]) -> None:
+        if not keys and self.group is None:
+            self.notify(
+                "nothing to group by: no user.email, organization.id or custom resource "
+                "attribute (OTEL_RESOURCE_ATTRIBUTES) in this window",
+                timeout=5,
+            )
+            return
+        order = [None, *keys]
+        i = order.index(self.group) if self.group in order else 0
+        self.group = order[(i + 1) % len(order)]
+        self.notify(f"grouped by {self.group}" if self.group else "not grouped", timeout=2)
         self._titles()
         self.request_load("settings")
 
@@ -274,6 +313,7 @@ class MainScreen(LiveScreen):
             session_id=self.table("sessions").cursor_key,
             scope_session=self.scope_session,
             tool_name=self.table("tools").cursor_key,
+            group=self.group,
         )
 
     def load(self, inputs: MainQuery) -> MainData:
@@ -288,6 +328,8 @@ class MainScreen(LiveScreen):
         self._set_empty(data.received_total == 0)
         self.update_header()
         if self.empty:
+            if getattr(self.app, "remote", False):
+                self.query_one(ConnectPane).show_source(self.app.source, data.error)
             return
         q = data.query
         frozen = self.app.paused and reason == "selection"
@@ -324,7 +366,8 @@ class MainScreen(LiveScreen):
         self.set_class(empty, "-empty")
         self.refresh_bindings()
         if empty:
-            self.query_one(ConnectPane).show_env(self.app.env_block())
+            if not getattr(self.app, "remote", False):
+                self.query_one(ConnectPane).show_env(self.app.env_block())
             self.set_focus(self.query_one(ConnectPane))
         else:
             self.set_focus(self.table(self.active_pane))
@@ -351,7 +394,8 @@ class MainScreen(LiveScreen):
         )
         data = self.last_data
         ov = data.overview if data else {}
-        self.query_one("#sessions-pane").border_title = "1 Sessions"
+        by = f" · by {self.group}" if self.group else ""
+        self.query_one("#sessions-pane").border_title = f"1 Sessions{by}"
         if ov:
             self.query_one("#sessions-pane").border_subtitle = (
                 f"{ov.get('sessions', 0)} sessions{_folded(data)} · "
@@ -361,7 +405,9 @@ class MainScreen(LiveScreen):
         self.query_one("#tools-pane").border_title = f"2 Tools · {scope}"
         tool = self.table("tools").cursor_key
         self.query_one("#tools-pane").border_subtitle = f"chart: {tool}" if tool else ""
-        self.query_one("#models-pane").border_title = f"3 Models · {scope}"
+        self.query_one("#models-pane").border_title = (
+            f"3 Models{by}" if self.group else f"3 Models · {scope}"
+        )
         self.query_one("#turns-pane").border_title = (
             f"4 Turns · session {fmt.short_id(selected)}" if selected else "4 Turns"
         )

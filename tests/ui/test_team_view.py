@@ -1,0 +1,175 @@
+"""The team view: the same panes over a team's ClickHouse (chdb here, with the exporter's DDL);
+a source that cannot be read still starts the UI, its panes saying why; `u` groups the
+sessions and models panes by person and team; the header shows the relay's state."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import socket
+
+from uihelpers import make_app, settle
+
+import clickhouse_rows as cr
+from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
+from claude_top.core.store.database import Store
+from claude_top.core.store.writer import StoreWriter
+from claude_top.receiver.forward import ForwardConfig, Forwarder, ForwardState
+from claude_top.ui.panes.connect import ConnectPane
+from truth import GRPC_FIXTURES, Truth, grpc_requests
+
+REQUESTS = [r for name in GRPC_FIXTURES for r in grpc_requests(name)]
+TRUTH = Truth(*GRPC_FIXTURES)
+
+
+def team_source(requests=REQUESTS, layout: str = "current") -> ClickHouseSource:
+    session, db = cr.session(), cr.new_database("ui")
+    cr.create_tables(session, layout, db)
+    cr.load(session, requests, layout, db)
+    return ClickHouseSource(ChdbRunner(session, db), f"clickhouse://lead@team/{db}")
+
+
+def tagged(name: str, team: str) -> list[tuple[str, bytes]]:
+    from claude_top.core.sources.otlp.signals import SIGNALS
+
+    out = []
+    for signal, body in grpc_requests(name):
+        req = SIGNALS[signal].request.FromString(body)
+        field = {"logs": "resource_logs", "traces": "resource_spans", "metrics": "resource_metrics"}
+        for r in getattr(req, field[signal]):
+            r.resource.attributes.add(key="team").value.string_value = team
+        out.append((signal, req.SerializeToString()))
+    return out
+
+
+async def test_the_panes_over_clickhouse_show_the_truth_and_export_the_same(tmp_path):
+    source = team_source()
+    app = make_app(None, source=source, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        assert not main.empty
+        assert set(main.table("sessions").keys_in_order()) == TRUTH.working_sessions()
+        models = main.table("models").keys_in_order()
+        assert set(models) == {e["model"] for e in TRUTH.api_requests()}
+        assert set(main.table("tools").keys_in_order()) == set(TRUTH.tool_calls())
+        header = str(main.query_one("#header").render())
+        assert f"team view {source.label}" in header
+        assert "not listening" not in header
+        assert (
+            f"{len(TRUTH.api_requests())} API requests"
+            in main.query_one("#sessions-pane").border_subtitle
+        )
+        await pilot.press("e")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if list(tmp_path.glob("claude-top-export-*/snapshot.json")):
+                break
+        await settle(pilot)
+    (folder,) = tmp_path.glob("claude-top-export-*")
+    with open(folder / "events.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(TRUTH.events)
+    with open(folder / "models.csv", newline="") as fh:
+        cost = {r["model"]: float(r["cost_usd"]) for r in csv.DictReader(fh)}
+    assert cost == {m: TRUTH.cost(model=m) for m in cost}
+
+
+async def test_a_source_that_cannot_be_read_starts_with_panes_saying_why():
+    session, db = cr.session(), cr.new_database("ui_empty")
+    session.query(f"CREATE DATABASE {db}")
+    source = ClickHouseSource(ChdbRunner(session, db), f"clickhouse://lead@team/{db}")
+    app = make_app(None, source=source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.main.empty
+        pane = app.main.query_one(ConnectPane)
+        lead = str(pane.query_one("#connect-lead").render())
+        assert f"no table otel_logs in '{db}'" in lead
+        assert "Team view" in str(pane.query_one("#connect-title").render())
+        assert not app.main.check_action("copy_env", ())  # no settings to copy
+
+
+async def test_u_groups_sessions_and_models_by_team_then_ungroups():
+    requests = tagged("basic.grpc", "red") + tagged("errors.grpc", "blue")
+    requests += tagged("continued.grpc", "red")
+    source = team_source(requests)
+    app = make_app(None, source=source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        sessions = app.main.table("sessions")
+        await pilot.press("u")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if app.main.group:
+                break
+        await settle(pilot)
+        assert app.main.group == "team"
+        assert sorted(sessions.keys_in_order()) == ["blue", "red"]
+        red = sessions.rows_by_key["red"]
+        assert red["cost_usd"] == TRUTH.cost() - Truth("errors.grpc").cost()
+        assert "by team" in app.main.query_one("#sessions-pane").border_title
+        models = app.main.table("models").keys_in_order()
+        assert {m.split(" · ")[0] for m in models} == {"red", "blue"}
+        await pilot.press("u")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if app.main.group is None:
+                break
+        await settle(pilot)
+        assert set(sessions.keys_in_order()) == TRUTH.working_sessions()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_header_shows_the_relay_failing_then_up_to_date(ui_store):
+    from claude_top.receiver.server import ReceiverConfig, Receivers
+
+    port = _free_port()
+    store = Store.open(":memory:")
+    writer = StoreWriter(store, decode_in_worker=False, journal_hold=0)
+    relay = Forwarder(
+        writer.journal,
+        ForwardConfig.parse(f"http://127.0.0.1:{port}"),
+        ForwardState.load(store),
+        backoff_s=(0.05, 0.1),
+    )
+    relay.start()
+    from claude_top.core.sources.otlp.decode import accept_protobuf
+
+    for signal, body in REQUESTS[:3]:
+        await asyncio.wrap_future(writer.submit(accept_protobuf(signal, body)))
+    app = make_app(ui_store, relay=relay)
+    up_store = Store.open(":memory:")
+    up_writer = StoreWriter(up_store, decode_in_worker=False)
+    rx = Receivers(up_writer, ReceiverConfig(grpc_port=port, http_port=0))
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await settle(pilot)
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if relay.status().state == "failing":
+                    break
+            app.main.update_header()
+            await pilot.pause()
+            header = str(app.main.query_one("#header").render())
+            assert "relay ✗ lag 3" in header
+            assert "UNAVAILABLE" in header
+            await rx.start()
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if relay.status().lag_exports == 0:
+                    break
+            app.main.update_header()
+            await pilot.pause()
+            assert "relay ✓" in str(app.main.query_one("#header").render())
+    finally:
+        relay.close()
+        await rx.stop()
+        up_writer.close()
+        writer.close()
+        store.close()
+        up_store.close()

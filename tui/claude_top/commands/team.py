@@ -1,0 +1,43 @@
+"""`claude-top team-tables --source clickhouse://...`: make claude-top's typed tables beside
+the exporter's (`core.queries.clickhouse.tables`), once, with a user allowed to CREATE; or
+`--print` the SQL for whoever runs the database."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from claude_top.commands.common import EXIT_OK, EXIT_USAGE, fail
+from claude_top.core.queries.reader import SourceUnavailable
+
+
+def run_team_tables(args) -> int:
+    from claude_top.core.queries.clickhouse import ClickHouseSource
+    from claude_top.core.queries.clickhouse.tables import statements
+
+    try:
+        source = ClickHouseSource.open(args.source)
+    except ValueError as exc:
+        return fail("team-tables", str(exc))
+    try:
+        if source.problem:
+            return fail("team-tables", f"{source.label}: {source.problem}")
+        print(source.describe(), file=sys.stderr)
+        todo = statements(source.layout)
+        if args.print:
+            print(";\n\n".join(sql for _, sql in todo) + ";")
+            return EXIT_OK
+        made = {t.name for t in (source.layout.events_table, source.layout.spans_table) if t}
+        for what, sql in todo:
+            table = what.split()[-1].removesuffix("_mv")
+            if what.startswith("fill") and table in made:
+                print(f"{what}: already there, not filled again", file=sys.stderr)
+                continue
+            started = time.monotonic()
+            source.runner.command(sql)
+            print(f"{what}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    except SourceUnavailable as exc:
+        return fail("team-tables", str(exc))
+    finally:
+        source.close()
+    return EXIT_OK if todo else EXIT_USAGE

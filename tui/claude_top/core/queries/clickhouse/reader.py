@@ -1,0 +1,1315 @@
+"""The panes' queries over the exporter's tables, run in ClickHouse (aggregates come back, not
+rows): the same `Reader` methods and row shapes as the local store's.
+
+Every attribute is a string in the exporter's Maps, so numbers go through `toFloat64OrNull` /
+`toInt64OrNull` and booleans are read as `decode.to_bool` reads them. What a record is follows
+`sources.otlp.agents` (the scope tells Claude Code; an event's name from its body, `EventName`
+or `event.name`). The collector retries, so rows repeat: events are counted once by content
+(an `api_request` once by its `request_id`), spans once by trace and span id, metric points
+once by series and time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from array import array
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from claude_top.core.names import (
+    API_ERROR,
+    API_REQUEST,
+    CLAUDE_CODE,
+    CLAUDE_PREFIX,
+    COST_METRIC,
+    INTERACTION,
+    LLM_REQUEST,
+    TOOL_EXECUTION,
+    TOOL_RESULT,
+    TOOL_SPAN,
+    USER_PROMPT,
+)
+from claude_top.core.queries.clickhouse.layout import Layout
+from claude_top.core.queries.clickhouse.runner import QueryRunner
+from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter, as_datetime
+from claude_top.core.queries.groups import IDENTITY_KEYS, NONE, group_sessions
+from claude_top.core.queries.sessions import custom_attributes
+from claude_top.core.queries.spantree import TreeNode, build_tree
+from claude_top.core.queries.turns import turns_from_rollups
+from claude_top.core.sources.otlp.agents import CLAUDE_SCOPE, CLAUDE_SPAN_ROLES
+from claude_top.core.store.rollup import REDACTED
+
+_KIND = {"Unspecified": 0, "Internal": 1, "Server": 2, "Client": 3, "Producer": 4, "Consumer": 5}
+_STATUS = {"Unset": 0, "Ok": 1, "Error": 2}
+
+
+def _q(text: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _int(x: str) -> str:
+    """An attribute as Int64 the way `decode.to_int` reads one ("42", "42.0" -> 42)."""
+    return f"coalesce(toInt64OrNull({x}), CAST(toFloat64OrNull({x}) AS Nullable(Int64)))"
+
+
+def _float(x: str) -> str:
+    f = f"toFloat64OrNull({x})"
+    return f"if(isFinite(assumeNotNull({f})), {f}, NULL)"
+
+
+def _bool(x: str) -> str:
+    low = f"lower(trimBoth({x}))"
+    return (
+        f"multiIf({low} IN ('true', '1', 'yes'), true, {low} IN ('false', '0', 'no'), false, NULL)"
+    )
+
+
+def _str(x: str) -> str:
+    return f"nullIf({x}, '')"
+
+
+def _first(a: str, b: str) -> str:
+    return f"nullIf(if({a} != '', {a}, {b}), '')"
+
+
+def _agent(scope: str) -> str:
+    return (
+        f"multiIf({scope} = {_q(CLAUDE_SCOPE)} OR startsWith({scope}, {_q(CLAUDE_SCOPE + '.')}), "
+        f"{_q(CLAUDE_CODE)}, ServiceName = {_q(CLAUDE_CODE)}, 'unknown', nullIf(ServiceName, ''))"
+    )
+
+
+def _jsonmap(m: dict | None) -> str | None:
+    """A Map's value as the local store keeps attributes: JSON with sorted keys."""
+    if m is None:
+        return None
+    return orjson.dumps(dict(m), option=orjson.OPT_SORT_KEYS).decode()
+
+
+_QUANTILE = (
+    "if(length(v) = 0, NULL, if(floor((length(v) - 1) * q) = ceil((length(v) - 1) * q), "
+    "v[toUInt64(floor((length(v) - 1) * q)) + 1], "
+    "v[toUInt64(floor((length(v) - 1) * q)) + 1] * (1 - ((length(v) - 1) * q "
+    "- floor((length(v) - 1) * q))) + v[toUInt64(ceil((length(v) - 1) * q)) + 1] "
+    "* ((length(v) - 1) * q - floor((length(v) - 1) * q))))"
+)
+"""A continuous quantile of the sorted array `v` interpolated as DuckDB's quantile_cont does
+(lo * (1 - d) + hi * d, not lo + (hi - lo) * d), so both stores give the very same double."""
+
+
+def _contains(expr: str) -> str:
+    return f"position(lower(coalesce({expr}, '')), {{text:String}}) > 0"
+
+
+class Exprs:
+    """The SQL for each of claude-top's columns over the tables of one layout."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        db = layout.database
+        self.logs = f"`{db}`.`{layout.logs.name}`" if layout.logs else None
+        self.traces = f"`{db}`.`{layout.traces.name}`" if layout.traces else None
+        self.sums = f"`{db}`.`{layout.sums.name}`" if layout.sums else None
+        la, ra = "LogAttributes", "ResourceAttributes"
+        if layout.event_name_column:
+            short = f"if(EventName != '', EventName, {la}['event.name'])"
+        else:
+            short = f"{la}['event.name']"
+        name = (
+            "multiIf(match(Body, '^[^ ]{1,199}$') AND position(Body, '.') > 0, Body, "
+            f"{short} != '', if(position({short}, '.') > 0, {short}, "
+            f"concat({_q(CLAUDE_PREFIX)}, {short})), 'log')"
+        )
+        n = len(CLAUDE_PREFIX) + 1
+        self.ev: dict[str, str] = {
+            "time_ns": "toUnixTimestamp64Nano(Timestamp)",
+            "session_id": _first(f"{la}['session.id']", f"{ra}['session.id']"),
+            "name": name,
+            "agent": _agent("ScopeName"),
+            "kind": f"if(agent = {_q(CLAUDE_CODE)} AND startsWith(name, {_q(CLAUDE_PREFIX)}), "
+            f"substring(name, {n}), NULL)",
+            "prompt_id": _str(f"{la}['prompt.id']"),
+            "sequence": _int(f"{la}['event.sequence']"),
+            "trace_id": _str("TraceId"),
+            "span_id": _str("SpanId"),
+            "severity_number": "nullIf(toInt32(SeverityNumber), 0)",
+            "body": _str("Body"),
+            "model": _first(f"{la}['model']", f"{la}['gen_ai.request.model']"),
+            "tool_name": _str(f"{la}['tool_name']"),
+            "tool_use_id": _str(f"{la}['tool_use_id']"),
+            "cost_usd": _float(f"{la}['cost_usd']"),
+            "input_tokens": _int(f"{la}['input_tokens']"),
+            "output_tokens": _int(f"{la}['output_tokens']"),
+            "cache_read_tokens": _int(f"{la}['cache_read_tokens']"),
+            "cache_creation_tokens": _int(f"{la}['cache_creation_tokens']"),
+            "duration_ms": _float(f"{la}['duration_ms']"),
+            "success": _bool(f"{la}['success']"),
+            "decision": _str(f"{la}['decision']"),
+            "error": _str(f"{la}['error']"),
+            "attempt": _int(f"{la}['attempt']"),
+            "query_source": _str(f"{la}['query_source']"),
+            "request_id": _str(f"{la}['request_id']"),
+            "project": _str(f"{la}['project']"),
+            "prompt": f"if(mapContains({la}, 'prompt'), {la}['prompt'], NULL)",
+            "terminal": _str(f"{la}['terminal.type']"),
+            "attributes": la,
+            "resource": ra,
+            "scope_name": _str("ScopeName"),
+            "service_name": _str("ServiceName"),
+        }
+        for key in IDENTITY_KEYS:
+            self.ev[key] = _first(f"{la}[{_q(key)}]", f"{ra}[{_q(key)}]")
+        if layout.traces is not None:
+            self._span_exprs(layout)
+        if layout.sums is not None:
+            self._metric_exprs(layout)
+
+    def _span_exprs(self, layout: Layout) -> None:
+        sa, ra = "SpanAttributes", "ResourceAttributes"
+        has_scope = layout.traces.has("ScopeName")
+        scope = "ScopeName" if has_scope else f"{sa}['otel.scope.name']"
+        attrs = (
+            sa
+            if has_scope
+            else (f"mapFilter((k, v) -> k NOT IN ('otel.scope.name', 'otel.scope.version'), {sa})")
+        )
+        roles = list(CLAUDE_SPAN_ROLES.items())
+        role = (
+            f"if(agent = {_q(CLAUDE_CODE)}, transform(SpanName, "
+            f"[{', '.join(_q(k) for k, _ in roles)}], [{', '.join(_q(v) for _, v in roles)}], "
+            "NULL), NULL)"
+        )
+        kind_name = "replaceRegexpOne(CAST(SpanKind AS String), '^SPAN_KIND_', '')"
+        status_name = "replaceRegexpOne(CAST(StatusCode AS String), '^STATUS_CODE_', '')"
+        self.sp: dict[str, str] = {
+            "start_ns": "toUnixTimestamp64Nano(Timestamp)",
+            "end_ns": "toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)",
+            "duration_ms": "toInt64(Duration) / 1e6",
+            "trace_id": "TraceId",
+            "span_id": "SpanId",
+            "parent_span_id": _str("ParentSpanId"),
+            "name": "SpanName",
+            "kind": f"toInt32(transform(lower(toString({kind_name})), "
+            f"[{', '.join(_q(k.lower()) for k in _KIND)}], [{', '.join(map(str, _KIND.values()))}]"
+            ", 0))",
+            "status_code": f"toInt32(transform(lower(toString({status_name})), "
+            f"[{', '.join(_q(k.lower()) for k in _STATUS)}], "
+            f"[{', '.join(map(str, _STATUS.values()))}], 0))",
+            "status_message": _str("StatusMessage"),
+            "session_id": _first(f"{sa}['session.id']", f"{ra}['session.id']"),
+            "span_type": _str(f"{sa}['span.type']"),
+            "model": _first(f"{sa}['model']", f"{sa}['gen_ai.request.model']"),
+            "tool_name": _first(f"{sa}['tool_name']", f"{sa}['gen_ai.tool.name']"),
+            "tool_use_id": _first(f"{sa}['tool_use_id']", f"{sa}['gen_ai.tool.call.id']"),
+            "input_tokens": _int(
+                f"if({sa}['input_tokens'] != '', {sa}['input_tokens'], "
+                f"{sa}['gen_ai.usage.input_tokens'])"
+            ),
+            "output_tokens": _int(
+                f"if({sa}['output_tokens'] != '', {sa}['output_tokens'], "
+                f"{sa}['gen_ai.usage.output_tokens'])"
+            ),
+            "cache_read_tokens": _int(f"{sa}['cache_read_tokens']"),
+            "cache_creation_tokens": _int(f"{sa}['cache_creation_tokens']"),
+            "success": _bool(f"{sa}['success']"),
+            "attempt": _int(f"{sa}['attempt']"),
+            "agent_id": _str(f"{sa}['agent_id']"),
+            "parent_agent_id": _str(f"{sa}['parent_agent_id']"),
+            "user_prompt": f"if(mapContains({sa}, 'user_prompt'), {sa}['user_prompt'], NULL)",
+            "attributes": attrs,
+            "resource": ra,
+            "scope_name": _str(scope),
+            "service_name": _str("ServiceName"),
+            "agent": _agent(scope),
+            "role": role,
+        }
+        if layout.traces.has("Events.Name"):
+            self.sp["ev_times"] = "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"
+            self.sp["ev_names"] = "`Events.Name`"
+            self.sp["ev_attrs"] = "`Events.Attributes`"
+        if layout.traces.has("Links.TraceId"):
+            self.sp["ln_traces"] = "`Links.TraceId`"
+            self.sp["ln_spans"] = "`Links.SpanId`"
+            self.sp["ln_attrs"] = "`Links.Attributes`"
+        for key in IDENTITY_KEYS:
+            self.sp[key] = _first(f"{sa}[{_q(key)}]", f"{ra}[{_q(key)}]")
+
+    def _metric_exprs(self, layout: Layout) -> None:
+        a, ra = "Attributes", "ResourceAttributes"
+        if layout.sums_datetime64:
+            t, st = "toUnixTimestamp64Nano(TimeUnix)", "toUnixTimestamp64Nano(StartTimeUnix)"
+        else:
+            t = "toInt64(toUnixTimestamp(TimeUnix)) * 1000000000"
+            st = "toInt64(toUnixTimestamp(StartTimeUnix)) * 1000000000"
+        scope = "ScopeName" if layout.sums.has("ScopeName") else "''"
+        self.mp: dict[str, str] = {
+            "time_ns": t,
+            "start_ns": st,
+            "session_id": _first(f"{a}['session.id']", f"{ra}['session.id']"),
+            "name": "MetricName",
+            "value": "Value",
+            "temporality": "AggregationTemporality",
+            "monotonic": "IsMonotonic" if layout.sums.has("IsMonotonic") else "true",
+            "resource": ra,
+            "agent": _agent(scope),
+            "series": f"cityHash64(MetricName, {a}, {ra}, {scope})",
+        }
+        for key in IDENTITY_KEYS:
+            self.mp[key] = _first(f"{a}[{_q(key)}]", f"{ra}[{_q(key)}]")
+
+    # -- the deduplicated rows of each table ---------------------------------------------------
+
+    def log_time(self, since: bool | str) -> str:
+        """The window's condition on otel_logs, with the sort key's own column so ClickHouse
+        skips the parts and granules before it; `since="before"`: the rows before it."""
+        if not since:
+            return "TRUE"
+        if since == "before":
+            return "Timestamp < fromUnixTimestamp64Nano({since:Int64})"
+        conds = ["Timestamp >= fromUnixTimestamp64Nano({since:Int64})"]
+        if self.layout.logs_sort == "service_time" or self.layout.logs.has("TimestampTime"):
+            conds.append("TimestampTime >= toDateTime(intDiv({since:Int64}, 1000000000))")
+        if self.layout.logs_sort == "five_minutes":
+            conds.append(
+                "toStartOfFiveMinutes(Timestamp) >= "
+                "toStartOfFiveMinutes(fromUnixTimestamp64Nano({since:Int64}))"
+            )
+        return " AND ".join(conds)
+
+    def event_key(self) -> str:
+        """An event's identity: its request_id for an api_request, else its content."""
+        return (
+            f"if(kind = {_q(API_REQUEST)} AND LogAttributes['request_id'] != '', "
+            "cityHash64(LogAttributes['request_id']), "
+            "cityHash64(Timestamp, Body, LogAttributes, ScopeName))"
+        )
+
+    def events(
+        self, columns: list[str], where: str = "TRUE", since: bool = False, between: bool = False
+    ) -> str:
+        """Events (one row per distinct record) with `columns`, filtered by `where` (on those
+        columns) and the window; from claude-top's typed table when it has them all. One
+        session's rows are found through the Maps' skip indexes and counted once by identity;
+        many rows, through FINAL (cheaper than LIMIT BY over millions)."""
+        need = list(dict.fromkeys(["time_ns", "name", "agent", "kind", *columns]))
+        names = ", ".join(f"`{c}`" for c in need)
+        one = _ONE_SESSION.search(where)
+        typed = self.layout.events_table
+        if typed is not None and all(typed.has(c) for c in [*need, "_key"]):
+            table = f"`{self.layout.database}`.`{typed.name}`"
+            if one or "session_id IN {" in where:
+                return f"""
+  SELECT {names} FROM {table}
+  WHERE {self.typed_time(since)} AND {where}
+  LIMIT 1 BY _key"""
+            return f"""
+  SELECT {names} FROM {table} FINAL
+  WHERE {self.typed_time(since)} AND {where}"""
+        sel = ",\n    ".join(f"{self.ev[c]} AS `{c}`" for c in need)
+        narrow = ""
+        if one:  # in PREWHERE, where the Maps' skip indexes answer it
+            narrow = (
+                f"PREWHERE LogAttributes['session.id'] = {{{one[1]}:String}} OR "
+                f"ResourceAttributes['session.id'] = {{{one[1]}:String}} "
+            )
+        time_cond = self.log_time(since)
+        if between:  # {lo}..{hi}: a turn's time, through the sort key
+            time_cond += (
+                " AND Timestamp BETWEEN fromUnixTimestamp64Nano({lo:Int64}) AND "
+                "fromUnixTimestamp64Nano({hi:Int64})"
+            )
+            if self.layout.logs_sort == "five_minutes":
+                time_cond += (
+                    " AND toStartOfFiveMinutes(Timestamp) BETWEEN "
+                    "toStartOfFiveMinutes(fromUnixTimestamp64Nano({lo:Int64})) AND "
+                    "toStartOfFiveMinutes(fromUnixTimestamp64Nano({hi:Int64}))"
+                )
+            if self.layout.logs.has("TimestampTime"):
+                time_cond += (
+                    " AND TimestampTime BETWEEN toDateTime(intDiv({lo:Int64}, 1000000000)) AND "
+                    "toDateTime(intDiv({hi:Int64}, 1000000000) + 1)"
+                )
+        return f"""
+  SELECT {names} FROM (
+    SELECT {sel}, {self.event_key()} AS _key
+    FROM {self.logs}
+    {narrow}WHERE {time_cond}
+  ) WHERE {where}
+  LIMIT 1 BY _key"""
+
+    @staticmethod
+    def typed_time(since: bool | str) -> str:
+        """The window on a typed table (sorted by five-minute bucket); `since="before"`: the
+        rows before the window instead."""
+        if not since:
+            return "TRUE"
+        if since == "before":
+            return "Timestamp < fromUnixTimestamp64Nano({since:Int64})"
+        return (
+            "Timestamp >= fromUnixTimestamp64Nano({since:Int64}) AND "
+            "toStartOfFiveMinutes(Timestamp) >= "
+            "toStartOfFiveMinutes(fromUnixTimestamp64Nano({since:Int64}))"
+        )
+
+    def spans(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
+        """Spans (one row per trace and span id), as `events`."""
+        need = list(dict.fromkeys(["start_ns", "trace_id", "span_id", "agent", *columns]))
+        names = ", ".join(f"`{c}`" for c in need)
+        one = _ONE_SESSION.search(where)
+        few = one or "trace_id IN {" in where
+        typed = self.layout.spans_table
+        if typed is not None and all(typed.has(c) for c in need):
+            table = f"`{self.layout.database}`.`{typed.name}`"
+            if few:
+                return f"""
+  SELECT {names} FROM {table}
+  WHERE {self.typed_time(since)} AND {where}
+  LIMIT 1 BY trace_id, span_id"""
+            return f"""
+  SELECT {names} FROM {table} FINAL
+  WHERE {self.typed_time(since)} AND {where}"""
+        sel = ",\n    ".join(f"{self.sp[c]} AS `{c}`" for c in need)
+        cond = "Timestamp >= fromUnixTimestamp64Nano({since:Int64})" if since else "TRUE"
+        narrow = ""
+        if one:
+            narrow = (
+                f"PREWHERE SpanAttributes['session.id'] = {{{one[1]}:String}} OR "
+                f"ResourceAttributes['session.id'] = {{{one[1]}:String}} "
+            )
+        return f"""
+  SELECT {names} FROM (
+    SELECT {sel} FROM {self.traces} {narrow}WHERE {cond}
+  ) WHERE {where}
+  LIMIT 1 BY trace_id, span_id"""
+
+    def metric_points(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
+        """Sum points with `increment`: the value of a delta point; for a cumulative one the
+        change since the series' previous point (a new start time restarts it), as the local
+        store keeps them."""
+        need = list(dict.fromkeys(["time_ns", "start_ns", "series", "value", *columns]))
+        need = [c for c in need if c != "increment"]
+        sel = ",\n      ".join(f"{self.mp[c]} AS `{c}`" for c in need)
+        cond = "time_ns >= {since:Int64}" if since else "TRUE"
+        t, temporality = self.mp["time_ns"], self.mp["temporality"]
+        delta_cond = f"{t} >= {{since:Int64}}" if since else "TRUE"
+        return f"""
+  SELECT *, NULL AS prev_value, NULL AS prev_start, NULL AS prev_time, value AS increment
+  FROM (
+    SELECT {sel}, {temporality} AS temporality, {self.mp["monotonic"]} AS monotonic
+    FROM {self.sums} WHERE {temporality} != 2 AND {delta_cond}
+    LIMIT 1 BY series, time_ns, start_ns, value
+  ) WHERE {where}
+  UNION ALL
+  SELECT *, if(temporality = 2,
+      if(prev_time IS NULL OR start_ns != prev_start, value,
+         if(value - prev_value < 0 AND monotonic, value, value - prev_value)),
+      value) AS increment
+  FROM (
+    SELECT *,
+      lagInFrame(toNullable(value)) OVER w AS prev_value,
+      lagInFrame(toNullable(start_ns)) OVER w AS prev_start,
+      lagInFrame(toNullable(time_ns)) OVER w AS prev_time
+    FROM (
+      SELECT {sel}, {self.mp["temporality"]} AS temporality,
+        {self.mp["monotonic"]} AS monotonic
+      FROM {self.sums} WHERE {temporality} = 2
+      LIMIT 1 BY series, time_ns, start_ns, value
+    )
+    WINDOW w AS (PARTITION BY series ORDER BY time_ns ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+  ) WHERE {cond} AND {where}"""
+
+
+_POOL = ThreadPoolExecutor(3, thread_name_prefix="claude-top-clickhouse")
+"""A session table's three queries (events, spans, metric points) run at once on a server."""
+MARGIN_NS = 60 * 1_000_000_000
+"""A turn's events are looked for this far around its records' and spans' times."""
+_ONE_SESSION = re.compile(r"\bsession_id = \{(\w+):String\}")
+"""A condition that keeps one session's rows (found through skip indexes, few rows)."""
+_WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
+_WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
+  minIfOrNull(time_ns, sequence IS NOT NULL) AS first_seq_ns,
+  countIf(kind = {_q(USER_PROMPT)}) AS all_prompts,
+  countIf(kind = {_q(API_REQUEST)}) AS all_requests,
+  argMinIf(prompt, time_ns, kind = {_q(USER_PROMPT)} AND prompt_id IS NOT NULL
+    AND prompt IS NOT NULL AND prompt != {_q(REDACTED)}) AS first_prompt,
+  minIfOrNull(time_ns, kind = {_q(USER_PROMPT)} AND prompt_id IS NOT NULL AND prompt IS NOT NULL
+    AND prompt != {_q(REDACTED)}) AS prompt_ns,
+  argMaxIf(terminal, time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal,
+  maxIfOrNull(time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal_ns"""
+"""What a session's whole life says (for `partial`, its first prompt and its terminal)."""
+
+
+def _session_cond(f: Filter, p: dict[str, Any]) -> str:
+    if f.session_id is None:
+        return "TRUE"
+    p["session"] = f.session_id
+    return "session_id = {session:String}"
+
+
+def _window(f: Filter, p: dict[str, Any]) -> bool:
+    if f.since_ns is None:
+        return False
+    p["since"] = int(f.since_ns)
+    return True
+
+
+class ClickHouseReader:
+    """`core.queries.reader.Reader` over the exporter's tables; every aggregate runs in
+    ClickHouse."""
+
+    def __init__(self, runner: QueryRunner, layout: Layout) -> None:
+        self.runner = runner
+        self.layout = layout
+        self.x = Exprs(layout)
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[dict]:
+        return self.runner.query(sql, params)
+
+    # -- overview ------------------------------------------------------------------------------
+
+    def overview(self, f: Filter) -> dict:
+        x, p = self.x, {}
+        since = _window(f, p)
+        sess = _session_cond(f, p)
+        ev = self._rows(
+            f"""
+SELECT countIf(kind = {_q(API_REQUEST)}) AS api_requests,
+  sumIf(cost_usd, kind = {_q(API_REQUEST)}) AS cost_usd, count() AS events_total,
+  uniqExactIf(session_id, kind IN ({_q(USER_PROMPT)}, {_q(API_REQUEST)})
+    AND session_id IS NOT NULL) AS working,
+  groupUniqArrayIf(session_id, kind IN ({_q(USER_PROMPT)}, {_q(API_REQUEST)})
+    AND session_id IS NOT NULL) AS ids
+FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
+            p,
+        )[0]
+        out = {
+            "cost_usd": float(ev["cost_usd"] or 0.0),
+            "api_requests": int(ev["api_requests"]),
+            "events_total": int(ev["events_total"]),
+            "spans_total": 0,
+        }
+        ids = set(ev["ids"])
+        if x.traces:
+            sp = self._rows(
+                f"""
+SELECT count() AS n, groupUniqArrayIf(session_id, role = {_q(INTERACTION)}
+    AND session_id IS NOT NULL) AS ids
+FROM ({x.spans(["session_id", "role"], sess, since)})""",
+                p,
+            )[0]
+            out["spans_total"] = int(sp["n"])
+            ids |= set(sp["ids"])
+        out["sessions"] = len(ids)
+        out["last_received_ns"], out["received_total"] = self._received()
+        return out
+
+    def _received(self) -> tuple[int | None, int]:
+        """The latest record's time and the rows in every table (no window): the header's
+        "last export" and whether anything is there at all."""
+        parts = [f"SELECT max(Timestamp) AS t, count() AS n FROM {self.x.logs}"]
+        if self.x.traces:
+            parts.append(f"SELECT max(Timestamp) AS t, count() AS n FROM {self.x.traces}")
+        if self.x.sums:
+            parts.append(f"SELECT max(TimeUnix) AS t, count() AS n FROM {self.x.sums}")
+        rows = self._rows(
+            "SELECT toUnixTimestamp64Nano(max(t)) AS t, sum(n) AS n FROM ("
+            + " UNION ALL ".join(f"SELECT toDateTime64(t, 9) AS t, n FROM ({q})" for q in parts)
+            + ")",
+            {},
+        )
+        n = int(rows[0]["n"] or 0)
+        return (rows[0]["t"] if n else None), n
+
+    def earliest_ns(self, f: Filter) -> int | None:
+        x, p = self.x, {}
+        since = _window(f, p)
+        parts = [f"SELECT min(time_ns) AS t FROM ({x.events([], 'TRUE', since)})"]
+        if x.traces:
+            parts.append(f"SELECT min(start_ns) AS t FROM ({x.spans([], 'TRUE', since)})")
+        if x.sums:
+            parts.append(f"SELECT min(time_ns) AS t FROM ({x.metric_points([], 'TRUE', since)})")
+        rows = self._rows(
+            "SELECT min(t) AS t FROM (" + " UNION ALL ".join(parts) + ") WHERE t > 0", p
+        )
+        return rows[0]["t"] if rows and rows[0]["t"] else None
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _session_parts(self, f: Filter) -> tuple[dict, dict, dict]:
+        x, p = self.x, {}
+        since = _window(f, p)
+        sess = _session_cond(f, p)
+        api = f"kind = {_q(API_REQUEST)}"
+        ident = ", ".join(
+            f"argMaxIf(`{k}`, time_ns, `{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS
+        )
+        ev_job = _POOL.submit(
+            self._rows,
+            f"""
+SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
+  countIf(kind = {_q(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
+  sumIf(cost_usd, {api}) AS cost_usd,
+  sumIf(input_tokens, {api}) AS input_tokens, sumIf(output_tokens, {api}) AS output_tokens,
+  sumIf(cache_read_tokens, {api}) AS cache_read_tokens,
+  sumIf(cache_creation_tokens, {api}) AS cache_creation_tokens,
+  countIf(kind = {_q(TOOL_RESULT)}) AS tool_calls,
+  countIf(kind = {_q(TOOL_RESULT)} AND success = false) AS tool_errors,
+  arraySort(groupUniqArrayIf(model, {api} AND model IS NOT NULL)) AS models,
+  groupUniqArrayIf(tool_name, kind = {_q(TOOL_RESULT)} AND tool_name IS NOT NULL) AS tools,
+  max(agent) AS agent, countIf(kind = {_q(API_ERROR)}) AS api_errors, max(project) AS project,
+  argMax(resource, time_ns) AS resource, {ident}, {_WHOLE_SQL}
+FROM ({
+                x.events(
+                    [
+                        "session_id",
+                        "cost_usd",
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_read_tokens",
+                        "cache_creation_tokens",
+                        "success",
+                        "model",
+                        "tool_name",
+                        "project",
+                        "resource",
+                        "sequence",
+                        "prompt",
+                        "prompt_id",
+                        "terminal",
+                        *IDENTITY_KEYS,
+                    ],
+                    f"session_id IS NOT NULL AND {sess}",
+                    since,
+                )
+            })
+GROUP BY session_id""",
+            p,
+        )
+        sp_job = mp_job = None
+        if x.traces:
+            sp_job = _POOL.submit(
+                self._rows,
+                f"""
+SELECT session_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
+  countIf(role = {_q(INTERACTION)}) AS interactions,
+  sumIf(attempt - 1, role = {_q(LLM_REQUEST)} AND attempt > 1) AS retries,
+  argMax(resource, start_ns) AS resource, max(agent) AS agent, {
+                    ident.replace("time_ns", "start_ns")
+                }
+FROM ({
+                    x.spans(
+                        ["session_id", "end_ns", "role", "attempt", "resource", *IDENTITY_KEYS],
+                        f"session_id IS NOT NULL AND {sess}",
+                        since,
+                    )
+                })
+GROUP BY session_id""",
+                p,
+            )
+        if x.sums:
+            mp_job = _POOL.submit(
+                self._rows,
+                f"""
+SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
+  sumIf(increment, name = {_q(COST_METRIC)}) AS metric_cost_usd,
+  countIf(name = {_q(COST_METRIC)}) AS cost_points,
+  argMax(resource, time_ns) AS resource, max(agent) AS agent, {ident}
+FROM ({
+                    x.metric_points(
+                        [
+                            "session_id",
+                            "name",
+                            "temporality",
+                            "monotonic",
+                            "resource",
+                            "agent",
+                            *IDENTITY_KEYS,
+                        ],
+                        f"session_id IS NOT NULL AND {sess}",
+                        since,
+                    )
+                })
+GROUP BY session_id""",
+                p,
+            )
+        ev = ev_job.result()
+        sp = sp_job.result() if sp_job else []
+        mp = mp_job.result() if mp_job else []
+        return (
+            {r["session_id"]: r for r in ev},
+            {r["session_id"]: r for r in sp},
+            {r["session_id"]: r for r in mp},
+        )
+
+    def _whole(self, f: Filter, ev: dict[str, dict]) -> dict[str, dict]:
+        """Per session, over all its events (not only the window's): the first event's
+        sequence, every prompt and request (is it partial?), the first prompt's text and the
+        latest terminal. The window's share comes from `ev`; only the rows before the window
+        are read again, for the sessions in it."""
+        whole = {
+            sid: {k: e[k] for k in (*_WHOLE, "first_seq_ns", "prompt_ns", "terminal_ns")}
+            for sid, e in ev.items()
+        }
+        # the rows before the window matter only to a session they may change: one whose
+        # first record here is not a process's first (sequence 0) or that has no prompt here,
+        # and, for the text filter, one whose first prompt may lie before
+        todo = sorted(
+            sid
+            for sid, e in ev.items()
+            if f.needle is not None or e["first_seq"] != 0 or not e["all_prompts"]
+        )
+        if f.since_ns is None or not todo:
+            return whole
+        before = self._rows(
+            f"""
+SELECT session_id, {_WHOLE_SQL}
+FROM ({
+                self.x.events(
+                    ["session_id", "sequence", "prompt", "prompt_id", "terminal"],
+                    "session_id IN {ids:Array(String)}",
+                    "before",
+                )
+            })
+GROUP BY session_id""",
+            {"ids": todo, "since": int(f.since_ns)},
+        )
+        for b in before:
+            w = whole[b["session_id"]]
+            if b["first_seq_ns"] is not None and (
+                w["first_seq_ns"] is None or b["first_seq_ns"] <= w["first_seq_ns"]
+            ):
+                w["first_seq"], w["first_seq_ns"] = b["first_seq"], b["first_seq_ns"]
+            if b["prompt_ns"] is not None and (
+                w["prompt_ns"] is None or b["prompt_ns"] <= w["prompt_ns"]
+            ):
+                w["first_prompt"], w["prompt_ns"] = b["first_prompt"], b["prompt_ns"]
+            if w["terminal_ns"] is None and b["terminal_ns"] is not None:
+                w["terminal"] = b["terminal"]
+            w["all_prompts"] += b["all_prompts"]
+            w["all_requests"] += b["all_requests"]
+        return whole
+
+    def sessions(self, f: Filter, now_ns: int | None = None) -> list[dict]:
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        ev, sp, mp = self._session_parts(f)
+        ids = sorted(set(ev) | set(sp) | set(mp))
+        whole = self._whole(f, ev)
+        active_since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
+        out = []
+        for sid in ids:
+            e, s, m, w = ev.get(sid), sp.get(sid), mp.get(sid), whole.get(sid, {})
+            firsts = [r["first_ns"] for r in (e, s, m) if r and r["first_ns"] is not None]
+            lasts = [r["last_ns"] for r in (e, s, m) if r and r["last_ns"] is not None]
+            user_prompts = int(e["prompts"]) if e else 0
+            prompts = user_prompts if user_prompts > 0 else int(s["interactions"] if s else 0)
+            api = int(e["api_requests"]) if e else 0
+            tok = {
+                k: int((e or {}).get(k) or 0)
+                for k in ("input_tokens", "output_tokens", "cache_read_tokens")
+            }
+            tok["cache_creation_tokens"] = int((e or {}).get("cache_creation_tokens") or 0)
+            den = tok["input_tokens"] + tok["cache_read_tokens"] + tok["cache_creation_tokens"]
+            resource = next((r["resource"] for r in (e, s, m) if r and r["resource"]), None)
+            last = max(lasts) if lasts else None
+            all_prompts = int(w.get("all_prompts") or 0)
+            all_requests = int(w.get("all_requests") or 0)
+            first_seq = w.get("first_seq")
+            row = {
+                "session_id": sid,
+                "first_seen_ns": min(firsts) if firsts else None,
+                "last_seen_ns": last,
+                "prompts": prompts,
+                "api_requests": api,
+                "cost_usd": float((e or {}).get("cost_usd") or 0.0),
+                **tok,
+                "tool_calls": int(e["tool_calls"]) if e else 0,
+                "tool_errors": int(e["tool_errors"]) if e else 0,
+                "models": ", ".join(e["models"]) if e else "",
+                "status": "active" if last is not None and last >= active_since else "idle",
+                "cache_hit_ratio": tok["cache_read_tokens"] / den if den > 0 else None,
+                "metric_cost_usd": (
+                    float(m["metric_cost_usd"]) if m and int(m["cost_points"]) else None
+                ),
+                "last_received_ns": last,
+                "user_prompts": user_prompts,
+                "agent": next((r["agent"] for r in (e, s, m) if r and r["agent"]), None),
+                "source": "otel",
+                "project": (e or {}).get("project"),
+                "first_prompt": w.get("first_prompt"),
+                "api_errors": int(e["api_errors"]) if e else 0,
+                "retries": int(s["retries"] or 0) if s else 0,
+                "has_work": prompts > 0 or api > 0,
+                "partial": bool(
+                    (first_seq is not None and first_seq > 0)
+                    or (all_requests > 0 and all_prompts == 0)
+                ),
+                "resource_attributes": _jsonmap(resource),
+                "first_seen": None,
+                "last_seen": None,
+                "terminal": w.get("terminal") if user_prompts else None,
+                "identity": {
+                    k: next((r[k] for r in (e, s, m) if r and r.get(k)), None)
+                    for k in IDENTITY_KEYS
+                },
+                "_tools": (e or {}).get("tools") or [],
+            }
+            row["custom"] = custom_attributes(row["resource_attributes"])
+            row["first_seen"] = as_datetime(row["first_seen_ns"])
+            row["last_seen"] = as_datetime(row["last_seen_ns"])
+            out.append(row)
+        needle = f.needle
+        if needle is not None:
+            out = [r for r in out if _matches(r, needle)]
+        for r in out:
+            r.pop("_tools")
+        out.sort(key=lambda r: r["session_id"])
+        out.sort(key=lambda r: -(r["last_seen_ns"] or 0))
+        out.sort(key=lambda r: r["last_seen_ns"] is None)
+        return out
+
+    # -- models and tools ----------------------------------------------------------------------
+
+    def models(self, f: Filter) -> list[dict]:
+        x, p = self.x, {}
+        since = _window(f, p)
+        where = (
+            f"kind = {_q(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+        )
+        rows = self._rows(
+            f"""
+SELECT ifNull(model, '(unknown)') AS model, count() AS api_requests,
+  ifNull(sum(cost_usd), 0.0) AS cost_usd, ifNull(sum(input_tokens), 0) AS input_tokens,
+  ifNull(sum(output_tokens), 0) AS output_tokens,
+  ifNull(sum(cache_read_tokens), 0) AS cache_read_tokens,
+  ifNull(sum(cache_creation_tokens), 0) AS cache_creation_tokens
+FROM ({
+                x.events(
+                    [
+                        "session_id",
+                        "model",
+                        "cost_usd",
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_read_tokens",
+                        "cache_creation_tokens",
+                    ],
+                    where,
+                    since,
+                )
+            })
+GROUP BY model""",
+            p,
+        )
+        return _model_rows(rows)
+
+    def _text(self, f: Filter, p: dict[str, Any], col: str) -> str:
+        if f.needle is None:
+            return "TRUE"
+        p["text"] = f.needle
+        return f"({_contains(col)} OR {_contains('session_id')})"
+
+    def tools(self, f: Filter) -> list[dict]:
+        x, p = self.x, {}
+        since = _window(f, p)
+        where = (
+            f"kind = {_q(TOOL_RESULT)} AND {_session_cond(f, p)} "
+            f"AND {self._text(f, p, 'tool_name')}"
+        )
+        rows = self._rows(
+            f"""
+SELECT tool_name, calls, errors, max_ms, total_ms, timed,
+  arrayMap(q -> {_QUANTILE}, [0.5, 0.95, 0.99]) AS q
+FROM (
+  SELECT ifNull(tool_name, '(unknown)') AS tool_name, count() AS calls,
+    countIf(success = false) AS errors, max(duration_ms) AS max_ms,
+    ifNull(sum(duration_ms), 0.0) AS total_ms, countIf(duration_ms IS NOT NULL) AS timed,
+    arraySort(groupArrayIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL)) AS v
+  FROM ({x.events(["session_id", "tool_name", "success", "duration_ms"], where, since)})
+  GROUP BY tool_name
+)""",
+            p,
+        )
+        out = []
+        for r in rows:
+            q = r["q"] if r["timed"] else [None, None, None]
+            out.append(
+                {
+                    "tool_name": r["tool_name"],
+                    "calls": int(r["calls"]),
+                    "errors": int(r["errors"]),
+                    "p50_ms": q[0],
+                    "p95_ms": q[1],
+                    "p99_ms": q[2],
+                    "max_ms": r["max_ms"],
+                    "total_ms": float(r["total_ms"]),
+                    "error_pct": 100.0 * int(r["errors"]) / int(r["calls"]),
+                }
+            )
+        out.sort(key=lambda t: t["tool_name"])
+        out.sort(key=lambda t: -t["total_ms"])
+        return out
+
+    def tool_durations(self, f: Filter, tool_name: str) -> array[float]:
+        x, p = self.x, {"tool": tool_name}
+        since = _window(f, p)
+        where = (
+            f"kind = {_q(TOOL_RESULT)} AND tool_name = {{tool:String}} AND duration_ms IS NOT "
+            f"NULL AND {_session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
+        )
+        rows = self._rows(
+            "SELECT duration_ms FROM ("
+            + x.events(["session_id", "tool_name", "duration_ms"], where, since)
+            + ")",
+            p,
+        )
+        return array("d", (r["duration_ms"] for r in rows))
+
+    # -- one session ---------------------------------------------------------------------------
+
+    def turns(self, session_id: str) -> list[dict]:
+        x, p = self.x, {"s": session_id}
+        api = f"kind = {_q(API_REQUEST)}"
+        prompt_rows = self._rows(
+            f"""
+SELECT prompt_id, min(time_ns) AS start_ns, max(time_ns) AS end_ns,
+  argMinIf(trace_id, time_ns, trace_id IS NOT NULL) AS trace_id,
+  countIf({api}) AS api_requests, sumIf(cost_usd, {api}) AS cost_usd,
+  countIf(kind = {_q(TOOL_RESULT)} AND success = false) AS tool_errors,
+  arrayMap(t -> t.3, arraySort(groupArrayIf((time_ns, ifNull(sequence, 0), ifNull(tool_name, '?')),
+    kind = {_q(TOOL_RESULT)}))) AS tool_list,
+  argMinIf(prompt, time_ns, kind = {_q(USER_PROMPT)}) AS prompt
+FROM ({
+                x.events(
+                    [
+                        "session_id",
+                        "prompt_id",
+                        "trace_id",
+                        "cost_usd",
+                        "success",
+                        "sequence",
+                        "tool_name",
+                        "prompt",
+                    ],
+                    "session_id = {s:String} AND prompt_id IS NOT NULL",
+                )
+            })
+GROUP BY prompt_id""",
+            p,
+        )
+        trace_rows: list[dict] = []
+        if x.traces:
+            spans = x.spans(
+                [
+                    "session_id",
+                    "parent_span_id",
+                    "role",
+                    "end_ns",
+                    "status_code",
+                    "success",
+                    "tool_name",
+                    "duration_ms",
+                    "user_prompt",
+                ],
+                "session_id = {s:String}",
+            )
+            trace_rows = self._rows(
+                f"""
+SELECT trace_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
+  countIf(role = {_q(LLM_REQUEST)}) AS llm_requests,
+  arrayMap(t -> t.2, arraySort(groupArrayIf((start_ns, ifNull(tool_name, '?')),
+    role = {_q(TOOL_SPAN)}))) AS tool_list,
+  countIf(role = {_q(TOOL_SPAN)} AND failed) AS tool_errors,
+  argMinIf(start_ns, start_ns, role = {_q(INTERACTION)}) AS i_start,
+  argMinIf(duration_ms, start_ns, role = {_q(INTERACTION)}) AS i_duration,
+  argMinIf(user_prompt, start_ns, role = {_q(INTERACTION)}) AS i_prompt,
+  countIf(role = {_q(INTERACTION)}) > 0 AS has_interaction
+FROM (
+  SELECT s.*, (s.trace_id, s.span_id) IN (
+    SELECT trace_id, parent_span_id FROM ({spans})
+    WHERE role = {_q(TOOL_EXECUTION)} AND (status_code = 2 OR success = false)) AS failed
+  FROM ({spans}) AS s
+)
+GROUP BY trace_id""",
+                p,
+            )
+        interactions = [
+            {
+                "trace_id": t["trace_id"],
+                "start_ns": t["i_start"] if t["has_interaction"] else t["first_ns"],
+                "duration_ms": t["i_duration"]
+                if t["has_interaction"]
+                else (t["last_ns"] - t["first_ns"]) / 1e6,
+                "has_interaction": bool(t["has_interaction"]),
+                "prompt": t["i_prompt"] if t["has_interaction"] else None,
+                "llm_requests": int(t["llm_requests"]),
+                "tool_list": t["tool_list"] or None,
+                "tool_errors": int(t["tool_errors"]),
+            }
+            for t in trace_rows
+        ]
+        prompts = [
+            {
+                **r,
+                "api_requests": int(r["api_requests"]),
+                "tool_errors": int(r["tool_errors"]),
+                "cost_usd": r["cost_usd"] if int(r["api_requests"]) else None,
+                "tool_list": r["tool_list"] or None,
+            }
+            for r in prompt_rows
+        ]
+        return turns_from_rollups(prompts, interactions)
+
+    def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:
+        x, p = self.x, {"s": session_id, "k": turn_key}
+        turn = x.events(
+            ["session_id", "prompt_id", "trace_id"],
+            "session_id = {s:String} AND prompt_id = {k:String} AND trace_id IS NOT NULL",
+        )
+        found = self._rows(
+            f"SELECT groupUniqArray(trace_id) AS t, min(time_ns) AS lo, max(time_ns) AS hi "
+            f"FROM ({turn})",
+            p,
+        )[0]
+        traces = sorted(found["t"]) or [turn_key]
+        p["t"] = traces
+        lo, hi = (found["lo"], found["hi"]) if found["t"] else (None, None)
+        span_rows: list[dict] = []
+        if x.traces:
+            span_rows = self._rows(
+                f"""
+SELECT * FROM ({
+                    x.spans(
+                        [
+                            "parent_span_id",
+                            "name",
+                            "role",
+                            "end_ns",
+                            "duration_ms",
+                            "status_code",
+                            "status_message",
+                            "session_id",
+                            "model",
+                            "tool_name",
+                            "input_tokens",
+                            "output_tokens",
+                            "cache_read_tokens",
+                            "cache_creation_tokens",
+                            "success",
+                            "attempt",
+                            "agent_id",
+                            "parent_agent_id",
+                            "attributes",
+                        ],
+                        "trace_id IN {t:Array(String)}",
+                    )
+                })
+ORDER BY start_ns, span_id""",
+                p,
+            )
+            for r in span_rows:
+                r["attributes"] = _jsonmap(r["attributes"])
+                lo = r["start_ns"] if lo is None else min(lo, r["start_ns"])
+                hi = r["end_ns"] if hi is None else max(hi, r["end_ns"])
+        when = "TRUE"
+        if lo is not None:  # the turn's time: the sort key finds its rows, not the Maps
+            p["lo"], p["hi"] = lo - MARGIN_NS, hi + MARGIN_NS
+            when = "time_ns BETWEEN {lo:Int64} AND {hi:Int64}"
+        events = self._rows(
+            f"""
+SELECT *, toString(cityHash64(time_ns, name, ifNull(sequence, -1), ifNull(request_id, ''),
+  ifNull(tool_use_id, ''))) AS uid_text
+FROM ({
+                x.events(
+                    [
+                        "session_id",
+                        "model",
+                        "cost_usd",
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_read_tokens",
+                        "cache_creation_tokens",
+                        "duration_ms",
+                        "attributes",
+                        "trace_id",
+                        "span_id",
+                        "sequence",
+                        "prompt_id",
+                        "tool_name",
+                        "tool_use_id",
+                        "success",
+                        "decision",
+                        "error",
+                        "attempt",
+                        "request_id",
+                    ],
+                    "session_id = {s:String} AND (prompt_id = {k:String} OR (prompt_id IS NULL AND "
+                    "trace_id IN {t:Array(String)}))",
+                    between=when != "TRUE",
+                )
+            })
+ORDER BY time_ns, sequence""",
+            p,
+        )
+        for e in events:
+            e["attributes"] = _jsonmap(e["attributes"])
+            e["uid"] = int(e.pop("uid_text")).to_bytes(8, "big")
+            e["source"] = "otel"
+        return build_tree(turn_key, span_rows, events)
+
+    # -- raw tables for the CSV export ---------------------------------------------------------
+
+    def export_spans(self, f: Filter, sessions: set[str] | None) -> list[dict]:
+        """`spans.csv`'s rows (same columns and order as the local store's), oldest first."""
+        if not self.x.traces:
+            return []
+        p: dict[str, Any] = {}
+        since = _window(f, p)
+        where = _session_cond(f, p)
+        if sessions is not None:
+            p["ids"] = sorted(sessions)
+            where += " AND session_id IN {ids:Array(String)}"
+        cols = [
+            "parent_span_id",
+            "name",
+            "session_id",
+            "end_ns",
+            "duration_ms",
+            "status_code",
+            "attributes",
+            "status_message",
+            "kind",
+            "span_type",
+            "model",
+            "tool_name",
+            "tool_use_id",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "success",
+            "attempt",
+            "agent_id",
+            "parent_agent_id",
+            "scope_name",
+            "service_name",
+        ]
+        cols += [
+            c
+            for c in ("ev_times", "ev_names", "ev_attrs", "ln_traces", "ln_spans", "ln_attrs")
+            if c in self.x.sp
+        ]
+        rows = self._rows(
+            f"SELECT * FROM ({self.x.spans(cols, where, since)}) "
+            "ORDER BY start_ns, trace_id, span_id",
+            p,
+        )
+        out = []
+        for r in rows:
+            events = None
+            if r.get("ev_names"):
+                events = orjson.dumps(
+                    [
+                        {"name": n, "time_ns": t, "attributes": dict(a)}
+                        for t, n, a in zip(r["ev_times"], r["ev_names"], r["ev_attrs"], strict=True)
+                    ],
+                    option=orjson.OPT_SORT_KEYS,
+                ).decode()
+            links = None
+            if r.get("ln_traces"):
+                links = orjson.dumps(
+                    [
+                        {"trace_id": t, "span_id": s, "attributes": dict(a)}
+                        for t, s, a in zip(
+                            r["ln_traces"], r["ln_spans"], r["ln_attrs"], strict=True
+                        )
+                    ],
+                    option=orjson.OPT_SORT_KEYS,
+                ).decode()
+            status = {0: "UNSET", 1: "OK", 2: "ERROR"}.get(r["status_code"], str(r["status_code"]))
+            out.append(
+                {
+                    "trace_id": r["trace_id"],
+                    "span_id": r["span_id"],
+                    "parent_span_id": r["parent_span_id"],
+                    "name": r["name"],
+                    "session_id": r["session_id"],
+                    "start_ns": r["start_ns"],
+                    "end_ns": r["end_ns"],
+                    "duration_ms": r["duration_ms"],
+                    "status": status,
+                    "attributes": _jsonmap(r["attributes"]),
+                    **{
+                        k: r[k]
+                        for k in (
+                            "status_message",
+                            "kind",
+                            "span_type",
+                            "model",
+                            "tool_name",
+                            "tool_use_id",
+                            "input_tokens",
+                            "output_tokens",
+                            "cache_read_tokens",
+                            "cache_creation_tokens",
+                            "success",
+                            "attempt",
+                            "agent_id",
+                            "parent_agent_id",
+                        )
+                    },
+                    "events": events,
+                    "links": links,
+                    "scope_name": r["scope_name"],
+                    "service_name": r["service_name"],
+                }
+            )
+        return out
+
+    def export_events(self, f: Filter, sessions: set[str] | None) -> list[dict]:
+        """`events.csv`'s rows, oldest first."""
+        p: dict[str, Any] = {}
+        since = _window(f, p)
+        where = _session_cond(f, p)
+        if sessions is not None:
+            p["ids"] = sorted(sessions)
+            where += " AND session_id IN {ids:Array(String)}"
+        cols = [
+            "session_id",
+            "prompt_id",
+            "sequence",
+            "attributes",
+            "trace_id",
+            "span_id",
+            "model",
+            "tool_name",
+            "tool_use_id",
+            "cost_usd",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "duration_ms",
+            "success",
+            "decision",
+            "error",
+            "attempt",
+            "query_source",
+            "body",
+            "severity_number",
+            "scope_name",
+            "service_name",
+        ]
+        rows = self._rows(
+            f"SELECT * FROM ({self.x.events(cols, where, since)}) "
+            "ORDER BY time_ns, session_id, sequence",
+            p,
+        )
+        for r in rows:
+            r["attributes"] = _jsonmap(r["attributes"])
+        return rows
+
+    # -- grouping by person and team -----------------------------------------------------------
+
+    def group_keys(self, f: Filter) -> list[str]:
+        """What the panes can be grouped by: who (user.email, user.account_uuid,
+        organization.id) and every custom resource attribute found in the window."""
+        x, p = self.x, {}
+        since = _window(f, p)
+        rows = self._rows(
+            f"""
+SELECT groupUniqArrayArray(mapKeys(resource)) AS keys,
+  {", ".join(f"countIf(`{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS)}
+FROM ({x.events(["resource", *IDENTITY_KEYS], "TRUE", since)})""",
+            p,
+        )
+        r = rows[0] if rows else {}
+        custom = sorted(
+            k for k in custom_attributes(_jsonmap(dict.fromkeys(r.get("keys") or [], "")))
+        )
+        return [k for k in IDENTITY_KEYS if r.get(k)] + [k for k in custom if k != "session.id"]
+
+    def grouped(
+        self, f: Filter, key: str, now_ns: int | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        return group_sessions(self.sessions(f, now_ns), key), self.models_by(f, key)
+
+    def models_by(self, f: Filter, key: str) -> list[dict]:
+        """The models pane grouped by `key` (an identity or resource attribute): one row per
+        (value, model)."""
+        x, p = self.x, {"gk": key}
+        since = _window(f, p)
+        where = (
+            f"kind = {_q(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+        )
+        group = f"`{key}`" if key in IDENTITY_KEYS else "nullIf(resource[{gk:String}], '')"
+        rows = self._rows(
+            f"""
+SELECT ifNull({group}, {_q(NONE)}) AS grp, ifNull(model, '(unknown)') AS model,
+  count() AS api_requests, ifNull(sum(cost_usd), 0.0) AS cost_usd,
+  ifNull(sum(input_tokens), 0) AS input_tokens, ifNull(sum(output_tokens), 0) AS output_tokens,
+  ifNull(sum(cache_read_tokens), 0) AS cache_read_tokens,
+  ifNull(sum(cache_creation_tokens), 0) AS cache_creation_tokens
+FROM ({
+                x.events(
+                    [
+                        "session_id",
+                        "model",
+                        "cost_usd",
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_read_tokens",
+                        "cache_creation_tokens",
+                        "resource",
+                        *IDENTITY_KEYS,
+                    ],
+                    where,
+                    since,
+                )
+            })
+GROUP BY grp, model""",
+            p,
+        )
+        return _model_rows(rows)
+
+
+def _model_rows(rows: list[dict]) -> list[dict]:
+    total = sum(float(r["cost_usd"]) for r in rows)
+    out = []
+    for r in rows:
+        row = {k: r[k] for k in r}
+        for k in (
+            "api_requests",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+        ):
+            row[k] = int(r[k])
+        row["cost_usd"] = float(r["cost_usd"])
+        den = row["input_tokens"] + row["cache_read_tokens"] + row["cache_creation_tokens"]
+        row["cache_hit_ratio"] = row["cache_read_tokens"] / den if den > 0 else None
+        row["share"] = row["cost_usd"] / total if total > 0 else 0.0
+        row["estimated_cost_usd"] = None  # every cost a collector stores was reported
+        out.append(row)
+    out.sort(key=lambda m: (m.get("grp") or "", m["model"]))
+    out.sort(key=lambda m: -m["cost_usd"])
+    return out
+
+
+def _matches(row: dict, needle: str) -> bool:
+    """The sessions pane's text filter, as the local query applies it."""
+    fields = (
+        row["session_id"],
+        row["models"],
+        row["agent"],
+        row["project"],
+        row["first_prompt"],
+        row["resource_attributes"],
+    )
+    if any(needle in (v or "").lower() for v in fields):
+        return True
+    return any(needle in (t or "").lower() for t in row["_tools"])
