@@ -469,6 +469,12 @@ class StoreWriter:
         self.journal.release(entries[-1].seq)
         return True
 
+    def progress(self) -> dict[str, int]:
+        """The last journal seq acknowledged and the last one indexed (in the tables, or in
+        `ingest_failed`)."""
+        with self._lock:
+            return {"journalled_seq": self._committed_seq, "indexed_seq": self._indexed_seq}
+
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until everything acknowledged so far is indexed (queryable)."""
         deadline = time.monotonic() + timeout
