@@ -48,6 +48,17 @@ def test_records_come_back_in_order_across_segments(tmp_path, monkeypatch):
     assert [e.seq for e in j.read(7, 25, 2)] == [8, 9]
 
 
+@pytest.mark.parametrize("on_disk", [True, False], ids=["segments", "memory"])
+def test_a_read_is_bounded_in_bytes_and_a_larger_record_comes_alone(tmp_path, on_disk):
+    j = Journal(tmp_path / "j" if on_disk else None)
+    j.append(items(3) + items(1, start=3, size=1_000) + items(2, start=4))
+    assert [e.seq for e in j.read(0, 6, 100, max_bytes=250)] == [1, 2]
+    assert [e.seq for e in j.read(2, 6, 100, max_bytes=250)] == [3]
+    assert [e.seq for e in j.read(3, 6, 100, max_bytes=250)] == [4]  # over the bound: alone
+    assert [e.seq for e in j.read(4, 6, 100, max_bytes=250)] == [5, 6]
+    assert [e.seq for e in j.read(0, 6, 100)] == [1, 2, 3, 4, 5, 6]
+
+
 def test_release_drops_wholly_indexed_segments_and_a_reopen_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(journal_mod, "SEGMENT_BYTES", 1_000)
     j = Journal(tmp_path / "j")
@@ -192,7 +203,8 @@ def test_indexed_before_a_crash_is_not_indexed_again(tmp_path):
 
 
 def test_an_export_that_cannot_be_decoded_is_kept_aside(tmp_path):
-    """A journalled record damaged on disk: counted, kept in ingest_failed, the rest indexed."""
+    """A journalled record damaged on disk: counted, kept in ingest_failed with its bytes as
+    found, the rest indexed."""
     path = tmp_path / "ct.duckdb"
     Store.open(path).close()
     exports = [accept_protobuf(signal, body) for signal, body in grpc_requests("basic.grpc")]
@@ -209,7 +221,9 @@ def test_an_export_that_cannot_be_decoded_is_kept_aside(tmp_path):
     assert writer.stats.index_errors == 1
     assert "record 2 fails its checksum" in writer.stats.last_index_error
     failed = store.cursor().execute("SELECT seq, signal, records, body FROM ingest_failed")
-    assert failed.fetchall() == [(2, second.signal, second.records, None)]
+    damaged = bytearray(exports[1].body)
+    damaged[3] ^= 0x01
+    assert failed.fetchall() == [(2, second.signal, second.records, bytes(damaged))]
     assert writer.stats.rows_indexed == sum(e.count for e in exports)
     assert sum(_counts(store)) == sum(e.count for i, e in enumerate(exports) if i != 1)
     assert store.journal_backlog() == (0, 0)

@@ -85,6 +85,22 @@ def read_body(entry: Entry) -> bytes:
     return body
 
 
+def read_damaged(entry: Entry) -> bytes | None:
+    """The bytes journalled for an export, unchecked (what is left of a damaged one)."""
+    if entry.body is not None:
+        return entry.body
+    try:
+        fd = os.open(entry.path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.pread(fd, entry.length, entry.offset + HEADER.size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class _Segment:
     first_seq: int
@@ -249,12 +265,16 @@ class Journal:
 
     # -- reading and releasing ----------------------------------------------------------------
 
-    def read(self, after_seq: int, upto_seq: int, limit: int) -> list[Entry]:
-        """Up to `limit` entries with after_seq < seq <= upto_seq, in order."""
+    def read(
+        self, after_seq: int, upto_seq: int, limit: int, max_bytes: int | None = None
+    ) -> list[Entry]:
+        """Up to `limit` entries with after_seq < seq <= upto_seq, in order; with `max_bytes`,
+        only as many as fit in that many body bytes (always at least one)."""
         if self.directory is None:
             with self._lock:
                 mem = self._memory
-                return [mem[s] for s in range(after_seq + 1, min(upto_seq, after_seq + limit) + 1)]
+                found = [mem[s] for s in range(after_seq + 1, min(upto_seq, after_seq + limit) + 1)]
+            return _within(found, max_bytes)
         out: list[Entry] = []
         with self._lock:
             segments = list(self._segments)
@@ -270,8 +290,13 @@ class Journal:
                     continue
                 break
             found, offset = _walk(seg, offset, seq, min(upto_seq, seg.last_seq), limit - len(out))
-            out += found
-            seq += len(found)
+            fits = _within(found, None if max_bytes is None else max_bytes - _size(out), bool(out))
+            if len(fits) < len(found):
+                offset = found[len(fits)].offset
+            out += fits
+            seq += len(fits)
+            if len(fits) < len(found):
+                break
         self._cursor = (index, offset, seq)
         return out
 
@@ -344,6 +369,23 @@ def _walk(
             offset += HEADER.size + length
             seq += 1
     return out, offset
+
+
+def _size(entries: list[Entry]) -> int:
+    return sum(e.length for e in entries)
+
+
+def _within(entries: list[Entry], max_bytes: int | None, some: bool = False) -> list[Entry]:
+    """The first entries whose bodies fit in `max_bytes` (the first one always, unless `some`
+    are taken already)."""
+    if max_bytes is None:
+        return entries
+    total = 0
+    for i, e in enumerate(entries):
+        total += e.length
+        if total > max_bytes and (i or some):
+            return entries[:i]
+    return entries
 
 
 def _writev_all(fd: int, parts: list[bytes]) -> int:
