@@ -84,13 +84,16 @@ class Sampler:
     pid: int
     peak_main: float = 0.0
     peak_tree: float = 0.0
+    peak_at: float = 0.0
+    started: float = field(default_factory=time.monotonic)
     timeline: list[tuple[float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> tuple[float, float]:
         main = rss_mb(self.pid)
         total = sum(rss_mb(p) for p in tree(self.pid))
-        self.peak_main = max(self.peak_main, main)
+        if main > self.peak_main:
+            self.peak_main, self.peak_at = main, time.monotonic() - self.started
         self.peak_tree = max(self.peak_tree, total)
         return main, total
 
@@ -170,7 +173,7 @@ def run(name: str, exports: int, value_mb: float, small: int, args) -> None:
         large = [span_export(value_bytes, i) for i in range(exports)]
         smalls = [span_export(0, exports + i) for i in range(small)]
         with sampler:
-            t0 = time.monotonic()
+            t0 = sampler.started = time.monotonic()
             acked, refused = asyncio.run(send(http_port, large, args.in_flight))
             acked_large_s = time.monotonic() - t0
             if smalls:
@@ -227,7 +230,7 @@ def run(name: str, exports: int, value_mb: float, small: int, args) -> None:
           + f", {journal} exports left in the journal; the large value stored at "
           f"{big or 0:,} characters; files {size / 1e6:.1f} MB")  # fmt: skip
     print(f"RSS before: serve {base_main:.0f} MB (tree {base_tree:.0f} MB); peak: serve "
-          f"{peak_main:.0f} MB (tree {peak_tree:.0f} MB)")  # fmt: skip
+          f"{peak_main:.0f} MB at {sampler.peak_at:.1f} s (tree {peak_tree:.0f} MB)")  # fmt: skip
     print("RSS after the last export, no traffic: "
           + ", ".join(f"{s} s {m:.0f} MB (tree {t:.0f})" for s, m, t in idle))  # fmt: skip
     errors = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]

@@ -548,3 +548,12 @@ def test_an_idle_writer_in_memory_never_checkpoints(monkeypatch):
     finally:
         writer.close()
         store.close()
+
+
+def test_duckdb_hands_back_freed_memory_in_the_background():
+    """After a large commit or a checkpoint DuckDB's allocator returns what it used within
+    seconds (bench/large_exports.py: some 50 MB less held after a burst of large exports)."""
+    store = Store.open()
+    with store.reading() as cur:
+        assert cur.execute("SELECT current_setting('allocator_background_threads')").fetchone()[0]
+    store.close()

@@ -9,6 +9,7 @@ import sys
 import time
 
 from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.core import heap
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
 from claude_top.core.store.database import Store
@@ -94,6 +95,7 @@ def _report_index_errors(writer: StoreWriter, reported: int) -> int:
 
 def run_serve(args, db_path: str) -> int:
     """Run the receivers until a signal; returns the process exit code."""
+    heap.map_large_blocks()
     store = open_store(db_path)
     if store is None:
         return EXIT_USAGE

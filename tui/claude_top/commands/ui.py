@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.core import heap
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import Background, ClaudeTopApp
@@ -20,6 +21,7 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
     `background(receivers)` runs as a task on the app's loop once the receivers listen; it is
     cancelled (and awaited) before they stop.
     """
+    heap.map_large_blocks()
     store = open_store(db_path)
     if store is None:
         return EXIT_USAGE

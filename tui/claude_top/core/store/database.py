@@ -121,6 +121,10 @@ class Store:
             raise StoreError(f"cannot open {path}: not a DuckDB database ({exc})") from None
         finally:
             os.umask(old_umask)
+        # DuckDB's allocator then hands back what a large commit or a checkpoint used within
+        # seconds, instead of keeping it (some 80 MB after a burst of large exports)
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET allocator_background_threads = true")
         store = cls(con, path, read_only, memory_limit)
         try:
             store._check_or_create_schema()
