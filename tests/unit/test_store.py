@@ -408,7 +408,10 @@ def test_read_only_open_of_a_missing_file(tmp_path):
 def test_reopening_a_file_keeps_the_data(tmp_path):
     path = tmp_path / "sub" / "ct.duckdb"
     truth = Truth(*GRPC_FIXTURES)
-    store = Store.open(path)
+    with pytest.raises(StoreError, match=f"no folder {tmp_path / 'sub'} for {path}"):
+        Store.open(path)
+    assert not path.parent.exists()
+    store = Store.open(path, make_folder=True)  # the default path's folder is made
     for name in GRPC_FIXTURES:
         for signal, body in grpc_requests(name):
             write_rows(store, [decode_protobuf(signal, body)])

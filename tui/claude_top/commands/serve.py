@@ -1,4 +1,6 @@
-"""`claude-top serve`: the receivers headless, until SIGINT/SIGTERM; then flush and exit 0."""
+"""`claude-top serve`: the receivers headless, until SIGINT/SIGTERM; then flush and exit 0 (2,
+with one line, if what was acknowledged could not all be indexed for lack of disk: it stays in
+the journal for the next start)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import signal
 import sys
 import time
 
-from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.commands.common import EXIT_USAGE, fail, open_store, start_writer
 from claude_top.core import heap
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
@@ -84,9 +86,13 @@ def _report_index_errors(writer: StoreWriter, reported: int) -> int:
     """Tell stderr about indexing errors since the last call; returns the count told."""
     s = writer.stats
     if s.index_errors > reported:
+        if writer.write_failure:
+            then = "acknowledged exports wait in the journal until it can be written"
+        else:
+            then = "an export that cannot be indexed is kept in the ingest_failed table"
         print(
             f"claude-top: {s.index_errors - reported} indexing error(s); latest: "
-            f"{s.last_index_error} (undecodable exports are kept in the ingest_failed table)",
+            f"{s.last_index_error} ({then})",
             file=sys.stderr,
             flush=True,
         )
@@ -96,10 +102,12 @@ def _report_index_errors(writer: StoreWriter, reported: int) -> int:
 def run_serve(args, db_path: str) -> int:
     """Run the receivers until a signal; returns the process exit code."""
     heap.map_large_blocks()
-    store = open_store(db_path)
+    store = open_store(db_path, "serve", make_folder=args.db is None)
     if store is None:
         return EXIT_USAGE
-    writer = StoreWriter(store, retention_s=args.retention)
+    writer = start_writer(store, "serve", retention_s=args.retention)
+    if writer is None:
+        return EXIT_USAGE
     started = time.monotonic()
     try:
         code = asyncio.run(_serve(store, writer, _config(args)))
@@ -108,12 +116,21 @@ def run_serve(args, db_path: str) -> int:
         store.checkpoint()
         store_size = store.size_bytes()
         store.close()
+    left = writer.unindexed()
+    if left and writer.write_failure:
+        return fail(
+            "serve",
+            f"stopped with {left} acknowledged exports not yet indexed, the disk refusing the "
+            f"database's writes ({writer.write_failure}); they are kept in {store.journal_dir} "
+            "and indexed at the next start, once there is room",
+        )
     if code == 0:
         s = writer.stats
         print(
             f"claude-top serve: stopped after {time.monotonic() - started:.0f}s; "
             f"{s.exports_committed} exports, {s.rows_committed} rows committed; "
-            f"database {_size(store_size)}",
+            f"database {_size(store_size)}"
+            + (f"; {left} exports left in the journal, indexed at the next start" if left else ""),
             flush=True,
         )
     return code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.commands.common import EXIT_USAGE, open_store, start_writer
 from claude_top.core import heap
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.server import ReceiverConfig, Receivers
@@ -22,10 +22,12 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
     cancelled (and awaited) before they stop.
     """
     heap.map_large_blocks()
-    store = open_store(db_path)
+    store = open_store(db_path, make_folder=getattr(args, "db", None) is None)
     if store is None:
         return EXIT_USAGE
-    writer = StoreWriter(store, retention_s=getattr(args, "retention", None))
+    writer = start_writer(store, retention_s=getattr(args, "retention", None))
+    if writer is None:
+        return EXIT_USAGE
     app = ClaudeTopApp(
         store,
         writer,

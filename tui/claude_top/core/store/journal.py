@@ -48,6 +48,25 @@ class Entry:
     body: bytes | None = None
 
 
+def _make_folder(directory: Path) -> None:
+    """The journal's folder, made private if new. Raises JournalError saying what is wrong."""
+    if directory.exists() and not directory.is_dir():
+        raise JournalError(
+            f"{directory} is not a folder: claude-top keeps the journal of acknowledged exports "
+            "there; move that file away"
+        )
+    old = os.umask(0o077)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.listdir(directory)
+    except OSError as exc:
+        raise JournalError(
+            f"cannot use the journal folder {directory}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        os.umask(old)
+
+
 def _crc(header_rest: bytes, body: bytes) -> int:
     return zlib.crc32(body, zlib.crc32(header_rest))
 
@@ -129,11 +148,7 @@ class Journal:
             if directory.is_dir():
                 self._recover()
         elif directory is not None:
-            old = os.umask(0o077)
-            try:
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            finally:
-                os.umask(old)
+            _make_folder(directory)
             self._recover()
 
     # -- opening ------------------------------------------------------------------------------

@@ -143,7 +143,14 @@ def _new_spool(store: Store) -> str:
         return tempfile.mkdtemp(prefix="claude-top-spool-")
     path = store.path + ".spool"
     shutil.rmtree(path, ignore_errors=True)
-    os.mkdir(path, 0o700)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        raise JournalError(
+            f"{path} is not a folder: claude-top hands decoded rows over there; move that file away"
+        ) from None
+    except OSError as exc:
+        raise JournalError(f"cannot make the folder {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -213,6 +220,8 @@ class StoreWriter:
         self._stop_index_at: float | None = None
         self._alone_until = 0  # seq up to which exports are indexed one at a time
         self._attempts: tuple[int, int] = (0, 0)  # (seq, failed commits) of the export alone
+        self.write_failure = ""
+        """Why the last commit could not be written (no disk space...), until one succeeds."""
         self.spool_dir: str | None = None
         if decode_in_worker:
             # Now, not at the first export: a UI started after this (Textual) replaces
@@ -467,7 +476,7 @@ class StoreWriter:
         decoded: list[Decoded] = []
         failed: list[tuple[Entry, str, bytes | None]] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # kept in ingest_failed for a fixed claude-top
+            if isinstance(outcome, BaseException):  # kept in ingest_failed for a fixed claude-top
                 error = f"export {entry.seq}: {outcome}"
                 with self._lock:
                     self.stats.index_errors += 1
@@ -494,6 +503,7 @@ class StoreWriter:
         failures = self._attempts[1] + 1 if self._attempts[0] == seq else 1
         self._attempts = (seq, failures)
         if _cannot_write(exc):
+            self.write_failure = str(exc)
             time.sleep(min(RETRY_MAX_S, 0.2 * 2 ** (failures - 1)))
             return False
         if len(entries) > 1:
@@ -516,6 +526,7 @@ class StoreWriter:
 
     def _indexed_up_to(self, entries: list[Entry]) -> None:
         """Count a committed chunk and let the journal drop it."""
+        self.write_failure = ""
         records = sum(e.records for e in entries)
         with self._indexed:
             s = self.stats
@@ -528,6 +539,11 @@ class StoreWriter:
                 self._checkpoint_at = time.monotonic() + IDLE_CHECKPOINT_S
             self._indexed.notify_all()
         self.journal.release(entries[-1].seq)
+
+    def unindexed(self) -> int:
+        """Exports acknowledged and not yet indexed (they wait in the journal)."""
+        with self._lock:
+            return self._committed_seq - self._indexed_seq
 
     def progress(self) -> dict[str, int]:
         """The last journal seq acknowledged and the last one indexed (in the tables, or in
