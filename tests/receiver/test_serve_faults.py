@@ -288,3 +288,42 @@ def test_ctrl_c_stops_serve_and_its_workers_without_a_traceback(tmp_path):
     assert lines[0].startswith("claude-top: refused a malformed HTTP request from 127.0.0.1")
     assert b"stopped after" in out
     assert counts(db) == BASIC_COUNTS
+
+
+# --- a damaged journal -----------------------------------------------------------------------
+
+
+def test_a_damaged_journal_header_costs_one_export_and_is_reported(tmp_path):
+    """60 exports acknowledged by a claude-top that then died, one byte of record 31's header
+    flipped: serve indexes the 59 others, keeps 31 in ingest_failed and says so."""
+    from claude_top.core.store.journal import Journal
+
+    db = tmp_path / "ct.duckdb"
+    Store.open(db).close()
+    spans = []
+    journal = Journal(Path(f"{db}.journal"))
+    for n in range(60):
+        body = big_span_export(n)
+        spans.append(body)
+        journal.append([("traces", 1_800_000_000_000_000_000, 1, body)])
+    journal.close()
+    entries = journal.read(0, 60, 60)
+    with open(entries[30].path, "r+b") as f:
+        f.seek(entries[30].offset + 1)  # the magic
+        f.write(b"X")
+
+    serve, _ = start_serve(db)
+    serve.send_signal(signal.SIGTERM)
+    _, err = serve.communicate(timeout=60)
+    assert serve.returncode == 0, err
+    err = err.decode()
+    assert "Traceback" not in err
+    assert "journal record 31 damaged" in err and "kept in ingest_failed" in err, err
+    assert counts(db)[0] == 59
+    store = Store.open(db, read_only=True)
+    try:
+        sql = "SELECT seq, octet_length(body) FROM ingest_failed"
+        failed = store.cursor().execute(sql).fetchall()
+    finally:
+        store.close()
+    assert failed == [(31, entries[31].offset - entries[30].offset)]

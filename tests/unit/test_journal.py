@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 from claude_top.core.sources.otlp.decode import accept_protobuf
 from claude_top.core.store import journal as journal_mod
 from claude_top.core.store.database import Store
-from claude_top.core.store.journal import HEADER, Journal, JournalError, read_body
+from claude_top.core.store.journal import HEADER, Journal, JournalError, read_body, read_damaged
 from claude_top.core.store.writer import StoreWriter
 from truth import Truth, grpc_requests
 
@@ -100,19 +100,28 @@ def _flip(segment: Path, at: int) -> None:
     segment.write_bytes(bytes(raw))
 
 
-def test_a_damaged_last_record_is_a_torn_write_and_cut(tmp_path):
+def test_a_whole_last_record_failing_its_checksum_is_damage_kept_not_cut(tmp_path):
+    """A torn write leaves a prefix of its record; a last record of its full length that fails
+    its checksum may have been acknowledged: its bytes are kept, its seq is not reused."""
     j = Journal(tmp_path / "j")
     j.append(items(3))
     j.close()
     (segment,) = (tmp_path / "j").iterdir()
     last = j.read(0, 3, 10)[2]
     _flip(segment, last.offset + HEADER.size + 5)
-    with pytest.raises(JournalError, match="fails its checksum"):
-        read_body(last)
-    ro = Journal(tmp_path / "j", read_only=True)  # looks, changes nothing
-    assert ro.last_seq == 2 and segment.stat().st_size == last.offset + HEADER.size + 100
-    assert Journal(tmp_path / "j").last_seq == 2
-    assert segment.stat().st_size == last.offset
+    size = segment.stat().st_size
+    for read_only in (True, False):
+        again = Journal(tmp_path / "j", read_only=read_only)
+        assert again.last_seq == 3 and segment.stat().st_size == size
+        (third,) = again.read(2, 3, 10)
+        where = f"bytes {last.offset}-{size} of {segment}"
+        assert third.damage == f"journal record 3 damaged: {where} hold no whole record"
+        with pytest.raises(JournalError, match="journal record 3 damaged"):
+            read_body(third)
+        damaged = bytearray(segment.read_bytes()[last.offset :])
+        assert read_damaged(third) == bytes(damaged)
+    assert again.append(items(1, start=3)) == 4
+    assert [read_body(e) for e in again.read(3, 4, 10)] == [items(1, start=3)[0][3]]
 
 
 def test_a_damaged_record_before_intact_ones_is_kept_and_refused_by_its_reader(tmp_path):

@@ -5,47 +5,48 @@ exports may be acknowledged. The indexer reads the records back in order (`Journ
 decodes them into the tables and stores the last seq it indexed in the same DuckDB transaction;
 `Journal.release` then deletes the segments it has wholly passed. At the next start the records
 after that seq are indexed again, and a torn record at the tail (a crash mid-write, so never
-acknowledged) is cut off.
+acknowledged) is cut off. Damage anywhere else costs the records it covers only
+(`journal_scan`): they are read as entries with `damage` set, which the indexer keeps in
+`ingest_failed` with their bytes, and the records after them are indexed.
 
-A record is a 40-byte header (magic, CRC-32 of the rest, body length, seq, received time,
-record count, signal) and the export's protobuf body. No DuckDB here: the decode workers read
-bodies with `read_body`.
+Records are framed as `journal_record` says.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import struct
 import threading
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-SIGNALS = ("traces", "logs", "metrics")
-MAGIC = b"CTJ1"
-HEADER = struct.Struct("<4sIIqqqB3x")
+from claude_top.core.store.journal_record import (
+    HEADER,
+    MAGIC,
+    SIGNALS,
+    Entry,
+    JournalError,
+    header_at,
+    read_body,
+    read_damaged,
+)
+from claude_top.core.store.journal_record import encode_header as _header
+from claude_top.core.store.journal_scan import Gap, scan_segment
+
+__all__ = [
+    "HEADER",
+    "MAGIC",
+    "SIGNALS",
+    "Entry",
+    "Journal",
+    "JournalError",
+    "_header",
+    "read_body",
+    "read_damaged",
+]
 SEGMENT_BYTES = 64 << 20
 SUFFIX = ".ctj"
 _IOV_MAX = 1000
-
-
-class JournalError(OSError):
-    """A journal record cannot be read back as written."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One journalled export: where its record is (or, in memory, its body)."""
-
-    seq: int
-    signal: str
-    received_ns: int
-    records: int
-    path: str | None
-    offset: int
-    length: int
-    body: bytes | None = None
 
 
 def _make_folder(directory: Path) -> None:
@@ -67,65 +68,14 @@ def _make_folder(directory: Path) -> None:
         os.umask(old)
 
 
-def _crc(header_rest: bytes, body: bytes) -> int:
-    return zlib.crc32(body, zlib.crc32(header_rest))
-
-
-def _header(seq: int, signal: str, received_ns: int, records: int, body: bytes) -> bytes:
-    rest = HEADER.pack(MAGIC, 0, len(body), seq, received_ns, records, SIGNALS.index(signal))[8:]
-    return MAGIC + _crc(rest, body).to_bytes(4, "little") + rest
-
-
-def _parse_header(raw: bytes) -> tuple[int, int, int, int, int, str, bytes] | None:
-    """(crc, length, seq, received_ns, records, signal, rest) or None if not a header."""
-    if len(raw) < HEADER.size:
-        return None
-    magic, crc, length, seq, received_ns, records, sig = HEADER.unpack_from(raw)
-    if magic != MAGIC or sig >= len(SIGNALS) or length < 0 or records < 0:
-        return None
-    return crc, length, seq, received_ns, records, SIGNALS[sig], raw[8 : HEADER.size]
-
-
-def read_body(entry: Entry) -> bytes:
-    """The body of a journalled export, checked against its CRC."""
-    if entry.body is not None:
-        return entry.body
-    fd = os.open(entry.path, os.O_RDONLY)
-    try:
-        raw = os.pread(fd, HEADER.size + entry.length, entry.offset)
-    finally:
-        os.close(fd)
-    parsed = _parse_header(raw)
-    body = raw[HEADER.size :]
-    if parsed is None or parsed[2] != entry.seq or len(body) != entry.length:
-        raise JournalError(f"journal record {entry.seq} is damaged ({entry.path}@{entry.offset})")
-    if _crc(parsed[6], body) != parsed[0]:
-        raise JournalError(f"journal record {entry.seq} fails its checksum ({entry.path})")
-    return body
-
-
-def read_damaged(entry: Entry) -> bytes | None:
-    """The bytes journalled for an export, unchecked (what is left of a damaged one)."""
-    if entry.body is not None:
-        return entry.body
-    try:
-        fd = os.open(entry.path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return os.pread(fd, entry.length, entry.offset + HEADER.size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class _Segment:
     first_seq: int
     path: str
     last_seq: int
     size: int
+    gaps: dict[int, Gap] = field(default_factory=dict)
+    """Damaged bytes, by offset: where the walk skips, standing for the seqs they cover."""
 
 
 class Journal:
@@ -139,6 +89,8 @@ class Journal:
         self.indexed_seq = indexed_seq
         self.last_seq = indexed_seq
         self.damage: list[str] = []
+        """What was found damaged when opened, one line each."""
+        self.torn_bytes = 0
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
         self._fd: int | None = None
@@ -161,47 +113,28 @@ class Journal:
         return sorted(found)
 
     def _recover(self) -> None:
-        """Find every intact record; drop indexed segments; cut a torn tail."""
+        """Find every record; drop indexed segments; cut a torn tail; note the damage."""
         files = self._segment_files()
         for i, (first, path) in enumerate(files):
             last_file = i == len(files) - 1
-            last_seq, end, problem = self._scan(path, first, verify=last_file)
-            if problem:
-                if last_file and not self.read_only:
+            next_first = None if last_file else files[i + 1][0]
+            scan = scan_segment(path, first, last_file, next_first)
+            if scan.torn_at is not None:
+                self.torn_bytes += os.path.getsize(path) - scan.torn_at
+                if not self.read_only:
                     with open(path, "r+b") as f:
-                        f.truncate(end)
+                        f.truncate(scan.torn_at)
                         os.fsync(f.fileno())
-                else:
-                    self.damage.append(problem)
-            passed = last_seq < first or last_seq <= self.indexed_seq
-            if passed:
+            if scan.last_seq < first or scan.last_seq <= self.indexed_seq:
                 if not self.read_only:
                     os.unlink(path)
                 continue
-            self._segments.append(_Segment(first, path, last_seq, end))
+            for gap in scan.gaps.values():
+                if gap.last_seq > self.indexed_seq or not gap.seqs:
+                    self.damage.append(_damage_note(gap, path))
+            self._segments.append(_Segment(first, path, scan.last_seq, scan.size, scan.gaps))
         if self._segments:
             self.last_seq = max(self.last_seq, self._segments[-1].last_seq)
-
-    @staticmethod
-    def _scan(path: str, first: int, verify: bool) -> tuple[int, int, str]:
-        """Walk a segment's headers: (last seq, end of the last intact record, problem).
-
-        With `verify`, the last record's body is checked too: a bad one is a torn write, cut off.
-        (A bad body before intact records is damage, left for `read_body` to refuse.)
-        """
-        seq, offset = first - 1, 0
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            while offset < size:
-                f.seek(offset)
-                parsed = _parse_header(f.read(HEADER.size))
-                end = offset + HEADER.size + (parsed[1] if parsed else 0)
-                if parsed is None or parsed[2] != seq + 1 or end > size:
-                    return seq, offset, f"{path}: record {seq + 1} at byte {offset} is damaged"
-                if verify and end == size and _crc(parsed[6], f.read(parsed[1])) != parsed[0]:
-                    return seq, offset, f"{path}: record {seq + 1} fails its checksum"
-                seq, offset = parsed[2], end
-        return seq, offset, ""
 
     def entries(self) -> list[Entry]:
         """Every entry journalled and not yet released (the indexer's read position untouched)."""
@@ -299,9 +232,9 @@ class Journal:
         index, offset, seq = cursor
         while len(out) < limit and seq <= upto_seq and index < len(segments):
             seg = segments[index]
-            if seq > seg.last_seq or offset >= seg.size:
-                if index + 1 < len(segments):  # past a damaged segment's gap, if any
-                    index, offset, seq = index + 1, 0, max(seq, segments[index + 1].first_seq)
+            if seq > seg.last_seq:
+                if index + 1 < len(segments):
+                    index, offset = index + 1, 0
                     continue
                 break
             found, offset = _walk(seg, offset, seq, min(upto_seq, seg.last_seq), limit - len(out))
@@ -371,19 +304,43 @@ def _walk(
     seg: _Segment, offset: int, seq: int, last_seq: int, limit: int | None = None
 ) -> tuple[list[Entry], int]:
     """The entries of `seg` from record `seq` (at `offset`) to `last_seq`, at most `limit` of
-    them, and the offset after them."""
+    them, and the offset after them. A gap yields an entry with `damage` for each seq it
+    stands for (the offset stays on it until the last one is taken)."""
     out: list[Entry] = []
     with open(seg.path, "rb") as f:
         while seq <= last_seq and (limit is None or len(out) < limit):
-            f.seek(offset)
-            parsed = _parse_header(f.read(HEADER.size))
-            if parsed is None or parsed[2] != seq:
+            gap = seg.gaps.get(offset)
+            if gap is not None:
+                if seq > gap.last_seq:  # passed (or bytes that were never a record)
+                    offset = gap.end
+                    continue
+                length = gap.end - gap.offset if seq == gap.first_seq else 0
+                damage = gap.describe(seg.path)
+                out.append(Entry(seq, "", 0, 0, seg.path, gap.offset, length, damage=damage))
+                seq += 1
+                continue
+            header = header_at(f, offset)
+            if header is None or header.seq != seq:
                 raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
-            _, length, _, received_ns, records, signal, _ = parsed
-            out.append(Entry(seq, signal, received_ns, records, seg.path, offset, length))
-            offset += HEADER.size + length
+            h = header
+            out.append(Entry(seq, h.signal, h.received_ns, h.records, seg.path, offset, h.length))
+            offset += HEADER.size + header.length
             seq += 1
     return out, offset
+
+
+def _damage_note(gap: Gap, path: str) -> str:
+    """One line for the damage found in a segment: what it costs."""
+    if not gap.seqs:
+        return (
+            f"journal: bytes {gap.offset}-{gap.end} of {path} are damaged; no record lost, the "
+            "records after them are indexed"
+        )
+    kept = "are" if gap.seqs > 1 else "is"
+    return (
+        f"{gap.describe(path)}; {'they' if gap.seqs > 1 else 'it'} {kept} kept in "
+        "ingest_failed with the damaged bytes, the records after indexed"
+    )
 
 
 def _size(entries: list[Entry]) -> int:
