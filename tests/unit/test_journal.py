@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 from claude_top.core.sources.otlp.decode import accept_protobuf
 from claude_top.core.store import journal as journal_mod
 from claude_top.core.store.database import Store
-from claude_top.core.store.journal import HEADER, Journal, JournalError, read_body
+from claude_top.core.store.journal import HEADER, Journal, JournalError, read_body, read_damaged
 from claude_top.core.store.writer import StoreWriter
 from truth import Truth, grpc_requests
 
@@ -46,6 +46,17 @@ def test_records_come_back_in_order_across_segments(tmp_path, monkeypatch):
     assert bodies(j) == [body for *_, body in items(25)]
     assert [e.seq for e in j.read(3, 7, 100)] == [4, 5, 6, 7]  # a read from anywhere
     assert [e.seq for e in j.read(7, 25, 2)] == [8, 9]
+
+
+@pytest.mark.parametrize("on_disk", [True, False], ids=["segments", "memory"])
+def test_a_read_is_bounded_in_bytes_and_a_larger_record_comes_alone(tmp_path, on_disk):
+    j = Journal(tmp_path / "j" if on_disk else None)
+    j.append(items(3) + items(1, start=3, size=1_000) + items(2, start=4))
+    assert [e.seq for e in j.read(0, 6, 100, max_bytes=250)] == [1, 2]
+    assert [e.seq for e in j.read(2, 6, 100, max_bytes=250)] == [3]
+    assert [e.seq for e in j.read(3, 6, 100, max_bytes=250)] == [4]  # over the bound: alone
+    assert [e.seq for e in j.read(4, 6, 100, max_bytes=250)] == [5, 6]
+    assert [e.seq for e in j.read(0, 6, 100)] == [1, 2, 3, 4, 5, 6]
 
 
 def test_release_drops_wholly_indexed_segments_and_a_reopen_resumes(tmp_path, monkeypatch):
@@ -89,19 +100,28 @@ def _flip(segment: Path, at: int) -> None:
     segment.write_bytes(bytes(raw))
 
 
-def test_a_damaged_last_record_is_a_torn_write_and_cut(tmp_path):
+def test_a_whole_last_record_failing_its_checksum_is_damage_kept_not_cut(tmp_path):
+    """A torn write leaves a prefix of its record; a last record of its full length that fails
+    its checksum may have been acknowledged: its bytes are kept, its seq is not reused."""
     j = Journal(tmp_path / "j")
     j.append(items(3))
     j.close()
     (segment,) = (tmp_path / "j").iterdir()
     last = j.read(0, 3, 10)[2]
     _flip(segment, last.offset + HEADER.size + 5)
-    with pytest.raises(JournalError, match="fails its checksum"):
-        read_body(last)
-    ro = Journal(tmp_path / "j", read_only=True)  # looks, changes nothing
-    assert ro.last_seq == 2 and segment.stat().st_size == last.offset + HEADER.size + 100
-    assert Journal(tmp_path / "j").last_seq == 2
-    assert segment.stat().st_size == last.offset
+    size = segment.stat().st_size
+    for read_only in (True, False):
+        again = Journal(tmp_path / "j", read_only=read_only)
+        assert again.last_seq == 3 and segment.stat().st_size == size
+        (third,) = again.read(2, 3, 10)
+        where = f"bytes {last.offset}-{size} of {segment}"
+        assert third.damage == f"journal record 3 damaged: {where} hold no whole record"
+        with pytest.raises(JournalError, match="journal record 3 damaged"):
+            read_body(third)
+        damaged = bytearray(segment.read_bytes()[last.offset :])
+        assert read_damaged(third) == bytes(damaged)
+    assert again.append(items(1, start=3)) == 4
+    assert [read_body(e) for e in again.read(3, 4, 10)] == [items(1, start=3)[0][3]]
 
 
 def test_a_damaged_record_before_intact_ones_is_kept_and_refused_by_its_reader(tmp_path):
@@ -192,7 +212,8 @@ def test_indexed_before_a_crash_is_not_indexed_again(tmp_path):
 
 
 def test_an_export_that_cannot_be_decoded_is_kept_aside(tmp_path):
-    """A journalled record damaged on disk: counted, kept in ingest_failed, the rest indexed."""
+    """A journalled record damaged on disk: counted, kept in ingest_failed with its bytes as
+    found, the rest indexed."""
     path = tmp_path / "ct.duckdb"
     Store.open(path).close()
     exports = [accept_protobuf(signal, body) for signal, body in grpc_requests("basic.grpc")]
@@ -209,7 +230,9 @@ def test_an_export_that_cannot_be_decoded_is_kept_aside(tmp_path):
     assert writer.stats.index_errors == 1
     assert "record 2 fails its checksum" in writer.stats.last_index_error
     failed = store.cursor().execute("SELECT seq, signal, records, body FROM ingest_failed")
-    assert failed.fetchall() == [(2, second.signal, second.records, None)]
+    damaged = bytearray(exports[1].body)
+    damaged[3] ^= 0x01
+    assert failed.fetchall() == [(2, second.signal, second.records, bytes(damaged))]
     assert writer.stats.rows_indexed == sum(e.count for e in exports)
     assert sum(_counts(store)) == sum(e.count for i, e in enumerate(exports) if i != 1)
     assert store.journal_backlog() == (0, 0)

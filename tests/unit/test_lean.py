@@ -77,3 +77,13 @@ def test_duplicate_keys_keep_the_last_as_the_real_decoder_does():
     )
     (got,) = records(thin, "traces")
     assert map_attributes(got.attributes) == attributes_dict(span.attributes) == {"a": 2, "b": 1}
+
+
+def test_long_values_are_decoded_but_not_kept_by_the_cache():
+    """The value cache holds short, repeating values; a prompt or a huge tool input is decoded
+    each time, and the cache never holds its bytes (it lived as long as the decode worker)."""
+    lean._values.clear()
+    short, long = raw("claude-sonnet"), raw("x" * 5_000)
+    assert lean.attribute_value(short, any_value) == "claude-sonnet"
+    assert lean.attribute_value(long, any_value) == "x" * 5_000
+    assert list(lean._values) == [short]

@@ -220,10 +220,28 @@ def _forward_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+MAX_BODY_LIMIT = (1 << 31) - 1
+"""The largest --max-body gRPC can take (its message limit is a 32-bit int)."""
+
+
+def _number_problem(args: argparse.Namespace) -> str | None:
+    """Why a port or --max-body given cannot be used (argparse only checks they are ints)."""
+    for flag in ("--grpc-port", "--http-port"):
+        port = getattr(args, flag[2:].replace("-", "_"), None)
+        if port is not None and not 0 <= port <= 65535:
+            return f"{flag} {port} is not a port: give 0-65535 (0: any free port)"
+    max_body = getattr(args, "max_body", None)
+    if max_body is not None and not 1 <= max_body <= MAX_BODY_LIMIT:
+        return f"--max-body {max_body} is not a size claude-top can accept: give 1-{MAX_BODY_LIMIT}"
+    return None
+
+
 def _listen_problem(args: argparse.Namespace) -> str | None:
     from claude_top.receiver.security import listen_problem
 
-    return listen_problem(args.bind, args.token, args.insecure, args.tls_cert, args.tls_key)
+    return _number_problem(args) or listen_problem(
+        args.bind, args.token, args.insecure, args.tls_cert, args.tls_key
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -417,6 +435,16 @@ def main(argv: list[str] | None = None) -> int:
         _statusline_options(p)
         return run_statusline(p.parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args, argv)
+    except KeyboardInterrupt:  # Ctrl-C before a command handles it (while opening the database)
+        return 130
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    if (problem := _number_problem(args)) and args.command in ("setup", "demo", "status"):
+        print(f"claude-top: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "statusline":
         from claude_top.commands.statusline import run_statusline
 

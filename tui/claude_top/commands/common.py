@@ -1,4 +1,5 @@
-"""What every command shares: its exit codes and opening the database with a one-line error.
+"""What every command shares: its exit codes, and opening the database and its writer with a
+one-line error.
 
 Light to import (DuckDB loads only when a store is opened): `cli.py` imports it for every
 command, `claude-top statusline` included, which must answer Claude Code within 300 ms.
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from claude_top.core.store.database import Store
+    from claude_top.core.store.writer import StoreWriter
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -23,12 +25,30 @@ def fail(command: str, message: str) -> int:
     return EXIT_USAGE
 
 
-def open_store(path: str, command: str = "", *, read_only: bool = False) -> Store | None:
-    """The database at `path`, or None after printing why it cannot be opened."""
+def open_store(
+    path: str, command: str = "", *, read_only: bool = False, make_folder: bool = False
+) -> Store | None:
+    """The database at `path`, or None after printing why it cannot be opened. Its folder is
+    made only with `make_folder` (the default path): a --db in a folder that does not exist is
+    more likely a typo."""
     from claude_top.core.store.database import Store, StoreError
 
     try:
-        return Store.open(path, read_only=read_only)
+        return Store.open(path, read_only=read_only, make_folder=make_folder)
     except StoreError as exc:
+        fail(command, str(exc))
+        return None
+
+
+def start_writer(store: Store, command: str = "", **options) -> StoreWriter | None:
+    """The store's writer (journal and indexer), or None after printing why it cannot start
+    (its journal or spool folder cannot be used); the store is closed then."""
+    from claude_top.core.store.database import StoreError
+    from claude_top.core.store.writer import StoreWriter
+
+    try:
+        return StoreWriter(store, **options)
+    except (OSError, StoreError) as exc:
+        store.close()
         fail(command, str(exc))
         return None

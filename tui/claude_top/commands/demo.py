@@ -14,9 +14,8 @@ import tempfile
 from collections.abc import Awaitable
 from typing import Any
 
-from claude_top.commands.common import EXIT_USAGE, fail, open_store
+from claude_top.commands.common import EXIT_USAGE, fail, open_store, start_writer
 from claude_top.core.connect import endpoint_host
-from claude_top.core.store.writer import StoreWriter
 from claude_top.demo.ledger import Ledger
 from claude_top.demo.sender import DemoSender
 from claude_top.demo.verify import verify
@@ -95,7 +94,9 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
                 "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM spans) "
                 "+ (SELECT count(*) FROM metric_points) > 0"
             ).fetchone()[0]
-        writer = StoreWriter(store)
+        writer = start_writer(store, "demo")
+        if writer is None:
+            return EXIT_USAGE
         try:
             code, sender = asyncio.run(_headless(args, store, writer))
             if sender is None:

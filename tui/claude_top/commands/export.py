@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import duckdb
+
 from claude_top.commands.common import fail
 from claude_top.core.export import export_snapshot
 from claude_top.core.instance import InstanceError, read_instance
@@ -34,7 +36,7 @@ def run_export(args: argparse.Namespace, db_path: str) -> int:
         store = _open_indexed(db_path)
     except StoreLocked as exc:
         return _export_remotely(db_path, out, args, str(exc))
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:
         return fail("export", str(exc))
     try:
         result = export_snapshot(
@@ -47,6 +49,8 @@ def run_export(args: argparse.Namespace, db_path: str) -> int:
         )
     except OSError as exc:
         return fail("export", f"cannot write to {out}: {exc.strerror or exc}")
+    except duckdb.Error as exc:
+        return fail("export", f"cannot read {db_path}: {exc}")
     finally:
         store.close()
     _print_files(result.directory, result.counts)
@@ -67,13 +71,15 @@ def _open_indexed(db_path: str) -> Store:
     except StoreLocked:
         raise
     except StoreError as exc:
-        print(
-            f"claude-top export: warning: {exports} acknowledged exports ({records} records) are "
-            f"still in the journal and not in this snapshot: {exc}"
-        )
+        _left_out(exports, records, exc)
         return Store.open(db_path, read_only=True)
     try:
         writer = StoreWriter(writable)
+    except OSError as exc:  # its journal or spool folder cannot be used
+        writable.close()
+        _left_out(exports, records, exc)
+        return Store.open(db_path, read_only=True)
+    try:
         indexed = writer.sync(INDEX_TIMEOUT_S)
         writer.close()
     finally:
@@ -82,6 +88,13 @@ def _open_indexed(db_path: str) -> Store:
     left = "" if indexed else " (not all of them in time: the rest are left out)"
     print(f"indexed {exports} exports ({records} records) an earlier run left in the journal{left}")
     return Store.open(db_path, read_only=True)
+
+
+def _left_out(exports: int, records: int, why: Exception) -> None:
+    print(
+        f"claude-top export: warning: {exports} acknowledged exports ({records} records) are "
+        f"still in the journal and not in this snapshot: {why}"
+    )
 
 
 def _export_remotely(db_path: str, out: Path, args: argparse.Namespace, locked: str) -> int:

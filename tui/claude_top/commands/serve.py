@@ -1,4 +1,6 @@
-"""`claude-top serve`: the receivers headless, until SIGINT/SIGTERM; then flush and exit 0."""
+"""`claude-top serve`: the receivers headless, until SIGINT/SIGTERM; then flush and exit 0 (2,
+with one line, if what was acknowledged could not all be indexed for lack of disk: it stays in
+the journal for the next start)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import signal
 import sys
 import time
 
-from claude_top.commands.common import EXIT_USAGE, fail, open_store
-from claude_top.core import alerts
+from claude_top.commands.common import EXIT_USAGE, fail, open_store, start_writer
+from claude_top.core import alerts, heap
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
@@ -131,9 +133,13 @@ def _report_index_errors(writer: StoreWriter, reported: int) -> int:
     """Tell stderr about indexing errors since the last call; returns the count told."""
     s = writer.stats
     if s.index_errors > reported:
+        if writer.write_failure:
+            then = "acknowledged exports wait in the journal until it can be written"
+        else:
+            then = "an export that cannot be indexed is kept in the ingest_failed table"
         print(
             f"claude-top: {s.index_errors - reported} indexing error(s); latest: "
-            f"{s.last_index_error} (undecodable exports are kept in the ingest_failed table)",
+            f"{s.last_index_error} ({then})",
             file=sys.stderr,
             flush=True,
         )
@@ -146,12 +152,15 @@ def run_serve(args, db_path: str) -> int:
         limits = settings_from_args(args)
     except SettingsError as exc:
         return fail("serve", str(exc))
-    store = open_store(db_path)
+    heap.map_large_blocks()
+    store = open_store(db_path, "serve", make_folder=args.db is None)
     if store is None:
         return EXIT_USAGE
     relay_setup = open_relay(args, store)
     hold = relay_setup[1].seq if relay_setup else None
-    writer = StoreWriter(store, retention_s=args.retention, journal_hold=hold)
+    writer = start_writer(store, "serve", retention_s=args.retention, journal_hold=hold)
+    if writer is None:
+        return EXIT_USAGE
     relay = Forwarder(writer.journal, *relay_setup) if relay_setup else None
     if relay is not None:
         relay.start()
@@ -166,12 +175,21 @@ def run_serve(args, db_path: str) -> int:
         store.checkpoint()
         store_size = store.size_bytes()
         store.close()
+    left = writer.unindexed()
+    if left and writer.write_failure:
+        return fail(
+            "serve",
+            f"stopped with {left} acknowledged exports not yet indexed, the disk refusing the "
+            f"database's writes ({writer.write_failure}); they are kept in {store.journal_dir} "
+            "and indexed at the next start, once there is room",
+        )
     if code == 0:
         s = writer.stats
         print(
             f"claude-top serve: stopped after {time.monotonic() - started:.0f}s; "
             f"{s.exports_committed} exports, {s.rows_committed} rows committed; "
-            f"database {_size(store_size)}",
+            f"database {_size(store_size)}"
+            + (f"; {left} exports left in the journal, indexed at the next start" if left else ""),
             flush=True,
         )
     return code

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from claude_top.commands.common import EXIT_USAGE, fail, open_store
+from claude_top.commands.common import EXIT_USAGE, fail, open_store, start_writer
+from claude_top.core import heap
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.forward import Forwarder, open_relay
@@ -49,15 +50,18 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
             return EXIT_USAGE
     store = writer = receivers = relay = None
     if source is None or getattr(args, "listen", False):
-        store = open_store(db_path)
+        heap.map_large_blocks()
+        store = open_store(db_path, make_folder=getattr(args, "db", None) is None)
         if store is None:
             return EXIT_USAGE
         relay_setup = open_relay(args, store)
-        writer = StoreWriter(
+        writer = start_writer(
             store,
             retention_s=getattr(args, "retention", None),
             journal_hold=relay_setup[1].seq if relay_setup else None,
         )
+        if writer is None:
+            return EXIT_USAGE
         if relay_setup:
             relay = Forwarder(writer.journal, *relay_setup)
             relay.start()

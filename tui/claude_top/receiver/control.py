@@ -5,6 +5,7 @@ key from its private instance file; nothing here is reachable without it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 from pathlib import Path
@@ -35,6 +36,7 @@ class Control:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(API_PREFIX + "/instance", self._guard(self.instance)),
+            web.get(API_PREFIX + "/writer", self._guard(self.writer_progress)),
             web.post(API_PREFIX + "/export", self._guard(self.export)),
         ]
 
@@ -51,6 +53,12 @@ class Control:
         return web.json_response(
             {"app": "claude-top", "version": __version__, "db": self.store.path}
         )
+
+    async def writer_progress(self, request: web.Request) -> web.Response:
+        """The writer's counters, and how far the journal and the indexer have got."""
+        doc = dataclasses.asdict(self.writer.stats)
+        doc.update(self.writer.progress())
+        return web.json_response(doc)
 
     async def export(self, request: web.Request) -> web.Response:
         """Write a CSV snapshot as `claude-top export` would: {out, since, session}."""

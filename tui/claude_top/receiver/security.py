@@ -33,6 +33,25 @@ def is_loopback(bind: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
+def host_allowed(host: str | None, bind: str) -> bool:
+    """Whether a request's `Host` names this machine: localhost, a loopback address or the bind
+    name itself, with any port (no Host at all: not a browser, which always sends one)."""
+    if host is None:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if name in ("localhost", bind.strip().strip("[]").lower()):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def token_problem(token: str) -> str | None:
     """Why a token cannot be used (it must travel as an HTTP header and gRPC metadata)."""
     if not token:

@@ -40,6 +40,13 @@ class ReceiverConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     redact: frozenset[str] = frozenset()
+    http_idle_s: float = 30.0
+    """An HTTP connection's next request headers must arrive within this of its opening or of
+    its last response (so an idle keep-alive connection is closed after it too)."""
+    http_body_stall_s: float = 15.0
+    """The longest pause in a request body."""
+    http_body_s: float = 120.0
+    """The longest a request body may take."""
 
     @classmethod
     def from_args(cls, args) -> ReceiverConfig:

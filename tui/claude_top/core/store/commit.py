@@ -102,9 +102,17 @@ class Committer:
                 [(k, s.start_ns, s.time_ns, s.value) for k, s in series_updates.items()],
             )
         for entry, error, body in failed:
+            known = entry.damage is None  # else the record's header may be what is damaged
             cur.execute(
                 "INSERT INTO ingest_failed VALUES (?, ?, ?, ?, ?, ?)",
-                [entry.seq, entry.signal, entry.received_ns, entry.records, error, body],
+                [
+                    entry.seq,
+                    entry.signal if known else None,
+                    entry.received_ns if known else None,
+                    entry.records if known else None,
+                    error,
+                    body,
+                ],
             )
         if indexed_seq is not None:
             cur.execute(

@@ -52,6 +52,24 @@ class StoreLocked(StoreError):
     """Another process (a running claude-top) holds the database file."""
 
 
+def _check_folder(path: Path, make: bool) -> None:
+    """The database's folder exists (or is made, with `make`); raises StoreError otherwise."""
+    folder = path.parent
+    if make:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise StoreError(f"cannot make the folder {folder} for {path}: {reason}") from None
+        return
+    if not folder.exists():
+        raise StoreError(f"no folder {folder} for {path}: create it first, or check --db")
+    if not folder.is_dir():
+        raise StoreError(f"{folder} is not a folder, so {path} cannot be made there; check --db")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder: --db names the database file, e.g. {path}/ct.duckdb")
+
+
 def default_db_path() -> Path:
     """The database file in the platform's user data directory."""
     return Path(platformdirs.user_data_dir("claude-top", appauthor=False)) / "claude-top.duckdb"
@@ -100,8 +118,11 @@ class Store:
         read_only: bool = False,
         threads: int = DEFAULT_THREADS,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        make_folder: bool = False,
     ) -> Store:
-        """Open (creating if needed) a claude-top database, checking its schema stamp."""
+        """Open (creating if needed) a claude-top database, checking its schema stamp and that
+        the file is whole. Its folder is made only with `make_folder` (the default path's);
+        raises StoreError saying what is wrong with the path otherwise."""
         path = str(path)
         config = {"threads": threads, "memory_limit": memory_limit}
         is_file = path != MEMORY
@@ -110,7 +131,7 @@ class Store:
         old_umask = os.umask(0o077)  # a new file and any folder made for it: this user only
         try:
             if is_file and not read_only:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _check_folder(Path(path), make_folder)
             con = duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
             msg = str(exc)
@@ -120,17 +141,43 @@ class Store:
                     "say how to reach it); stop it first"
                 ) from None
             raise StoreError(f"cannot open {path}: {msg}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from None
         except duckdb.Error as exc:
             raise StoreError(f"cannot open {path}: not a DuckDB database ({exc})") from None
         finally:
             os.umask(old_umask)
+        # DuckDB's allocator then hands back what a large commit or a checkpoint used within
+        # seconds, instead of keeping it (some 80 MB after a burst of large exports)
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET allocator_background_threads = true")
         store = cls(con, path, read_only, memory_limit)
         try:
+            store._check_whole()
             store._check_or_create_schema()
         except StoreError:
             con.close()
             raise
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"cannot read {path}: {exc}") from None
         return store
+
+    def _check_whole(self) -> None:
+        """A file shorter than the blocks its header lists was cut short (a copy that did not
+        finish, a damaged disk): refused now, not at the first query that reads past its end."""
+        if self.path == MEMORY:
+            return
+        block_size, blocks = self.con.execute(
+            "SELECT block_size, total_blocks FROM pragma_database_size()"
+        ).fetchone()
+        size = os.path.getsize(self.path)
+        if size < block_size * blocks:
+            raise StoreError(
+                f"{self.path} is damaged: the file has {size:,} bytes, its blocks need at least "
+                f"{block_size * blocks:,} (cut short?); restore it from a copy, or choose "
+                "another --db"
+            )
 
     def _check_or_create_schema(self) -> None:
         tables = {
@@ -254,20 +301,25 @@ class Store:
         except duckdb.Error:  # closed: nothing is cached any more
             return 0
         try:
-            cached, other = cur.execute(
-                "SELECT coalesce(sum(memory_usage_bytes) FILTER (WHERE tag = 'BASE_TABLE'), 0),"
-                " coalesce(sum(memory_usage_bytes) FILTER (WHERE tag <> 'BASE_TABLE'), 0) "
-                "FROM duckdb_memory()"
-            ).fetchone()
-            drain = self.path != MEMORY and self._eviction_nodes(cur) > self.drain_nodes
-            release = cached > CACHE_KEEP_BYTES
-            if drain or release:  # a drain evicts the cached blocks too
-                self._limit_for_a_moment(cur, 1 if drain else int(other) + CACHE_KEEP_BYTES)
-                self.cache_releases += release
-                self.queue_drains += drain
-            return int(cached)
+            return self._release(cur)
+        except duckdb.Error:  # invalidated by a fatal error (a full disk): nothing to release
+            return 0
         finally:
             cur.close()
+
+    def _release(self, cur: duckdb.DuckDBPyConnection) -> int:
+        cached, other = cur.execute(
+            "SELECT coalesce(sum(memory_usage_bytes) FILTER (WHERE tag = 'BASE_TABLE'), 0),"
+            " coalesce(sum(memory_usage_bytes) FILTER (WHERE tag <> 'BASE_TABLE'), 0) "
+            "FROM duckdb_memory()"
+        ).fetchone()
+        drain = self.path != MEMORY and self._eviction_nodes(cur) > self.drain_nodes
+        release = cached > CACHE_KEEP_BYTES
+        if drain or release:  # a drain evicts the cached blocks too
+            self._limit_for_a_moment(cur, 1 if drain else int(other) + CACHE_KEEP_BYTES)
+            self.cache_releases += release
+            self.queue_drains += drain
+        return int(cached)
 
     def _limit_for_a_moment(self, cur: duckdb.DuckDBPyConnection, limit: int) -> None:
         """Evict down to `limit` bytes, then restore the configured memory limit."""
@@ -345,15 +397,19 @@ class Store:
         return deleted
 
     def checkpoint(self) -> bool:
-        """Fold the WAL into the file now; False if skipped (another write is running, or
-        there is no file)."""
+        """Fold the WAL into the file now; False if skipped (another write is running, there
+        is no file) or if it failed (no space left: the WAL stays, and is folded at the next
+        start)."""
         if self.read_only or self.path == MEMORY:
             return False
         with self.using():
-            cur = self.con.cursor()
+            try:
+                cur = self.con.cursor()
+            except duckdb.Error:
+                return False
             try:
                 cur.execute("CHECKPOINT")
-            except duckdb.TransactionException:
+            except duckdb.Error:  # another write is running, or the disk is full
                 return False
             finally:
                 cur.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def decode_here(entries: list[Entry]) -> list[Decoded | Exception]:
 
 def init_decode_worker(parent_pid: int) -> None:
     """Indexing is background work: acknowledgements and the UI come first. The worker also
-    exits with claude-top however that ends (a killed process cannot shut its pool down)."""
+    exits with claude-top however that ends (a killed process cannot shut its pool down), and
+    leaves Ctrl-C (sent to the whole process group) to claude-top, which stops it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(10)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()

@@ -7,84 +7,67 @@ decodes them into the tables and stores the last seq it indexed in the same Duck
 after that seq are indexed again, and a torn record at the tail (a crash mid-write, so never
 acknowledged) is cut off. A second reader (the relay, `receiver.forward`) may `hold` records it
 has not sent yet: segments are deleted only once both have passed them. Each reader reads with
-its own cursor.
+its own cursor. Damage anywhere else costs the records it covers only
+(`journal_scan`): they are read as entries with `damage` set, which the indexer keeps in
+`ingest_failed` with their bytes, and the records after them are indexed.
 
-A record is a 40-byte header (magic, CRC-32 of the rest, body length, seq, received time,
-record count, signal) and the export's protobuf body. No DuckDB here: the decode workers read
-bodies with `read_body`.
+Records are framed as `journal_record` says.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import struct
 import threading
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-SIGNALS = ("traces", "logs", "metrics")
-MAGIC = b"CTJ1"
-HEADER = struct.Struct("<4sIIqqqB3x")
+from claude_top.core.store.journal_record import (
+    HEADER,
+    MAGIC,
+    SIGNALS,
+    Entry,
+    JournalError,
+    header_at,
+    read_body,
+    read_damaged,
+)
+from claude_top.core.store.journal_record import encode_header as _header
+from claude_top.core.store.journal_scan import Gap, scan_segment
+
+__all__ = [
+    "HEADER",
+    "MAGIC",
+    "SIGNALS",
+    "Entry",
+    "Journal",
+    "JournalError",
+    "_header",
+    "read_body",
+    "read_damaged",
+]
 SEGMENT_BYTES = 64 << 20
 SUFFIX = ".ctj"
 _IOV_MAX = 1000
 
 
-class JournalError(OSError):
-    """A journal record cannot be read back as written."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One journalled export: where its record is (or, in memory, its body)."""
-
-    seq: int
-    signal: str
-    received_ns: int
-    records: int
-    path: str | None
-    offset: int
-    length: int
-    body: bytes | None = None
-
-
-def _crc(header_rest: bytes, body: bytes) -> int:
-    return zlib.crc32(body, zlib.crc32(header_rest))
-
-
-def _header(seq: int, signal: str, received_ns: int, records: int, body: bytes) -> bytes:
-    rest = HEADER.pack(MAGIC, 0, len(body), seq, received_ns, records, SIGNALS.index(signal))[8:]
-    return MAGIC + _crc(rest, body).to_bytes(4, "little") + rest
-
-
-def _parse_header(raw: bytes) -> tuple[int, int, int, int, int, str, bytes] | None:
-    """(crc, length, seq, received_ns, records, signal, rest) or None if not a header."""
-    if len(raw) < HEADER.size:
-        return None
-    magic, crc, length, seq, received_ns, records, sig = HEADER.unpack_from(raw)
-    if magic != MAGIC or sig >= len(SIGNALS) or length < 0 or records < 0:
-        return None
-    return crc, length, seq, received_ns, records, SIGNALS[sig], raw[8 : HEADER.size]
-
-
-def read_body(entry: Entry) -> bytes:
-    """The body of a journalled export, checked against its CRC."""
-    if entry.body is not None:
-        return entry.body
-    fd = os.open(entry.path, os.O_RDONLY)
+def _make_folder(directory: Path) -> None:
+    """The journal's folder, made private if new. Raises JournalError saying what is wrong."""
+    if directory.exists() and not directory.is_dir():
+        raise JournalError(
+            f"{directory} is not a folder: claude-top keeps the journal of acknowledged exports "
+            "there; move that file away"
+        )
+    old = os.umask(0o077)
     try:
-        raw = os.pread(fd, HEADER.size + entry.length, entry.offset)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.listdir(directory)
+    except OSError as exc:
+        raise JournalError(
+            f"cannot use the journal folder {directory}: {exc.strerror or exc}"
+        ) from None
     finally:
-        os.close(fd)
-    parsed = _parse_header(raw)
-    body = raw[HEADER.size :]
-    if parsed is None or parsed[2] != entry.seq or len(body) != entry.length:
-        raise JournalError(f"journal record {entry.seq} is damaged ({entry.path}@{entry.offset})")
-    if _crc(parsed[6], body) != parsed[0]:
-        raise JournalError(f"journal record {entry.seq} fails its checksum ({entry.path})")
-    return body
+        os.umask(old)
 
 
 @dataclass
@@ -93,6 +76,8 @@ class _Segment:
     path: str
     last_seq: int
     size: int
+    gaps: dict[int, Gap] = field(default_factory=dict)
+    """Damaged bytes, by offset: where the walk skips, standing for the seqs they cover."""
 
 
 class Journal:
@@ -112,21 +97,19 @@ class Journal:
         """Records after this seq are kept even once indexed (None: no second reader)."""
         self.last_seq = indexed_seq
         self.damage: list[str] = []
+        """What was found damaged when opened, one line each."""
+        self.torn_bytes = 0
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
         self._fd: int | None = None
         self._memory: dict[int, Entry] = {}
-        self._cursors: dict[str, tuple[int, int, int]] = {}  # reader -> (segment's first seq,
-        # offset, next seq)
+        self._cursors: dict[str, tuple[int, int, int]] = {}
+        """Each reader's position: (its segment's first seq, offset, next seq)."""
         if directory is not None and read_only:
             if directory.is_dir():
                 self._recover()
         elif directory is not None:
-            old = os.umask(0o077)
-            try:
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            finally:
-                os.umask(old)
+            _make_folder(directory)
             self._recover()
 
     # -- opening ------------------------------------------------------------------------------
@@ -139,47 +122,28 @@ class Journal:
         return sorted(found)
 
     def _recover(self) -> None:
-        """Find every intact record; drop indexed segments; cut a torn tail."""
+        """Find every record; drop indexed segments; cut a torn tail; note the damage."""
         files = self._segment_files()
         for i, (first, path) in enumerate(files):
             last_file = i == len(files) - 1
-            last_seq, end, problem = self._scan(path, first, verify=last_file)
-            if problem:
-                if last_file and not self.read_only:
+            next_first = None if last_file else files[i + 1][0]
+            scan = scan_segment(path, first, last_file, next_first)
+            if scan.torn_at is not None:
+                self.torn_bytes += os.path.getsize(path) - scan.torn_at
+                if not self.read_only:
                     with open(path, "r+b") as f:
-                        f.truncate(end)
+                        f.truncate(scan.torn_at)
                         os.fsync(f.fileno())
-                else:
-                    self.damage.append(problem)
-            passed = last_seq < first or last_seq <= self._floor()
-            if passed:
+            if scan.last_seq < first or scan.last_seq <= self._floor():
                 if not self.read_only:
                     os.unlink(path)
                 continue
-            self._segments.append(_Segment(first, path, last_seq, end))
+            for gap in scan.gaps.values():
+                if gap.last_seq > self.indexed_seq or not gap.seqs:
+                    self.damage.append(_damage_note(gap, path))
+            self._segments.append(_Segment(first, path, scan.last_seq, scan.size, scan.gaps))
         if self._segments:
             self.last_seq = max(self.last_seq, self._segments[-1].last_seq)
-
-    @staticmethod
-    def _scan(path: str, first: int, verify: bool) -> tuple[int, int, str]:
-        """Walk a segment's headers: (last seq, end of the last intact record, problem).
-
-        With `verify`, the last record's body is checked too: a bad one is a torn write, cut off.
-        (A bad body before intact records is damage, left for `read_body` to refuse.)
-        """
-        seq, offset = first - 1, 0
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            while offset < size:
-                f.seek(offset)
-                parsed = _parse_header(f.read(HEADER.size))
-                end = offset + HEADER.size + (parsed[1] if parsed else 0)
-                if parsed is None or parsed[2] != seq + 1 or end > size:
-                    return seq, offset, f"{path}: record {seq + 1} at byte {offset} is damaged"
-                if verify and end == size and _crc(parsed[6], f.read(parsed[1])) != parsed[0]:
-                    return seq, offset, f"{path}: record {seq + 1} fails its checksum"
-                seq, offset = parsed[2], end
-        return seq, offset, ""
 
     def entries(self) -> list[Entry]:
         """Every entry journalled and not yet released (the indexer's read position untouched)."""
@@ -258,16 +222,25 @@ class Journal:
 
     # -- reading and releasing ----------------------------------------------------------------
 
-    def read(self, after_seq: int, upto_seq: int, limit: int, reader: str = "index") -> list[Entry]:
-        """Up to `limit` entries with after_seq < seq <= upto_seq, in order. Each `reader`
-        (one thread each) keeps its own position, so the next read goes on from there."""
+    def read(
+        self,
+        after_seq: int,
+        upto_seq: int,
+        limit: int,
+        max_bytes: int | None = None,
+        reader: str = "index",
+    ) -> list[Entry]:
+        """Up to `limit` entries with after_seq < seq <= upto_seq, in order; with `max_bytes`,
+        only as many as fit in that many body bytes (always at least one). Each `reader` (one
+        thread each) keeps its own position, so the next read goes on from there."""
         if self.directory is None:
             with self._lock:
                 mem = self._memory
                 first = after_seq + 1
                 if mem and first not in mem:  # released under a reader that was behind
                     first = max(first, min(mem))
-                return [mem[s] for s in range(first, min(upto_seq, first + limit - 1) + 1)]
+                found = [mem[s] for s in range(first, min(upto_seq, first + limit - 1) + 1)]
+            return _within(found, max_bytes)
         out: list[Entry] = []
         with self._lock:
             segments = list(self._segments)
@@ -281,14 +254,19 @@ class Journal:
             offset, seq = cursor[1], cursor[2]
         while len(out) < limit and seq <= upto_seq and index < len(segments):
             seg = segments[index]
-            if seq > seg.last_seq or offset >= seg.size:
-                if index + 1 < len(segments):  # past a damaged segment's gap, if any
-                    index, offset, seq = index + 1, 0, max(seq, segments[index + 1].first_seq)
+            if seq > seg.last_seq:
+                if index + 1 < len(segments):
+                    index, offset = index + 1, 0
                     continue
                 break
             found, offset = _walk(seg, offset, seq, min(upto_seq, seg.last_seq), limit - len(out))
-            out += found
-            seq += len(found)
+            fits = _within(found, None if max_bytes is None else max_bytes - _size(out), bool(out))
+            if len(fits) < len(found):
+                offset = found[len(fits)].offset
+            out += fits
+            seq += len(fits)
+            if len(fits) < len(found):
+                break
         if index < len(segments):
             self._cursors[reader] = (segments[index].first_seq, offset, seq)
         return out
@@ -361,19 +339,60 @@ def _walk(
     seg: _Segment, offset: int, seq: int, last_seq: int, limit: int | None = None
 ) -> tuple[list[Entry], int]:
     """The entries of `seg` from record `seq` (at `offset`) to `last_seq`, at most `limit` of
-    them, and the offset after them."""
+    them, and the offset after them. A gap yields an entry with `damage` for each seq it
+    stands for (the offset stays on it until the last one is taken)."""
     out: list[Entry] = []
     with open(seg.path, "rb") as f:
         while seq <= last_seq and (limit is None or len(out) < limit):
-            f.seek(offset)
-            parsed = _parse_header(f.read(HEADER.size))
-            if parsed is None or parsed[2] != seq:
+            gap = seg.gaps.get(offset)
+            if gap is not None:
+                if seq > gap.last_seq:  # passed (or bytes that were never a record)
+                    offset = gap.end
+                    continue
+                length = gap.end - gap.offset if seq == gap.first_seq else 0
+                damage = gap.describe(seg.path)
+                out.append(Entry(seq, "", 0, 0, seg.path, gap.offset, length, damage=damage))
+                seq += 1
+                continue
+            header = header_at(f, offset)
+            if header is None or header.seq != seq:
                 raise JournalError(f"{seg.path}: record {seq} at byte {offset} is damaged")
-            _, length, _, received_ns, records, signal, _ = parsed
-            out.append(Entry(seq, signal, received_ns, records, seg.path, offset, length))
-            offset += HEADER.size + length
+            h = header
+            out.append(Entry(seq, h.signal, h.received_ns, h.records, seg.path, offset, h.length))
+            offset += HEADER.size + header.length
             seq += 1
     return out, offset
+
+
+def _damage_note(gap: Gap, path: str) -> str:
+    """One line for the damage found in a segment: what it costs."""
+    if not gap.seqs:
+        return (
+            f"journal: bytes {gap.offset}-{gap.end} of {path} are damaged; no record lost, the "
+            "records after them are indexed"
+        )
+    kept = "are" if gap.seqs > 1 else "is"
+    return (
+        f"{gap.describe(path)}; {'they' if gap.seqs > 1 else 'it'} {kept} kept in "
+        "ingest_failed with the damaged bytes, the records after indexed"
+    )
+
+
+def _size(entries: list[Entry]) -> int:
+    return sum(e.length for e in entries)
+
+
+def _within(entries: list[Entry], max_bytes: int | None, some: bool = False) -> list[Entry]:
+    """The first entries whose bodies fit in `max_bytes` (the first one always, unless `some`
+    are taken already)."""
+    if max_bytes is None:
+        return entries
+    total = 0
+    for i, e in enumerate(entries):
+        total += e.length
+        if total > max_bytes and (i or some):
+            return entries[:i]
+    return entries
 
 
 def _writev_all(fd: int, parts: list[bytes]) -> int:

@@ -8,13 +8,17 @@
    `events` and `metric_points` and stores the last journal seq it indexed in the same
    transaction (`store.commit`: exactly once, in arrival order, resumed at the next start
    after a crash); the journal then drops what is indexed. It runs right behind the journal:
-   milliseconds at Claude Code's rates, a bounded backlog under bursts.
+   milliseconds at Claude Code's rates, a bounded backlog under bursts. A chunk is bounded in
+   exports and in bytes; one that fails to commit is indexed again one export at a time, and
+   an export that still fails alone (other than for lack of disk) is kept in `ingest_failed`
+   with the reason, so nothing behind it waits.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import multiprocessing as mp
 import os
 import queue
@@ -38,7 +42,7 @@ from claude_top.core.store.decode_worker import (
     decode_here,
     init_decode_worker,
 )
-from claude_top.core.store.journal import Entry, Journal, read_body
+from claude_top.core.store.journal import Entry, Journal, JournalError, read_body, read_damaged
 
 DEFAULT_MAX_PENDING_ROWS = 200_000
 DEFAULT_MAX_BACKLOG_ROWS = 2_000_000
@@ -47,6 +51,11 @@ DEFAULT_MAX_BACKLOG_BYTES = 4 << 30
 GROUP_WINDOW_S = 0.003
 GROUP_MAX_ROWS = 50_000
 INDEX_CHUNK_EXPORTS = 16
+INDEX_CHUNK_BYTES = 32 << 20
+"""Journal bytes indexed in one transaction at most (an export larger than that goes alone)."""
+INDEX_ATTEMPTS = 3
+"""Commits of one export alone before it is kept in `ingest_failed` instead."""
+RETRY_MAX_S = 5.0
 INDEX_PIPELINE_DEPTH = 2
 ACK_PRIORITY_MAX_WAIT_S = 0.05
 CLOSE_GRACE_S = 5.0
@@ -54,6 +63,26 @@ DECODE_WORKERS = max(1, min(2, os.cpu_count() or 1))
 WORKER_IDLE_S = 60.0
 PRUNE_EVERY_S = 600
 IDLE_CHECKPOINT_S = 30.0
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    """A failure of the disk rather than of the data (DuckDB's I/O errors, no space left)."""
+    return (
+        isinstance(exc, duckdb.IOException | OSError)
+        or getattr(exc, "errno", None) == errno.ENOSPC
+        or "No space left" in str(exc)
+    )
+
+
+def _raw_body(entry: Entry) -> bytes | None:
+    """An export's body as journalled (checked if possible, else as found on disk), for
+    `ingest_failed`."""
+    try:
+        return read_body(entry)
+    except JournalError:
+        return read_damaged(entry)
+    except OSError:
+        return None
 
 
 def _settle(fut: Future, outcome: int | BaseException) -> None:
@@ -114,7 +143,14 @@ def _new_spool(store: Store) -> str:
         return tempfile.mkdtemp(prefix="claude-top-spool-")
     path = store.path + ".spool"
     shutil.rmtree(path, ignore_errors=True)
-    os.mkdir(path, 0o700)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        raise JournalError(
+            f"{path} is not a folder: claude-top hands decoded rows over there; move that file away"
+        ) from None
+    except OSError as exc:
+        raise JournalError(f"cannot make the folder {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -185,6 +221,10 @@ class StoreWriter:
         self._committer = Committer(store)
         self._closed = False
         self._stop_index_at: float | None = None
+        self._alone_until = 0  # seq up to which exports are indexed one at a time
+        self._attempts: tuple[int, int] = (0, 0)  # (seq, failed commits) of the export alone
+        self.write_failure = ""
+        """Why the last commit could not be written (no disk space...), until one succeeds."""
         self.spool_dir: str | None = None
         if decode_in_worker:
             # Now, not at the first export: a UI started after this (Textual) replaces
@@ -371,7 +411,8 @@ class StoreWriter:
                     self._workers_last_used = None
                     _stop_decode_pool()
             if fetched < committed and len(inflight) < INDEX_PIPELINE_DEPTH:
-                entries = self.journal.read(fetched, committed, INDEX_CHUNK_EXPORTS)
+                limit = 1 if fetched < self._alone_until else INDEX_CHUNK_EXPORTS
+                entries = self.journal.read(fetched, committed, limit, INDEX_CHUNK_BYTES)
                 if entries:
                     self._yield_to_acks()
                     inflight.append((entries, self._start_decode(entries)))
@@ -437,28 +478,59 @@ class StoreWriter:
         """Commit one decoded chunk and move the journal past it; False if the commit failed."""
         decoded: list[Decoded] = []
         failed: list[tuple[Entry, str, bytes | None]] = []
-        records = sum(e.records for e in entries)
         for entry, outcome in zip(entries, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # kept in ingest_failed for a fixed claude-top
+            if isinstance(outcome, BaseException):  # kept in ingest_failed for a fixed claude-top
                 error = f"export {entry.seq}: {outcome}"
                 with self._lock:
                     self.stats.index_errors += 1
                     self.stats.last_index_error = error
-                try:
-                    body = read_body(entry)
-                except OSError:
-                    body = None
-                failed.append((entry, error, body))
+                failed.append((entry, error, _raw_body(entry)))
                 continue
             decoded.append(outcome)
         try:
             self._committer.commit(decoded, indexed_seq=entries[-1].seq, failed=failed)
         except Exception as exc:
-            with self._lock:
-                self.stats.index_errors += 1
-                self.stats.last_index_error = str(exc)
-            time.sleep(0.2)
+            return self._commit_failed(entries, exc)
+        self._indexed_up_to(entries)
+        return True
+
+    def _commit_failed(self, entries: list[Entry], exc: Exception) -> bool:
+        """A chunk's commit failed. A failure to write (no disk space, an I/O error) is never
+        the exports' fault: retried until it clears. Otherwise the chunk is indexed again one
+        export at a time, and an export that fails alone INDEX_ATTEMPTS times is kept in
+        `ingest_failed` with the reason (True: the indexer has moved past it)."""
+        seq = entries[-1].seq
+        with self._lock:
+            self.stats.index_errors += 1
+            self.stats.last_index_error = f"export {seq}: {exc}" if len(entries) == 1 else str(exc)
+        failures = self._attempts[1] + 1 if self._attempts[0] == seq else 1
+        self._attempts = (seq, failures)
+        if _cannot_write(exc):
+            self.write_failure = str(exc)
+            time.sleep(min(RETRY_MAX_S, 0.2 * 2 ** (failures - 1)))
             return False
+        if len(entries) > 1:
+            self._alone_until = max(self._alone_until, seq)
+            return False
+        if failures < INDEX_ATTEMPTS:
+            time.sleep(0.2 * failures)
+            return False
+        entry = entries[0]
+        reason = f"export {seq} could not be indexed: {exc}"
+        for body in (_raw_body(entry), None):  # without the body if even that cannot be written
+            try:
+                self._committer.commit([], indexed_seq=seq, failed=[(entry, reason, body)])
+            except Exception:
+                continue
+            self._indexed_up_to(entries)
+            return True
+        time.sleep(RETRY_MAX_S)
+        return False
+
+    def _indexed_up_to(self, entries: list[Entry]) -> None:
+        """Count a committed chunk and let the journal drop it."""
+        self.write_failure = ""
+        records = sum(e.records for e in entries)
         with self._indexed:
             s = self.stats
             s.rows_indexed += records
@@ -470,7 +542,17 @@ class StoreWriter:
                 self._checkpoint_at = time.monotonic() + IDLE_CHECKPOINT_S
             self._indexed.notify_all()
         self.journal.release(entries[-1].seq)
-        return True
+
+    def unindexed(self) -> int:
+        """Exports acknowledged and not yet indexed (they wait in the journal)."""
+        with self._lock:
+            return self._committed_seq - self._indexed_seq
+
+    def progress(self) -> dict[str, int]:
+        """The last journal seq acknowledged and the last one indexed (in the tables, or in
+        `ingest_failed`)."""
+        with self._lock:
+            return {"journalled_seq": self._committed_seq, "indexed_seq": self._indexed_seq}
 
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until everything acknowledged so far is indexed (queryable)."""

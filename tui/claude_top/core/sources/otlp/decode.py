@@ -2,7 +2,9 @@
 
 The rows follow `core.schema`. Everything the sender sent is kept as JSON beside the typed
 columns; string-typed numbers and booleans (Claude Code sends `"42"`, `"true"`) are coerced.
-Unknown names are kept, never fatal.
+Unknown names are kept, never fatal. A text value longer than MAX_VALUE_BYTES is stored cut
+to that size with its original size beside it (`bounded`), so one huge value cannot make a row
+that the store cannot index.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ _TEMPORALITY = {0: "unspecified", 1: "delta", 2: "cumulative"}
 EVENT_PREFIX = "claude_code."
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
+MAX_VALUE_BYTES = 1 << 20
+"""The longest text value (UTF-8 bytes; bytes values as their base64 text) stored whole."""
+TRUNCATED_FROM = ".truncated_from"
+"""An attribute cut to MAX_VALUE_BYTES has a sibling `<key>.truncated_from`: its size in bytes."""
 
 
 class DecodeFailure(ValueError):
@@ -337,6 +343,59 @@ def to_str(x: Any) -> str | None:
     return json.dumps(x, ensure_ascii=False)
 
 
+def _cut(text: str, limit: int) -> tuple[str, int]:
+    """`text` cut to at most `limit` UTF-8 bytes (on a character boundary), and its size in
+    bytes (0 when it fits whole)."""
+    if len(text) <= limit // 4:
+        return text, 0
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text, 0
+    return raw[:limit].decode("utf-8", "ignore"), len(raw)
+
+
+def clip(text: str | None, limit: int | None) -> str | None:
+    """A text column cut to `limit` bytes, ending in a marker with its original size."""
+    if text is None or limit is None:
+        return text
+    cut, size = _cut(text, limit)
+    return f"{cut}…[truncated from {size} bytes]" if size else text
+
+
+def bounded(attrs: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    """Attributes with every text value over `limit` bytes cut, `<key>.truncated_from` beside
+    it (in nested key-value lists too; a string inside an array ends in a marker instead)."""
+    if limit is None:
+        return attrs
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, str):
+            value, size = _cut(value, limit)
+            if size:
+                out[key + TRUNCATED_FROM] = size
+        elif isinstance(value, dict):
+            value = bounded(value, limit)
+        elif isinstance(value, list):
+            value = [_bounded_item(v, limit) for v in value]
+        out[key] = value
+    return out
+
+
+def _bounded_item(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return clip(value, limit)
+    if isinstance(value, dict):
+        return bounded(value, limit)
+    if isinstance(value, list):
+        return [_bounded_item(v, limit) for v in value]
+    return value
+
+
+def value_limit(size: int) -> int | None:
+    """MAX_VALUE_BYTES if a request of `size` bytes may hold a longer value, else None."""
+    return MAX_VALUE_BYTES if size > MAX_VALUE_BYTES else None
+
+
 def _ns(x: int) -> int | None:
     """A fixed64 nanosecond time as a BIGINT; 0 (unset) and out-of-range become None."""
     if not x:
@@ -366,8 +425,8 @@ class _Resource:
 
     __slots__ = ("attrs", "service", "uid")
 
-    def __init__(self, resource, out: Decoded, now: int) -> None:
-        self.attrs = attributes_dict(resource.attributes)
+    def __init__(self, resource, out: Decoded, now: int, limit: int | None) -> None:
+        self.attrs = bounded(attributes_dict(resource.attributes), limit)
         self.uid = _digest(b"resource", resource.SerializeToString(deterministic=True))
         self.service = to_str(self.attrs.get("service.name"))
         out.rows["resources"].append((self.uid, self.service, _dumps(self.attrs), now))
@@ -379,22 +438,22 @@ class _Resource:
 # --- spans ---------------------------------------------------------------------------------
 
 
-def _span_events(span) -> str | None:
+def _span_events(span, limit: int | None) -> str | None:
     if not span.events:
         return None
     return _dumps(
         [
             {
-                "name": e.name,
+                "name": clip(e.name, limit),
                 "time_ns": e.time_unix_nano,
-                "attributes": attributes_dict(e.attributes),
+                "attributes": bounded(attributes_dict(e.attributes), limit),
             }
             for e in span.events
         ]
     )
 
 
-def _span_links(span) -> str | None:
+def _span_links(span, limit: int | None) -> str | None:
     if not span.links:
         return None
     return _dumps(
@@ -402,24 +461,27 @@ def _span_links(span) -> str | None:
             {
                 "trace_id": ln.trace_id.hex(),
                 "span_id": ln.span_id.hex(),
-                "attributes": attributes_dict(ln.attributes),
+                "attributes": bounded(attributes_dict(ln.attributes), limit),
             }
             for ln in span.links
         ]
     )
 
 
-def decode_traces(request: Message, received_ns: int | None = None) -> Decoded:
-    """A trace request -> span rows. Spans with invalid ids are rejected and counted."""
+def decode_traces(
+    request: Message, received_ns: int | None = None, limit: int | None = None
+) -> Decoded:
+    """A trace request -> span rows. Spans with invalid ids are rejected and counted. With
+    `limit`, longer text values are cut (`bounded`, `clip`)."""
     request = _lean(request)
     out = Decoded("traces")
     rows = out.rows["spans"]
     append = rows.append
     now = received_ns or time.time_ns()
     for rs in request.resource_spans:
-        res = _Resource(rs.resource, out, now)
+        res = _Resource(rs.resource, out, now, limit)
         for ss in rs.scope_spans:
-            scope_name = ss.scope.name or None
+            scope_name = clip(ss.scope.name, limit) or None
             agent = agent_of(res.service, scope_name)
             for span in ss.spans:
                 tid, sid = span.trace_id, span.span_id
@@ -428,6 +490,8 @@ def decode_traces(request: Message, received_ns: int | None = None) -> Decoded:
                     out.rejected_reason = "span with an invalid trace_id or span_id"
                     continue
                 a = map_attributes(span.attributes)
+                if limit is not None:
+                    a = bounded(a, limit)
                 get = a.get
                 start, end = _ns(span.start_time_unix_nano), _ns(span.end_time_unix_nano)
                 status = span.status
@@ -437,13 +501,13 @@ def decode_traces(request: Message, received_ns: int | None = None) -> Decoded:
                         tid.hex(),
                         sid.hex(),
                         span.parent_span_id.hex() or None,
-                        span.name,
+                        clip(span.name, limit),
                         span.kind,
                         start,
                         end,
                         (end - start) / 1e6 if start is not None and end is not None else None,
                         status.code,
-                        status.message or None,
+                        clip(status.message, limit) or None,
                         res.session(a),
                         to_str(get("span.type")),
                         to_str(_first(get("model"), get("gen_ai.request.model"))),
@@ -458,8 +522,8 @@ def decode_traces(request: Message, received_ns: int | None = None) -> Decoded:
                         to_str(get("agent_id")),
                         to_str(get("parent_agent_id")),
                         _dumps(a),
-                        _span_events(span),
-                        _span_links(span),
+                        _span_events(span, limit),
+                        _span_links(span, limit),
                         res.uid,
                         scope_name,
                         res.service,
@@ -484,22 +548,28 @@ def event_name(body: Any, attrs: dict[str, Any]) -> str:
     return "log"
 
 
-def decode_logs(request: Message, received_ns: int | None = None) -> Decoded:
-    """A logs request -> event rows; the uid is a digest of the record's content."""
+def decode_logs(
+    request: Message, received_ns: int | None = None, limit: int | None = None
+) -> Decoded:
+    """A logs request -> event rows; the uid is a digest of the record's content. With
+    `limit`, longer text values are cut (`bounded`, `clip`)."""
     request = _lean(request)
     out = Decoded("logs")
     append = out.rows["events"].append
     now = received_ns or time.time_ns()
     for rl in request.resource_logs:
-        res = _Resource(rl.resource, out, now)
+        res = _Resource(rl.resource, out, now, limit)
         for sl in rl.scope_logs:
-            scope_name = sl.scope.name or None
+            scope_name = clip(sl.scope.name, limit) or None
             scope_digest = sl.scope.SerializeToString(deterministic=True)
             agent = agent_of(res.service, scope_name)
             for rec in sl.log_records:
                 a = map_attributes(rec.attributes)
-                get = a.get
                 body = any_value(rec.body) if rec.HasField("body") else None
+                if limit is not None:
+                    a = bounded(a, limit)
+                    body = _bounded_item(body, limit)
+                get = a.get
                 name = event_name(body, a)
                 cost = to_float(get("cost_usd"))
                 append(
@@ -558,8 +628,11 @@ def _point_value(p) -> float | None:
     return None
 
 
-def decode_metrics(request: Message, received_ns: int | None = None) -> Decoded:
-    """ExportMetricsServiceRequest -> one row per data point.
+def decode_metrics(
+    request: Message, received_ns: int | None = None, limit: int | None = None
+) -> Decoded:
+    """ExportMetricsServiceRequest -> one row per data point (with `limit`, longer text values
+    are cut: `bounded`, `clip`).
 
     Sums carry `increment`: the value itself for DELTA; for CUMULATIVE it is left None here and
     filled by the store writer, which keeps each series' last running total.
@@ -568,9 +641,9 @@ def decode_metrics(request: Message, received_ns: int | None = None) -> Decoded:
     append = out.rows["metric_points"].append
     now = received_ns or time.time_ns()
     for rm in request.resource_metrics:
-        res = _Resource(rm.resource, out, now)
+        res = _Resource(rm.resource, out, now, limit)
         for sm in rm.scope_metrics:
-            scope_name = sm.scope.name or None
+            scope_name = clip(sm.scope.name, limit) or None
             scope_digest = sm.scope.SerializeToString(deterministic=True)
             agent = agent_of(res.service, scope_name)
             for metric in sm.metrics:
@@ -582,9 +655,10 @@ def decode_metrics(request: Message, received_ns: int | None = None) -> Decoded:
                 data = getattr(metric, kind)
                 temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
                 monotonic = data.is_monotonic if kind == "sum" else None
+                name = clip(metric.name, limit)
                 name_b = metric.name.encode()
                 for p in data.data_points:
-                    a = attributes_dict(p.attributes)
+                    a = bounded(attributes_dict(p.attributes), limit)
                     attrs_json = _dumps(a)
                     count: int | None = None
                     extra: str | None = None
@@ -608,11 +682,11 @@ def decode_metrics(request: Message, received_ns: int | None = None) -> Decoded:
                                 p.SerializeToString(deterministic=True),
                             ),
                             _digest(res.uid, scope_digest, name_b, attrs_json.encode()),
-                            metric.name,
+                            name,
                             kind,
                             temporality,
                             monotonic,
-                            metric.unit or None,
+                            clip(metric.unit, limit) or None,
                             res.session(a),
                             to_str(a.get("model")),
                             to_str(a.get("type")),
@@ -638,20 +712,21 @@ DECODERS = {"traces": decode_traces, "metrics": decode_metrics, "logs": decode_l
 
 def decode_request(signal: str, request: Message, received_ns: int | None = None) -> Decoded:
     """Decode a parsed Export*ServiceRequest of the given signal."""
-    return DECODERS[signal](request, received_ns)
+    return DECODERS[signal](request, received_ns, value_limit(request.ByteSize()))
 
 
 def decode_protobuf(signal: str, body: bytes, received_ns: int | None = None) -> Decoded:
     """Parse and decode protobuf bytes of the given signal (validated: see `accept_protobuf`)."""
     cls = lean.REQUEST_TYPES.get(signal)
     if cls is None:
-        return decode_request(signal, parse_protobuf(signal, body), received_ns)
+        request = parse_protobuf(signal, body)
+        return DECODERS[signal](request, received_ns, value_limit(len(body)))
     request = cls()
     try:
         request.ParseFromString(body)
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise DecodeFailure(f"malformed OTLP {signal} protobuf: {exc}") from None
-    return DECODERS[signal](request, received_ns)
+    return DECODERS[signal](request, received_ns, value_limit(len(body)))
 
 
 def _lean(request: Message) -> Message:

@@ -25,6 +25,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 PACKAGE = "claude_top.lean"
 _F = descriptor_pb2.FieldDescriptorProto
 _CACHE_MAX = 16_384
+_CACHE_VALUE_BYTES = 1024
+"""Longer values (a prompt, a tool's input) rarely repeat: not cached, nor held by the cache."""
 _values: dict[bytes, Any] = {}
 
 
@@ -89,11 +91,12 @@ REQUEST_TYPES = _build()
 
 def attribute_value(raw: bytes, any_value) -> Any:
     """A serialized AnyValue as a Python value (`any_value` decodes the uncommon kinds)."""
+    n = len(raw)
+    if n > _CACHE_VALUE_BYTES:
+        return any_value(AnyValue.FromString(raw))
     value = _values.get(raw, _values)
     if value is not _values:
         return value
-    n = len(raw)
-    value = _values
     if n >= 2 and raw[0] == 0x0A and raw[1] == n - 2 and n < 130:  # a short string_value
         with contextlib.suppress(UnicodeDecodeError):
             value = raw[2:].decode()
