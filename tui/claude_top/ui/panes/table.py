@@ -62,6 +62,7 @@ def _discard(cache, stale: Callable[[tuple], bool]) -> None:
 
 _DATA_TABLE_INTERNALS = (
     "_data",
+    "_update_count",
     "_row_locations",
     "_ordered_row_cache",
     "_offset_cache",
@@ -160,6 +161,7 @@ class KeyedTable(DataTable):
         self._first_col = columns[0].key
         self._clock_ns: int | None = None
         self._edited: set[RowKey] = set()
+        self._widths_changed = False
         self._row_local_edits = all(hasattr(self, name) for name in _DATA_TABLE_INTERNALS)
 
     def on_mount(self) -> None:
@@ -314,20 +316,27 @@ class KeyedTable(DataTable):
 
     def _redraw_edited(self) -> None:
         """Drop the cached renders of the rows `_put_cell` changed and repaint them; all rows
-        when a column's width changes or rows were added."""
+        when a column's width changed or rows were added (every cached cell, row and line was
+        rendered at the old widths)."""
         edited, self._edited = self._edited, set()
-        if not edited:
-            return
-        if self._require_update_dimensions:
+        if self._widths_changed or (edited and self._require_update_dimensions):
+            self._redraw_all()
+        elif edited:
+            _discard(self._cell_render_cache, lambda k: k[0] in edited)
+            self._repaint_rows(edited)
+
+    def _redraw_all(self) -> None:
+        """Render every line again, the header too (what DataTable's own calls do)."""
+        self._widths_changed = False
+        if hasattr(self, "_update_count"):
             self._update_count += 1
-            self.refresh()
-            return
-        _discard(self._cell_render_cache, lambda k: k[0] in edited)
-        self._repaint_rows(edited)
+        self._require_update_dimensions = True
+        self.refresh(layout=True)
 
     def _move_rows(self, order: list[str]) -> None:
         """Put the rows in `order`, repainting only the lines whose row changed (DataTable.sort
-        re-renders every row); the moved rows keep their rendered cells."""
+        re-renders every row). A moved row's cells are rendered again too: each carries its
+        row index for the mouse."""
         moved: set[RowKey] = set()
         locations: dict[RowKey, int] = {}
         for index, key in enumerate(order):
@@ -338,6 +347,7 @@ class KeyedTable(DataTable):
         self._row_locations = TwoWayDict(locations)
         self._ordered_row_cache.clear()
         self._offset_cache.clear()
+        _discard(self._cell_render_cache, lambda k: k[0] in moved)
         self._repaint_rows(moved)
 
     def _repaint_rows(self, rows: set[RowKey]) -> None:
@@ -389,7 +399,7 @@ class KeyedTable(DataTable):
             )
             if column.width != width:
                 column.width = width
-                self._require_update_dimensions = True
+                self._widths_changed = True
 
     def _sync_optional(self, shown: dict[str, tuple[Cell, ...]]) -> set[str]:
         """Add optional columns that now have content, drop those that lost it."""
@@ -471,12 +481,13 @@ class KeyedTable(DataTable):
                         self.update_cell(key, c.key, self._text(key, c, v))
 
     def _relabel(self) -> None:
+        """Put the sort mark on the sorted column's label; the header and every row (whose
+        widths may change with the label's) are rendered again."""
         for col in self.cols.values():
             if col.key in self.columns:
                 self.columns[col.key].label = self._label(col)
         self._fit_columns(self._shown)
-        self._require_update_dimensions = True
-        self.refresh(layout=True)
+        self._redraw_all()
 
     # --- cursor --------------------------------------------------------------------------
 
