@@ -8,8 +8,9 @@ the cursor back on the row it was on. It never clears the table.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -162,6 +163,11 @@ class KeyedTable(DataTable):
         self._clock_ns: int | None = None
         self._edited: set[RowKey] = set()
         self._widths_changed = False
+        self.follow_top = True
+        """Keep the cursor on the first row as rows arrive above it (as htop does): while it is
+        there and the user has not moved it away; moving it back to the first row follows
+        again."""
+        self._arranging = False
         self._row_local_edits = all(hasattr(self, name) for name in _DATA_TABLE_INTERNALS)
 
     def on_mount(self) -> None:
@@ -230,7 +236,7 @@ class KeyedTable(DataTable):
         cols = list(self.cols.values())
         index = {c.key: i for i, c in enumerate(cols)}
         shown_new = {key: tuple(c.cell(row) for c in cols) for key, row in new.items()}
-        with self.app.batch_update():
+        with self._arranging_rows():
             for key in [k for k in self._shown if k not in new]:
                 self.remove_row(key)
                 del self._shown[key]
@@ -279,7 +285,7 @@ class KeyedTable(DataTable):
         near = self._near_view()
         by_clock = self.cols[self.sort_key].clock
         changed: set[int] = set()
-        with self.app.batch_update():
+        with self._arranging_rows():
             for key in list(self.rows_by_key):
                 if near is not None and key not in near:
                     if by_clock:
@@ -415,13 +421,31 @@ class KeyedTable(DataTable):
                 self.remove_column(col.key)
         return added
 
+    @contextlib.contextmanager
+    def _arranging_rows(self) -> Iterator[None]:
+        """The table itself moves rows and the cursor (not the user), in one batch update."""
+        self._arranging = True
+        try:
+            with self.app.batch_update():
+                yield
+        finally:
+            self._arranging = False
+
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if not self._arranging and old != new:
+            self.follow_top = new.row == 0
+
     def _reorder(self, selected: str | None, line: int | None = None) -> None:
-        """Apply the sort order; the cursor follows its row.
+        """Apply the sort order; the cursor follows its row, or stays on the first row while
+        it follows the top (`follow_top`).
 
         When the table is scrolled (`line` is the cursor's line in the view), the view moves
         with that row too, so rows inserted above it do not shift what is on screen.
         """
         order = self._order()
+        if self.follow_top and order:
+            selected, line = order[0], None
         if order != self.keys_in_order():
             if self._row_local_edits:
                 self._move_rows(order)
@@ -519,7 +543,7 @@ class KeyedTable(DataTable):
         self.sort_key = key
         self.reversed = reversed_
         self._relabel()
-        with self.app.batch_update():
+        with self._arranging_rows():
             self._reorder(self.cursor_key, self.cursor_row - round(self.scroll_y))
 
     def action_cycle_sort(self) -> None:
