@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 from textual.binding import Binding
 from textual.widgets import Tabs
@@ -246,3 +247,50 @@ async def test_slash_is_plain_text_in_the_command_palette(ui_store):
         await pilot.pause()
         assert app.screen.query_one("Input").value == "a/b"
         assert app.filter_text == ""
+
+
+async def _filter_opus(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("slash", "o", "p", "u", "s", "enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.focused, KeyedTable)
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_esc_clears_a_filter_kept_with_enter(ui_store, size):
+    (opus_session,) = Truth("errors.grpc").sessions()
+    app = make_app(ui_store)
+    async with app.run_test(size=size) as pilot:
+        await _filter_opus(pilot)
+        main = app.main
+        assert main.table("sessions").keys_in_order() == [opus_session]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.filter_text == ""
+        assert main.query_one("#filter").value == ""
+        assert not main.has_class("-filtering")
+        assert set(main.table("sessions").keys_in_order()) == TRUTH.sessions()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_pane_titles_and_totals_follow_the_filter(ui_store, size):
+    (opus_session,) = Truth("errors.grpc").sessions()
+    app = make_app(ui_store)
+    async with app.run_test(size=size) as pilot:
+        await _filter_opus(pilot)
+        main = app.main
+        subtitle = str(main.query_one("#sessions-pane").border_subtitle)
+        assert subtitle.startswith(
+            f"1 matching session · ${TRUTH.cost(opus_session):.4f} · "
+            f"{len(TRUTH.api_requests(opus_session))} API requests · "
+        )
+        for pane in ("sessions", "tools", "models"):
+            assert 'filter "opus"' in str(main.query_one(f"#{pane}-pane").border_title)
+        await pilot.press("slash", *["backspace"] * 4, "enter")
+        await settle(pilot)
+        subtitle = str(main.query_one("#sessions-pane").border_subtitle)
+        assert subtitle.startswith(
+            f"{len(TRUTH.sessions())} sessions · ${TRUTH.cost():.4f} · "
+            f"{len(TRUTH.api_requests())} API requests · "
+        )
+        assert str(main.query_one("#tools-pane").border_title) == "2 Tools · all sessions"

@@ -37,6 +37,22 @@ WIDE_MIN = (120, 36)
 """Four panes at once from this size (columns, rows); one pane at a time below it."""
 
 
+def _totals(data: MainData) -> str:
+    """The sessions pane's subtitle: sessions, cost and API requests in view. With a text
+    filter, the sums of the sessions it matches (the rows shown)."""
+    window = f"window {data.query.window}"
+    if data.query.text:
+        rows = data.sessions
+        cost = sum(r["cost_usd"] or 0.0 for r in rows)
+        api = sum(r["api_requests"] or 0 for r in rows)
+        what = fmt.plural(len(rows), "matching session")
+    else:
+        ov = data.overview
+        cost, api = ov.get("cost_usd"), ov.get("api_requests") or 0
+        what = fmt.plural(ov.get("sessions") or 0, "session")
+    return f"{what} · {fmt.cost(cost)} · {fmt.plural(api, 'API request')} · {window}"
+
+
 class FilterInput(Input):
     """The `/` text filter; Enter keeps it, Esc clears it."""
 
@@ -69,6 +85,7 @@ class MainScreen(LiveScreen):
             id="main.scope",
         ),
         Binding("c", "copy_env", "Copy settings", id="main.copy_env"),
+        Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter"),
     ]
 
     def __init__(self) -> None:
@@ -143,6 +160,8 @@ class MainScreen(LiveScreen):
         """Until data arrives only the connect keys apply; after, the pane keys."""
         if action == "copy_env":
             return bool(self.empty)
+        if action == "clear_filter":
+            return bool(self.app.filter_text)
         if action in ("open", "next_pane", "previous_pane", "pane", "toggle_scope"):
             return not self.empty
         return True
@@ -218,6 +237,13 @@ class MainScreen(LiveScreen):
 
     # --- filter --------------------------------------------------------------------------
 
+    def action_clear_filter(self) -> None:
+        """Esc: drop the text filter (after Enter kept it)."""
+        box = self.query_one(FilterInput)
+        box.value = ""
+        self.app.set_filter("")
+        self.close_filter()
+
     def open_filter(self) -> None:
         self.add_class("-filtering")
         self.set_focus(self.query_one(FilterInput))
@@ -242,6 +268,7 @@ class MainScreen(LiveScreen):
     def settings_changed(self) -> None:
         """Window, filter or pause changed: redraw the header and query again."""
         self.update_header()
+        self.refresh_bindings()
         self._titles()
         self.request_load("settings")
 
@@ -336,19 +363,19 @@ class MainScreen(LiveScreen):
 
     def _titles(self) -> None:
         selected = self.table("sessions").cursor_key
-        scope = (
-            f"session {fmt.short_id(selected)}"
-            if self.scope_session and selected
-            else "all sessions"
-        )
+        text = self.app.filter_text
+        if self.scope_session and selected:
+            scope = f"session {fmt.short_id(selected)}"
+        elif text:
+            scope = f'filter "{text}"'
+        else:
+            scope = "all sessions"
         data = self.last_data
-        ov = data.overview if data else {}
-        self.query_one("#sessions-pane").border_title = "1 Sessions"
-        if ov:
-            self.query_one("#sessions-pane").border_subtitle = (
-                f"{ov.get('sessions', 0)} sessions · {fmt.cost(ov.get('cost_usd'))} · "
-                f"{ov.get('api_requests', 0)} API requests · window {data.query.window}"
-            )
+        self.query_one("#sessions-pane").border_title = (
+            f'1 Sessions · filter "{text}"' if text else "1 Sessions"
+        )
+        if data is not None and data.overview:
+            self.query_one("#sessions-pane").border_subtitle = _totals(data)
         self.query_one("#tools-pane").border_title = f"2 Tools · {scope}"
         tool = self.table("tools").cursor_key
         self.query_one("#tools-pane").border_subtitle = f"chart: {tool}" if tool else ""
