@@ -229,3 +229,25 @@ def test_export_dir_option():
     assert parser.parse_args([]).export_dir is None  # the current directory
     assert parser.parse_args(["--export-dir", "/x", "demo"]).export_dir == "/x"
     assert parser.parse_args(["demo", "--export-dir", "/y"]).export_dir == "/y"
+
+
+async def test_ui_snapshots_are_as_private_as_the_cli_s(ui_store, tmp_path):
+    """Whatever the process umask: the folder 0700, every file 0600 (as `claude-top export`)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        app = make_app(ui_store, export_dir=tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+            await app.workers.wait_for_complete()
+    finally:
+        os.umask(old)
+    (folder,) = tmp_path.iterdir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*ALL_FILES, "focused-sessions.csv"])
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name

@@ -208,15 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         from claude_top.commands.setup import run_setup
 
         return run_setup(args)
+    os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
     if args.command == "demo" or (args.command is None and args.demo):
         from claude_top.commands.demo import run_demo_command
 
         return run_demo_command(args, argv)
-    if args.command in (None, "serve"):
-        os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
-        if problem := _listen_problem(args):
-            print(f"claude-top: {problem}", file=sys.stderr)
-            return EXIT_USAGE
+    if args.command in (None, "serve") and (problem := _listen_problem(args)):
+        print(f"claude-top: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "export":
         from claude_top.commands.export import run_export
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from claude_top.core.queries import (
     Query,
     filter_where,
     models_query,
+    session_ids_starting,
     sessions_query,
     tools_query,
 )
@@ -216,6 +218,47 @@ ORDER BY time_ns, session_id, sequence
     return Query(sql, p)
 
 
+class UnknownSession(ValueError):
+    """A session id (or prefix) that names no session, or more than one."""
+
+
+def resolve_session(cur: duckdb.DuckDBPyConnection, given: str) -> str:
+    """The one session whose id starts with `given` (the UI shows the first 8 characters).
+    Raises UnknownSession when none or several do."""
+    prefix = given.strip()
+    if not prefix:
+        raise UnknownSession("no session id given")
+    found = session_ids_starting(cur, prefix, limit=4)
+    if not found:
+        raise UnknownSession(f"no session id starts with {prefix!r}")
+    if len(found) > 1 and prefix not in found:
+        more = ", ..." if len(found) > 3 else ""
+        raise UnknownSession(
+            f"{prefix!r} is the start of more than one session id ({', '.join(found[:3])}"
+            f"{more}): give more of it"
+        )
+    return prefix if prefix in found else found[0]
+
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+"""Snapshots hold prompts, commands and paths: readable by their owner alone, whatever the umask
+of the process writing them (the UI, `serve` or `claude-top export`). A folder the snapshot
+creates is private from the start, so nothing in it is ever readable by others."""
+
+
+def _private_file(path: Path) -> int:
+    """Create (or empty) `path` readable by its owner alone; returns the open descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return fd
+
+
+def _private_text(path: Path, text: str) -> None:
+    with os.fdopen(_private_file(path), "w", newline="", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def _copy(cur: duckdb.DuckDBPyConnection, q: Query, path: Path) -> int:
     params = {**q.params, "out_path": str(path)}
     row = cur.execute(
@@ -235,7 +278,7 @@ def snapshot_dir(base: Path, now_ns: int | None = None) -> Path:
     while True:
         path = base / (f"claude-top-export-{stamp}" + (f"-{n}" if n > 1 else ""))
         try:
-            path.mkdir()
+            path.mkdir(PRIVATE_DIR)
         except FileExistsError:
             n += 1
             continue
@@ -274,7 +317,7 @@ def _pane_value(view: PaneView, row: dict, column: str) -> Any:
 def write_pane_csv(path: Path, view: PaneView) -> int:
     """The pane's rows in screen order, in its table's CSV columns; returns rows written."""
     columns = PANE_COLUMNS[view.pane]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with os.fdopen(_private_file(path), "w", newline="", encoding="utf-8") as fh:
         fh.write(",".join(columns) + "\n")
         for row in view.rows:
             fh.write(",".join(_csv_field(_pane_value(view, row, c)) for c in columns) + "\n")
@@ -293,15 +336,18 @@ def export_snapshot(
     view: PaneView | None = None,
     now_ns: int | None = None,
 ) -> ExportResult:
-    """Write the five CSVs and `snapshot.json` into `out_dir` (created if missing).
+    """Write the five CSVs and `snapshot.json` into `out_dir` (created if missing), readable
+    by their owner alone. `session_id` may be any unique start of one (UnknownSession if not).
 
     `text` is the panes' text filter: sessions, models and tools as filtered on screen, spans
     and events of the sessions it matches. `view` adds `focused-<pane>.csv`.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
+    if session_id is not None:
+        session_id = resolve_session(cur, session_id)
     f = Filter.for_window(window_s, now_ns, session_id=session_id, text=text or None)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(PRIVATE_DIR, parents=True, exist_ok=True)
     queries = {
         "sessions": sessions_export_query(f, now_ns),
         "models": models_export_query(f),
@@ -313,7 +359,9 @@ def export_snapshot(
     cur.begin()
     try:
         for name, q in queries.items():
-            counts[name] = _copy(cur, q, out_dir / f"{name}.csv")
+            path = out_dir / f"{name}.csv"
+            counts[name] = _copy(cur, q, path)
+            os.chmod(path, PRIVATE_FILE)  # COPY creates the file anew, under the umask
     finally:
         with contextlib.suppress(duckdb.Error):
             cur.rollback()
@@ -349,7 +397,7 @@ def export_snapshot(
             "text_filter": f.text,
             "session_id": view.session_id,
         }
-    (out_dir / "snapshot.json").write_text(json.dumps(snapshot, indent=2) + "\n")
+    _private_text(out_dir / "snapshot.json", json.dumps(snapshot, indent=2) + "\n")
     return ExportResult(directory=out_dir, counts=counts, snapshot=snapshot)
 
 

@@ -83,4 +83,10 @@ class Control:
             return _error(400, f"cannot write to {out}: {exc.strerror or exc}")
         except ValueError as exc:
             return _error(400, str(exc))
-        return web.json_response({"directory": str(result.directory), "counts": result.counts})
+        return web.json_response(
+            {
+                "directory": str(result.directory),
+                "counts": result.counts,
+                "session_id": result.snapshot["filter"]["session_id"],
+            }
+        )

@@ -162,3 +162,17 @@ SELECT least((SELECT min(time_ns) FROM events WHERE {ev_where}),
         p,
     ).fetchone()
     return first
+
+
+def session_ids_starting(cur: duckdb.DuckDBPyConnection, prefix: str, limit: int = 10) -> list[str]:
+    """The session ids that start with `prefix` (at most `limit` of them), sorted."""
+    (ids,) = cur.execute(
+        """
+SELECT coalesce(list_sort(list(DISTINCT session_id)), []) FROM (
+  SELECT session_id FROM events WHERE starts_with(session_id, $p)
+  UNION SELECT session_id FROM spans WHERE starts_with(session_id, $p)
+  UNION SELECT session_id FROM metric_points WHERE starts_with(session_id, $p))
+""",
+        {"p": prefix},
+    ).fetchone()
+    return ids[:limit]
