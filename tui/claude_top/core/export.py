@@ -10,6 +10,7 @@ formatting as the CLI's file for that table.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -26,10 +27,12 @@ from claude_top.core.queries import (
     Query,
     filter_where,
     models_query,
+    parse_window,
     session_ids_starting,
     sessions_query,
     tools_query,
 )
+from claude_top.core.queries.spantree import turn_traces
 from claude_top.core.schema import SCHEMA_VERSION
 
 FILES = ("sessions", "models", "tools", "spans", "events")
@@ -102,11 +105,25 @@ TURNS_CSV = (
     "start_ns",
 )
 """A session's turns as the turns pane shows them (the CLI export has no turns file)."""
+TREE_CSV = (
+    "depth",
+    "name",
+    "kind",
+    "label",
+    "start",
+    "duration_ms",
+    "error",
+    "key",
+    "attributes",
+    "start_ns",
+)
+"""A turn's span tree as shown: its nodes top to bottom, each with its depth."""
 PANE_COLUMNS = {
     "sessions": SESSIONS_CSV,
     "models": MODELS_CSV,
     "tools": TOOLS_CSV,
     "turns": TURNS_CSV,
+    "tree": TREE_CSV,
 }
 _ISO_FROM = {"first_seen": "first_seen_ns", "last_seen": "last_seen_ns", "start": "start_ns"}
 
@@ -138,17 +155,38 @@ class PaneView:
     """A pane as it is on screen: its query rows top to bottom, and how they are sorted."""
 
     pane: str
-    """"sessions", "models", "tools" or "turns"."""
+    """"sessions", "models", "tools", "turns" or "tree" (a turn's span tree)."""
     rows: list[dict]
     sort_column: str | None = None
     sort_label: str | None = None
     descending: bool = True
     session_id: str | None = None
-    """Turns: whose they are. Tools and models: the session they are narrowed to, if any."""
+    """Turns and tree: whose they are. Tools and models: the session they are narrowed to, if
+    any."""
 
     @property
     def name(self) -> str:
         return f"focused-{self.pane}"
+
+
+@dataclass(frozen=True)
+class SnapshotScope:
+    """What a UI snapshot covers: the window and text filter, one session (or one of its turns),
+    and the pane as shown. Sent as JSON when a running instance writes it (`core.wire`)."""
+
+    window: str = "all"
+    session_id: str | None = None
+    turn_key: str | None = None
+    text: str | None = None
+    view: PaneView | None = None
+
+    def to_doc(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> SnapshotScope:
+        view = doc.get("view")
+        return cls(**{**doc, "view": PaneView(**view) if view else None})
 
 
 def sessions_export_query(f: Filter, now_ns: int | None = None) -> Query:
@@ -184,10 +222,14 @@ def _matching_sessions(f: Filter, params: dict[str, Any]) -> str:
     return f"session_id IN (SELECT session_id FROM ({q.sql}))"
 
 
-def spans_export_query(f: Filter) -> Query:
-    """`spans.csv`: every span in the window (and session, and text filter), oldest first."""
+def spans_export_query(f: Filter, traces: list[str] | None = None) -> Query:
+    """`spans.csv`: every span in the window (and session, and text filter, and `traces`: a
+    turn's), oldest first."""
     p: dict[str, Any] = {}
     where = f"{filter_where(f, 'start_ns', p)} AND {_matching_sessions(f, p)}"
+    if traces is not None:
+        p["traces"] = traces
+        where += " AND trace_id IN (SELECT unnest($traces::VARCHAR[]))"
     sql = f"""
 SELECT trace_id, span_id, parent_span_id, name, session_id,
   {iso_sql("start_ns")} AS start_time, {iso_sql("end_ns")} AS end_time, duration_ms,
@@ -203,10 +245,19 @@ ORDER BY start_ns, trace_id, span_id
     return Query(sql, p)
 
 
-def events_export_query(f: Filter) -> Query:
-    """`events.csv`: every log event in the window (and session, and text filter), oldest first."""
+def events_export_query(
+    f: Filter, turn: str | None = None, traces: list[str] | None = None
+) -> Query:
+    """`events.csv`: every log event in the window (and session, and text filter, and turn: its
+    prompt id's events, or those of its traces that name no prompt), oldest first."""
     p: dict[str, Any] = {}
     where = f"{filter_where(f, 'time_ns', p)} AND {_matching_sessions(f, p)}"
+    if turn is not None:
+        p["turn"], p["traces"] = turn, traces or []
+        where += (
+            " AND (prompt_id = $turn OR (prompt_id IS NULL"
+            " AND trace_id IN (SELECT unnest($traces::VARCHAR[]))))"
+        )
     sql = f"""
 SELECT session_id, prompt_id, name, {iso_sql("time_ns")} AS timestamp, sequence, attributes,
   time_ns, trace_id, span_id, model, tool_name, tool_use_id, cost_usd, input_tokens,
@@ -335,12 +386,14 @@ def export_snapshot(
     text: str | None = None,
     view: PaneView | None = None,
     now_ns: int | None = None,
+    turn_key: str | None = None,
 ) -> ExportResult:
     """Write the five CSVs and `snapshot.json` into `out_dir` (created if missing), readable
     by their owner alone. `session_id` may be any unique start of one (UnknownSession if not).
 
     `text` is the panes' text filter: sessions, models and tools as filtered on screen, spans
-    and events of the sessions it matches. `view` adds `focused-<pane>.csv`.
+    and events of the sessions it matches. `turn_key` (a turn of `session_id`): only that
+    turn's spans and events. `view` adds `focused-<pane>.csv`.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     if session_id is not None:
@@ -348,12 +401,15 @@ def export_snapshot(
     f = Filter.for_window(window_s, now_ns, session_id=session_id, text=text or None)
     out_dir = Path(out_dir)
     out_dir.mkdir(PRIVATE_DIR, parents=True, exist_ok=True)
+    if turn_key is not None and session_id is None:
+        raise ValueError("a turn's snapshot needs its session")
+    traces = turn_traces(cur, session_id, turn_key) if turn_key is not None else None
     queries = {
         "sessions": sessions_export_query(f, now_ns),
         "models": models_export_query(f),
         "tools": tools_export_query(f),
-        "spans": spans_export_query(f),
-        "events": events_export_query(f),
+        "spans": spans_export_query(f, traces),
+        "events": events_export_query(f, turn_key, traces),
     }
     counts: dict[str, int] = {}
     cur.begin()
@@ -375,6 +431,7 @@ def export_snapshot(
             "since": _iso(f.since_ns),
             "since_ns": f.since_ns,
             "session_id": session_id,
+            "turn": turn_key,
             "text": f.text,
         },
         "counts": {f"{name}.csv": n for name, n in counts.items()},
@@ -411,3 +468,21 @@ def export_new_snapshot(
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
+
+
+def export_scope(
+    cur: duckdb.DuckDBPyConnection, base: Path, scope: SnapshotScope, *, db_path: str, now_ns: int
+) -> ExportResult:
+    """A UI snapshot of `scope` in a new folder under `base`."""
+    return export_new_snapshot(
+        cur,
+        base,
+        db_path=db_path,
+        window=scope.window,
+        window_s=parse_window(scope.window),
+        session_id=scope.session_id,
+        text=scope.text,
+        view=scope.view,
+        now_ns=now_ns,
+        turn_key=scope.turn_key,
+    )

@@ -64,7 +64,7 @@ class Receivers:
     def __init__(self, writer: StoreWriter, config: ReceiverConfig | None = None) -> None:
         self.config = config or ReceiverConfig()
         self.ingest = Ingest(writer, self.config.token, self.config.redact)
-        self.control = Control(writer, new_key())
+        self.control = Control(writer, new_key(), self._about)
         self.instance: Instance | None = None
         """Written beside a database file while listening, for other claude-top commands."""
         self._grpc = None
@@ -104,6 +104,10 @@ class Receivers:
         except OSError:
             return  # other commands then say the database is in use, as before
         self.instance = instance
+
+    def _about(self) -> dict:
+        """What the control API's `/instance` tells of the listeners."""
+        return {"endpoints": self.endpoints, "env": self.env_block()}
 
     @property
     def endpoints(self) -> dict[str, str]:

@@ -48,6 +48,19 @@ class Reader(Protocol):
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]: ...
 
 
+READ_METHODS = (
+    "overview",
+    "earliest_ns",
+    "sessions",
+    "models",
+    "tools",
+    "tool_durations",
+    "turns",
+    "span_tree",
+)
+"""The `Reader` methods, by name: what the control API's `POST /read` may run."""
+
+
 class Source(Protocol):
     """A place to read from: hands out readers, and says what it is (for the header)."""
 

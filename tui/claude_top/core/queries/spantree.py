@@ -118,7 +118,9 @@ def _loads(s: str | None) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def _turn_traces(cur: duckdb.DuckDBPyConnection, session_id: str, key: str) -> list[str]:
+def turn_traces(cur: duckdb.DuckDBPyConnection, session_id: str, key: str) -> list[str]:
+    """The trace ids of a turn (its events name them), or the key itself for a turn known
+    only by its spans."""
     rows = cur.execute(
         "SELECT DISTINCT trace_id FROM events WHERE session_id = $s AND prompt_id = $p "
         "AND trace_id IS NOT NULL",
@@ -134,7 +136,7 @@ def span_tree(
 
     `prompt_id` is a turn's `key`: a prompt id, or a trace id for a turn known only by spans.
     """
-    traces = _turn_traces(cur, session_id, prompt_id)
+    traces = turn_traces(cur, session_id, prompt_id)
     span_rows = dicts(
         cur.execute(
             """

@@ -31,6 +31,9 @@ class HeaderState:
     window: str = "all"
     text: str = ""
     paused: bool = False
+    attached_pid: int | None = None
+    """The pid of the `claude-top serve` this UI reads through (None: it is the receiver)."""
+    attached_lost: bool = False
 
 
 def _home(path: str) -> str:
@@ -64,6 +67,12 @@ class HeaderBar(Widget):
         s = self.state
         app = self.app
         out: list[tuple[int, Text]] = [(100, Text("claude-top", style=theme_style(app, "bold")))]
+        if s.attached_pid is not None:
+            if s.attached_lost:
+                lost = f"✗ serve pid {s.attached_pid} gone"
+                out.append((97, Text(lost, style=theme_style(app, "error"))))
+            else:
+                out.append((88, Text(f"attached to pid {s.attached_pid}")))
         if s.endpoints:
             grpc = s.endpoints.get("grpc", "")
             http = s.endpoints.get("http", "").removeprefix("http://")

@@ -26,6 +26,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from claude_top.core.export import PaneView
+
 Cell = str | tuple[str, str | None]
 """What a column shows: plain text, or (text, theme colour name such as "error")."""
 
@@ -216,6 +218,18 @@ class KeyedTable(DataTable):
     def rows_in_order(self) -> list[dict]:
         """The query rows as displayed (current filter, window and sort), top to bottom."""
         return [self._current(key) for key in self.keys_in_order()]
+
+    def as_view(self, pane: str, session_id: str | None = None) -> PaneView:
+        """The table as shown, for a snapshot's `focused-<pane>.csv`."""
+        col = self.cols[self.sort_key]
+        return PaneView(
+            pane,
+            self.rows_in_order(),
+            sort_column=col.key,
+            sort_label=col.label,
+            descending=col.descending != self.reversed,
+            session_id=session_id,
+        )
 
     def _current(self, key: str) -> dict:
         """A held row as of the table's clock (`retime` moves only the rows on screen)."""

@@ -19,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from claude_top.core import format as fmt
+from claude_top.core.export import SnapshotScope
 from claude_top.ui.data import MainData, MainQuery, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
@@ -262,6 +263,23 @@ class MainScreen(LiveScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
             self.close_filter()
+
+    def snapshot_scope(self) -> SnapshotScope:
+        """Ctrl-S: the focused pane (or the one shown) as shown, and every table for the window
+        and filter."""
+        app = self.app
+        scope = SnapshotScope(window=app.window, text=app.filter_text or None)
+        if self.empty:
+            return scope
+        table = self.focused
+        if not isinstance(table, KeyedTable) or table.id not in PANES:
+            table = self.table(self.active_pane)
+        session_id = None
+        if table.id == "turns" or (self.scope_session and table.id != "sessions"):
+            session_id = self.table("sessions").cursor_key
+        return SnapshotScope(
+            scope.window, text=scope.text, view=table.as_view(table.id, session_id)
+        )
 
     # --- refresh -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode as UITreeNode
 
 from claude_top.core import format as fmt
+from claude_top.core.export import PaneView, SnapshotScope
 from claude_top.core.queries import TreeNode
 from claude_top.ui.data import load_tree
 from claude_top.ui.panes.footer import KeysFooter
@@ -47,6 +48,32 @@ def attribute_lines(node: TreeNode) -> Table:
         value = node.attributes[key]
         table.add_row(key, value if isinstance(value, str) else json.dumps(value, default=str))
     return table
+
+
+def tree_rows(roots: list[TreeNode]) -> list[dict]:
+    """The tree's nodes top to bottom, as `focused-tree.csv` rows."""
+    rows: list[dict] = []
+
+    def walk(node: TreeNode, depth: int) -> None:
+        rows.append(
+            {
+                "depth": depth,
+                "name": node.name,
+                "kind": node.kind,
+                "label": node.label,
+                "start_ns": node.start_ns,
+                "duration_ms": node.duration_ms,
+                "error": node.is_error,
+                "key": node.key,
+                "attributes": node.attributes,
+            }
+        )
+        for child in node.children:
+            walk(child, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    return rows
 
 
 def _signature(node: TreeNode) -> tuple:
@@ -165,6 +192,14 @@ class SpanTreeScreen(LiveScreen):
             tree.root.add_leaf("no telemetry for this turn")
         target = _find(tree.root, keep) if keep else None
         tree.move_cursor(target or (tree.root.children[0] if tree.root.children else None))
+
+    def snapshot_scope(self) -> SnapshotScope:
+        """Ctrl-S: this turn's tree as shown (every node, with its depth), its spans and
+        events, and the session's other tables."""
+        view = PaneView("tree", tree_rows(self.roots), session_id=self.session_id)
+        return SnapshotScope(
+            "all", session_id=self.session_id, turn_key=self.turn["key"], view=view
+        )
 
     def _add(self, parent: UITreeNode, node: TreeNode) -> None:
         text = node_text(self.app, node)
