@@ -1,5 +1,6 @@
-"""Command line: `claude-top` (UI + receivers), `serve` (headless receivers), `export`, `setup`
-(point Claude Code here), `demo` (the UI fed with synthetic telemetry). Only parsing here: each
+"""Command line: `claude-top` (UI + receivers, or attached to a running `serve`), `serve`
+(headless receivers), `service` (`serve` in the background at login), `export`, `setup` (point
+Claude Code here), `demo` (the UI fed with synthetic telemetry). Only parsing here: each
 command runs in `claude_top.commands`, imported when it is the one asked for."""
 
 from __future__ import annotations
@@ -139,7 +140,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_setup(sub)
     _add_demo(sub)
+    _add_service(sub)
     return parser
+
+
+def _add_service(sub) -> None:
+    p = sub.add_parser(
+        "service",
+        help="run `serve` in the background at login (systemd user unit / launchd agent)",
+        description="Install (or remove) a systemd user unit, or a launchd agent on macOS, that "
+        "runs `claude-top serve` at login, so telemetry is received while no UI is open; "
+        "`claude-top` then attaches to it.",
+    )
+    p.add_argument("action", choices=("install", "uninstall"))
+    _add_db(p, sub=True)
+    p.add_argument(
+        "--grpc-port", type=int, default=_default(4317, True), metavar="N", help="OTLP/gRPC port"
+    )
+    p.add_argument(
+        "--http-port", type=int, default=_default(4318, True), metavar="N", help="OTLP/HTTP port"
+    )
+    p.add_argument(
+        "--retention",
+        type=_window,
+        default=_default(None, True),
+        metavar="AGE",
+        help="delete telemetry older than AGE (e.g. 30d)",
+    )
+    p.add_argument(
+        "--now", action="store_true", help="also start it (install) or stop it (uninstall)"
+    )
+    p.add_argument(
+        "--manager", choices=("systemd", "launchd"), help="default: launchd on macOS, else systemd"
+    )
 
 
 def _add_setup(sub) -> None:
@@ -224,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         from claude_top.commands.serve import run_serve
 
         return run_serve(args, _db_path(args))
+    if args.command == "service":
+        from claude_top.commands.service import run_service
+
+        return run_service(args, _db_path(args))
     from claude_top.commands.ui import run_app
 
     return run_app(args, _db_path(args))

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from claude_top.commands.common import EXIT_USAGE, open_store
+from claude_top.commands.common import EXIT_USAGE, age_option, open_store
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
 from claude_top.core.store.database import Store
@@ -25,13 +25,6 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} B"
-
-
-def _age(seconds: int) -> str:
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % n == 0:
-            return f"{seconds // n}{unit}"
-    return f"{seconds}s"
 
 
 def _config(args) -> ReceiverConfig:
@@ -64,7 +57,7 @@ async def _serve(store: Store, writer: StoreWriter, config: ReceiverConfig) -> i
     ep = receivers.endpoints
     print(f"claude-top serve: OTLP/gRPC on {ep['grpc']}, OTLP/HTTP on {ep['http']}", flush=True)
     print(_access(config), flush=True)
-    retention = f", retention {_age(writer.retention_s)}" if writer.retention_s else ""
+    retention = f", retention {age_option(writer.retention_s)}" if writer.retention_s else ""
     print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
