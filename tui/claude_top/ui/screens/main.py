@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from claude_top.core import format as fmt
 from claude_top.core.export import SnapshotScope
+from claude_top.ui.clipboard import copy_text
 from claude_top.ui.data import MainData, MainQuery, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
@@ -34,6 +35,8 @@ from claude_top.ui.screens.live import LiveScreen
 
 PANES = ("sessions", "tools", "models", "turns")
 PANE_NAMES = {"sessions": "Sessions", "tools": "Tools", "models": "Models", "turns": "Turns"}
+SETTINGS_FILE = "claude-top-settings.sh"
+"""Where `c` writes the connect settings when it cannot copy them (in `--export-dir`)."""
 WIDE_MIN = (120, 36)
 """Four panes at once from this size (columns, rows); one pane at a time below it."""
 
@@ -230,11 +233,12 @@ class MainScreen(LiveScreen):
         self.request_load("settings")
 
     def action_copy_env(self) -> None:
+        """Copy the connect settings (shell export lines), and say where they went."""
         pane = self.query_one(ConnectPane)
         if not pane.env:
             pane.show_env(self.app.env_block())
-        self.app.copy_to_clipboard(pane.shell_text)
-        self.notify("connect settings copied (export lines)", timeout=3)
+        where = copy_text(self.app, pane.shell_text + "\n", self.app.export_dir / SETTINGS_FILE)
+        self.notify(f"connect settings {where}", timeout=8)
 
     # --- filter --------------------------------------------------------------------------
 

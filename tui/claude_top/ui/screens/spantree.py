@@ -19,6 +19,7 @@ from textual.widgets.tree import TreeNode as UITreeNode
 from claude_top.core import format as fmt
 from claude_top.core.export import PaneView, SnapshotScope
 from claude_top.core.queries import TreeNode
+from claude_top.ui.clipboard import copy_text
 from claude_top.ui.data import load_tree
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
@@ -29,6 +30,8 @@ EVENTS_NOTE = (
     "built from events: this session sent no spans (traces need "
     "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 and OTEL_TRACES_EXPORTER=otlp)"
 )
+ATTRIBUTES_FILE = "claude-top-attributes.json"
+"""Where `c` writes a node's attributes when it cannot copy them (in `--export-dir`)."""
 KIND_STYLE = {"interaction": "bold", "blocked_on_user": "muted", "tool": "accent"}
 
 
@@ -286,8 +289,10 @@ class AttributesScreen(Screen):
         self._scroll().scroll_end(animate=False)
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(json.dumps(self.node.attributes, indent=2, default=str))
-        self.notify("attributes copied as JSON", timeout=3)
+        """Copy the attributes as JSON, and say where they went."""
+        text = json.dumps(self.node.attributes, indent=2, default=str) + "\n"
+        where = copy_text(self.app, text, self.app.export_dir / ATTRIBUTES_FILE)
+        self.notify(f"attributes (JSON) {where}", timeout=8)
 
     def action_back(self) -> None:
         self.app.pop_screen()
