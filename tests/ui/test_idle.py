@@ -92,6 +92,10 @@ async def test_new_ingest_queries_again(ui_store):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         main = app.main
+        # the cursors off the first rows: a new top row would move them (and query again)
+        await pilot.press("j", "2", "j", "1")
+        await settle(pilot)
+        assert not main.table("sessions").follow_top and not main.table("tools").follow_top
         await _tick(pilot, main)
         calls = _counted(ui_store)
         for _ in range(5):

@@ -58,7 +58,8 @@ class Chart(PlotextPlot):
 
 
 class LatencyChart(Chart):
-    """Histogram of one tool's call durations (ms)."""
+    """Histogram of one tool's call durations (ms); a sentence instead when there is nothing
+    to bin (no calls, or calls that all took the same time: one bin would fill the plot)."""
 
     def show(self, tool: str | None, durations: array[float]) -> None:
         """Draw `tool`'s durations (kept as given, not copied); a no-op when nothing changed."""
@@ -73,8 +74,7 @@ class LatencyChart(Chart):
             return
         tool, durations = self.state
         plt = self.plt
-        if not tool or not durations:
-            self._frame("latency: no tool calls in view")
+        if self.note() is not None:
             self.refresh()
             return
         n = len(durations)
@@ -86,6 +86,26 @@ class LatencyChart(Chart):
         ticks = [lo + (hi - lo) * k / 4 for k in range(5)] if hi > lo else [lo]
         plt.xticks(ticks, [fmt.duration_ms(t) for t in ticks])
         self.refresh()
+
+    def note(self) -> Text | None:
+        """What is shown instead of a histogram, if anything."""
+        if self.state is None:
+            return None
+        tool, durations = self.state
+        muted = theme_style(self.app, "muted")
+        if not tool or not durations:
+            return Text("latency: no tool calls in view", style=muted, justify="center")
+        lo, hi = min(durations), max(durations)
+        if lo != hi:
+            return None
+        took = fmt.duration_ms(lo)
+        n = len(durations)
+        said = f"its one call took {took}" if n == 1 else f"each of its {n} calls took {took}"
+        return Text(f"{tool} latency\n\n", justify="center") + Text(said, style=muted)
+
+    def render(self):
+        note = self.note()
+        return note if note is not None else super().render()
 
 
 class CostChart(Widget):

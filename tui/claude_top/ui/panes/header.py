@@ -15,6 +15,9 @@ from claude_top.core import format as fmt
 from claude_top.ui.panes.table import theme_style
 
 SEP = " │ "
+DB_PRIORITY = 62
+"""The database path goes before the ingest rate; when it is too long it is shortened in the
+middle (its file name kept) rather than left out."""
 
 
 @dataclass
@@ -39,6 +42,18 @@ class HeaderState:
 def _home(path: str) -> str:
     home = os.path.expanduser("~")
     return "~" + path[len(home) :] if home != "/" and path.startswith(home + "/") else path
+
+
+def shorten_path(path: str, width: int) -> str | None:
+    """`path` in at most `width` cells, cut in the middle (`/tmp/cla…/demo.duckdb`); its file
+    name is kept whole, so None when even `…/name` does not fit."""
+    if len(path) <= width:
+        return path
+    head, _, name = path.rpartition("/")
+    tail = "…/" + name
+    if len(tail) > width:
+        return None
+    return head[: width - len(tail)] + tail
 
 
 class HeaderBar(Widget):
@@ -83,7 +98,7 @@ class HeaderBar(Widget):
         else:
             out.append((65, Text("not listening", style=theme_style(app, "warning"))))
         if s.db_path:
-            out.append((10, Text(f"db {_home(s.db_path)}")))
+            out.append((DB_PRIORITY, Text(f"db {_home(s.db_path)}")))
         if s.rate is not None:
             out.append((60, Text(f"{s.rate:.1f} ev/s")))
         if s.backlog:
@@ -106,13 +121,20 @@ class HeaderBar(Widget):
     def render(self) -> Text:
         parts = self.parts()
         chosen: set[int] = set()
+        width = self.size.width
 
         def line(indices) -> Text:
             return Text(SEP).join(parts[i][1] for i in sorted(indices))
 
         for i in sorted(range(len(parts)), key=lambda i: -parts[i][0]):
-            if line(chosen | {i}).cell_len + 1 <= self.size.width or not chosen:
+            if line(chosen | {i}).cell_len + 1 <= width or not chosen:
                 chosen.add(i)
+            elif parts[i][0] == DB_PRIORITY and self.state.db_path:
+                room = width - 1 - line(chosen).cell_len - len(SEP) - len("db ")
+                path = shorten_path(_home(self.state.db_path), room)
+                if path is not None:
+                    parts[i] = (DB_PRIORITY, Text(f"db {path}"))
+                    chosen.add(i)
         out = Text(" ") + line(chosen)
         out.no_wrap = True
         out.overflow = "ellipsis"

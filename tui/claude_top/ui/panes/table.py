@@ -1,9 +1,11 @@
 """A DataTable kept up to date by keyed diffs, sortable by any column, cursor pinned to its row.
 
 Rows are dicts from `core.queries`; each column says how to show a row (text plus an optional
-theme colour name) and what to sort it by. `set_rows` updates changed cells, adds new rows and
-removes gone ones inside one `batch_update()`, re-orders only when the order changed, and puts
-the cursor back on the row it was on. It never clears the table.
+theme colour name) and what to sort it by. The table shows the columns that fit its width, by
+priority, cutting long text with an ellipsis: never a horizontal scroll. `set_rows` updates
+changed cells, adds new rows and removes gone ones inside one `batch_update()`, re-orders only
+when the order changed, and puts the cursor back on the row it was on. It never clears the
+table.
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ class Col:
     """Shown only while some row has something in it (e.g. custom resource attributes)."""
     clock: bool = False
     """Shows what moves with the row's `now_ns` (an age, a status); `retime` redraws it."""
+    priority: int = 50
+    """When the columns do not all fit, the lowest priorities are left out first (the first
+    column and the sorted one always stay)."""
+    min_width: int | None = None
+    """Text that may be cut, with an ellipsis, down to this width before columns are left out;
+    it takes the room left over back first, up to its widest cell."""
+    help: str = ""
+    """What the column means, for the help screen's glossary."""
 
 
 CACHED_SCREENS = 3
@@ -164,6 +174,8 @@ class KeyedTable(DataTable):
         self._first_col = columns[0].key
         self._clock_ns: int | None = None
         self._edited: set[RowKey] = set()
+        self._natural: dict[str, int] = {}
+        """Each column's widest cell or label (0: an optional column with nothing in it)."""
         self._widths_changed = False
         self.follow_top = True
         """Keep the cursor on the first row as rows arrive above it (as htop does): while it is
@@ -180,6 +192,10 @@ class KeyedTable(DataTable):
 
     def on_resize(self) -> None:  # also sent once the table is first laid out
         self._fit_caches()
+        if self._shown:
+            with self._arranging_rows():
+                self._fill(self._layout())
+                self._redraw_edited()
 
     def _fit_caches(self) -> None:
         """Size DataTable's render caches to CACHED_SCREENS of this table. A cache that changes
@@ -254,9 +270,9 @@ class KeyedTable(DataTable):
             for key in [k for k in self._shown if k not in new]:
                 self.remove_row(key)
                 del self._shown[key]
-            added = self._sync_optional(shown_new)
+            self._measure(shown_new)
+            added = self._layout(len(shown_new))
             present = [c for c in cols if c.key in self.columns]
-            self._fit_columns(shown_new)
             for key, shown in shown_new.items():
                 old = self._shown.get(key)
                 if old is None:
@@ -266,7 +282,7 @@ class KeyedTable(DataTable):
                 for c in present:
                     i = index[c.key]
                     if old[i] != shown[i] or c.key in added:
-                        # widths are set by _fit_columns; DataTable's update_width would
+                        # widths are set by _layout; DataTable's update_width would
                         # re-measure the whole column for each narrower cell (quadratic)
                         self._put_cell(key, c.key, self._text(key, c, shown[i]))
             self._shown = shown_new
@@ -289,9 +305,7 @@ class KeyedTable(DataTable):
         read rows as of the clock (`_current`).
         """
         self._clock_ns = now_ns
-        clocked = [
-            (i, c) for i, c in enumerate(self.cols.values()) if c.clock and c.key in self.columns
-        ]
+        clocked = [(i, c) for i, c in enumerate(self.cols.values()) if c.clock]
         if not clocked or not self.rows_by_key:
             return
         selected = self.cursor_key
@@ -314,9 +328,11 @@ class KeyedTable(DataTable):
                 for i, c in clocked:
                     if cells[i] != shown[i]:
                         changed.add(i)
-                        self._put_cell(key, c.key, self._text(key, c, cells[i]))
+                        if c.key in self.columns:
+                            self._put_cell(key, c.key, self._text(key, c, cells[i]))
             if changed:
-                self._fit_columns(self._shown, changed)
+                self._measure(self._shown, changed)
+                self._fill(self._layout())
                 self._redraw_edited()
                 if by_clock:
                     self._reorder(selected, line)
@@ -396,44 +412,107 @@ class KeyedTable(DataTable):
         if self._clock_ns is not None and round(old_value) != round(new_value):
             self.call_later(self.retime, self._clock_ns)
 
-    def _fit_columns(
-        self, shown: dict[str, tuple[Cell, ...]], only: set[int] | None = None
-    ) -> None:
-        """Size each column (or the columns at indices `only`) to its widest cell or label,
-        synchronously.
+    # --- columns -----------------------------------------------------------------------
 
-        DataTable's own auto width is settled on idle, and a frame drawn before that stays
-        cached with the old widths (Textual issue #4470); explicit widths avoid that.
-        """
+    def _measure(self, shown: dict[str, tuple[Cell, ...]], only: set[int] | None = None) -> None:
+        """Note each column's widest cell or label (or only the columns at indices `only`)."""
+        before = sum(self._natural.values())
         for i, col in enumerate(self.cols.values()):
             if only is not None and i not in only:
                 continue
-            column = self.columns.get(ColumnKey(col.key))
-            if column is None:
-                continue
-            width = max(
-                [
-                    self._label(col).cell_len,
-                    *(cell_len(_plain(cells[i])) for cells in shown.values()),
-                ]
-            )
+            widest = max((cell_len(_plain(cells[i])) for cells in shown.values()), default=0)
+            if col.optional and not widest:
+                self._natural[col.key] = 0
+            else:
+                self._natural[col.key] = max(self._label(col).cell_len, widest)
+        width = self.styles.width
+        if sum(self._natural.values()) != before and width is not None and width.is_auto:
+            self.refresh(layout=True)  # `width: auto` follows get_content_width
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        """`width: auto` asks for every column at its full width (and a scrollbar's room): a
+        `max-width` then decides how much of it fits."""
+        pad = 2 * self.cell_padding
+        return sum(w + pad for w in self._natural.values() if w) + (
+            self.styles.scrollbar_size_vertical
+        )
+
+    def _room(self, rows: int) -> int | None:
+        """The width the columns may take with `rows` rows (None: not laid out yet)."""
+        width = self.size.width
+        if width <= 0:
+            return None
+        if rows + (self.header_height if self.show_header else 0) > self.size.height:
+            width -= self.styles.scrollbar_size_vertical
+        return width
+
+    def fitted_widths(self, rows: int | None = None) -> dict[str, int]:
+        """The columns that fit the table's width and their widths, in display order.
+
+        By priority (the first and the sorted column first), each column at its full width if
+        that fits, else cut to its least width if that fits, else left out; then the room left
+        over goes back to the cut ones, by priority.
+        """
+        natural = self._natural
+        cols = [c for c in self.cols.values() if natural.get(c.key)]
+        room = self._room(len(self._shown) if rows is None else rows)
+        if room is None:
+            return {c.key: natural[c.key] for c in cols}
+        ranked = sorted(
+            cols,
+            key=lambda c: (c.key != self._first_col, c.key != self.sort_key, -c.priority),
+        )
+        pad = 2 * self.cell_padding
+        widths: dict[str, int] = {}
+        used = 0
+        for c in ranked:
+            least = max(min(natural[c.key], c.min_width or natural[c.key]), self._label(c).cell_len)
+            for width in (natural[c.key], least):
+                if not widths or used + width + pad <= room:
+                    widths[c.key] = width
+                    used += width + pad
+                    break
+        for c in ranked:
+            if c.key in widths and used < room:
+                grow = min(natural[c.key] - widths[c.key], room - used)
+                widths[c.key] += grow
+                used += grow
+        return {c.key: widths[c.key] for c in cols if c.key in widths}
+
+    def _layout(self, rows: int | None = None) -> set[str]:
+        """Show the columns that fit, at their widths (synchronously: DataTable's own auto
+        width is settled on idle, and a frame drawn before that stays cached with the old
+        widths, Textual issue #4470). Returns the columns added, whose cells are to be set."""
+        widths = self.fitted_widths(rows)
+        shown = [c.key.value for c in self.ordered_columns]
+        wanted = list(widths)
+        added: set[str] = set()
+        if shown != wanted:
+            same = 0
+            while same < min(len(shown), len(wanted)) and shown[same] == wanted[same]:
+                same += 1
+            for key in shown[same:]:
+                self.remove_column(key)
+            for key in wanted[same:]:
+                self.add_column(self._label(self.cols[key]), key=key, width=widths[key])
+                added.add(key)
+            self._widths_changed = True
+        for key, width in widths.items():
+            column = self.columns[ColumnKey(key)]
             if column.width != width:
                 column.width = width
                 self._widths_changed = True
-
-    def _sync_optional(self, shown: dict[str, tuple[Cell, ...]]) -> set[str]:
-        """Add optional columns that now have content, drop those that lost it."""
-        added: set[str] = set()
-        for i, col in enumerate(self.cols.values()):
-            if not col.optional:
-                continue
-            wanted = any(_plain(cells[i]) for cells in shown.values())
-            if wanted and col.key not in self.columns:
-                self.add_column(self._label(col), key=col.key, width=self._label(col).cell_len)
-                added.add(col.key)
-            elif not wanted and col.key in self.columns:
-                self.remove_column(col.key)
         return added
+
+    def _fill(self, added: set[str]) -> None:
+        """Set every row's cells in the columns just added."""
+        if not added:
+            return
+        index = {k: i for i, k in enumerate(self.cols)}
+        for key, shown in self._shown.items():
+            for column in added:
+                col = self.cols[column]
+                self._put_cell(key, column, self._text(key, col, shown[index[column]]))
 
     @contextlib.contextmanager
     def _arranging_rows(self) -> Iterator[None]:
@@ -524,7 +603,8 @@ class KeyedTable(DataTable):
         for col in self.cols.values():
             if col.key in self.columns:
                 self.columns[col.key].label = self._label(col)
-        self._fit_columns(self._shown)
+        self._measure(self._shown)
+        self._fill(self._layout())
         self._redraw_all()
 
     # --- cursor --------------------------------------------------------------------------
@@ -550,14 +630,15 @@ class KeyedTable(DataTable):
 
     @property
     def sortable(self) -> list[str]:
-        return [k for k, c in self.cols.items() if c.sort is not None]
+        """The columns on screen that sort (`s` cycles through them)."""
+        return [k for k, c in self.cols.items() if c.sort is not None and k in self.columns]
 
     def sort_by(self, key: str, reversed_: bool = False) -> None:
         """Sort by column `key` in its natural direction (or reversed)."""
         self.sort_key = key
         self.reversed = reversed_
-        self._relabel()
         with self._arranging_rows():
+            self._relabel()
             self._reorder(self.cursor_key, self.cursor_row - round(self.scroll_y))
 
     def action_cycle_sort(self) -> None:
