@@ -294,3 +294,37 @@ async def test_pane_titles_and_totals_follow_the_filter(ui_store, size):
             f"{len(TRUTH.api_requests())} API requests · "
         )
         assert str(main.query_one("#tools-pane").border_title) == "2 Tools · all sessions"
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_help_lists_each_key_once_says_there_is_more_and_explains_the_columns(ui_store, size):
+    from claude_top.ui.panes import calls, models, sessions, tools, turns
+    from claude_top.ui.screens.help import help_rows
+
+    app = make_app(ui_store)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        rows = help_rows(app)
+        pairs = [(key, what.split(":")[0]) for _, key, what in rows]
+        assert len(pairs) == len(set(pairs)), sorted(p for p in pairs if pairs.count(p) > 1)
+        for section in {s for s, _, _ in rows}:
+            keys = [k for s, k, _ in rows if s == section]
+            assert len(keys) == len(set(keys)), (section, keys)
+        opens = [what for _, key, what in rows if what.startswith("Open")]
+        assert len(opens) == 1
+        body = app.screen.query_one("#help-body")
+        assert body.max_scroll_y > 0
+        assert str(body.border_subtitle).startswith("↓ more below")
+        await pilot.press("G")
+        await pilot.pause()
+        assert str(body.border_subtitle) == "Esc / q / ? closes"
+        console = Console(width=size[0], record=True, file=io.StringIO())
+        console.print(help_table(app))
+        text = console.export_text()
+        for cols in (sessions.COLUMNS, tools.COLUMNS, models.COLUMNS, turns.COLUMNS):
+            for col in cols:
+                assert col.help, col.key
+                assert " ".join(col.help.split()[:4]) in " ".join(text.split())
+        assert calls.CALL_COLUMNS[0].help in " ".join(text.split())

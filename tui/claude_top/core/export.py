@@ -118,14 +118,47 @@ TREE_CSV = (
     "start_ns",
 )
 """A turn's span tree as shown: its nodes top to bottom, each with its depth."""
+CALLS_CSV = (
+    "tool_name",
+    "duration_ms",
+    "time",
+    "session_id",
+    "prompt_id",
+    "success",
+    "error",
+    "input",
+    "time_ns",
+)
+"""One tool's calls as listed (Enter on a tool)."""
+REQUESTS_CSV = (
+    "model",
+    "time",
+    "session_id",
+    "prompt_id",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "duration_ms",
+    "time_ns",
+)
+"""One model's API requests as listed (Enter on a model)."""
 PANE_COLUMNS = {
     "sessions": SESSIONS_CSV,
     "models": MODELS_CSV,
     "tools": TOOLS_CSV,
     "turns": TURNS_CSV,
     "tree": TREE_CSV,
+    "calls": CALLS_CSV,
+    "requests": REQUESTS_CSV,
 }
-_ISO_FROM = {"first_seen": "first_seen_ns", "last_seen": "last_seen_ns", "start": "start_ns"}
+_ISO_FROM = {
+    "first_seen": "first_seen_ns",
+    "last_seen": "last_seen_ns",
+    "start": "start_ns",
+    "time": "time_ns",
+}
 
 
 def iso_sql(ns_expr: str) -> str:
@@ -155,7 +188,8 @@ class PaneView:
     """A pane as it is on screen: its query rows top to bottom, and how they are sorted."""
 
     pane: str
-    """"sessions", "models", "tools", "turns" or "tree" (a turn's span tree)."""
+    """"sessions", "models", "tools", "turns", "tree" (a turn's span tree), "calls" (a
+    tool's) or "requests" (a model's)."""
     rows: list[dict]
     sort_column: str | None = None
     sort_label: str | None = None

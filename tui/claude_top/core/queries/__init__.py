@@ -9,10 +9,12 @@ and the exported CSVs come from one definition.
 
 from claude_top.core.queries.breakdowns import (
     earliest_ns,
+    model_requests,
     models,
     models_query,
     overview,
     session_ids_starting,
+    tool_calls,
     tool_durations,
     tools,
     tools_query,
@@ -39,6 +41,7 @@ __all__ = [
     "custom_attributes",
     "earliest_ns",
     "filter_where",
+    "model_requests",
     "models",
     "models_query",
     "overview",
@@ -48,6 +51,7 @@ __all__ = [
     "sessions",
     "sessions_query",
     "span_tree",
+    "tool_calls",
     "tool_durations",
     "tools",
     "tools_query",

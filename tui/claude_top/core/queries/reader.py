@@ -16,8 +16,10 @@ import duckdb
 
 from claude_top.core.queries.breakdowns import (
     earliest_ns,
+    model_requests,
     models,
     overview,
+    tool_calls,
     tool_durations,
     tools,
 )
@@ -43,6 +45,10 @@ class Reader(Protocol):
 
     def tool_durations(self, f: Filter, tool_name: str) -> array[float]: ...
 
+    def tool_calls(self, f: Filter, tool_name: str) -> list[dict]: ...
+
+    def model_requests(self, f: Filter, model: str) -> list[dict]: ...
+
     def turns(self, session_id: str) -> list[dict]: ...
 
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]: ...
@@ -55,6 +61,8 @@ READ_METHODS = (
     "models",
     "tools",
     "tool_durations",
+    "tool_calls",
+    "model_requests",
     "turns",
     "span_tree",
 )
@@ -92,6 +100,12 @@ class LocalReader:
 
     def tool_durations(self, f: Filter, tool_name: str) -> array[float]:
         return tool_durations(self.cur, f, tool_name)
+
+    def tool_calls(self, f: Filter, tool_name: str) -> list[dict]:
+        return tool_calls(self.cur, f, tool_name)
+
+    def model_requests(self, f: Filter, model: str) -> list[dict]:
+        return model_requests(self.cur, f, model)
 
     def turns(self, session_id: str) -> list[dict]:
         return turns(self.cur, session_id)

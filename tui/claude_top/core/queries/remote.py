@@ -45,6 +45,12 @@ class RemoteReader:
     def tool_durations(self, f: Filter, tool_name: str) -> array[float]:
         return self._read("tool_durations", f, tool_name)
 
+    def tool_calls(self, f: Filter, tool_name: str) -> list[dict]:
+        return self._read("tool_calls", f, tool_name)
+
+    def model_requests(self, f: Filter, model: str) -> list[dict]:
+        return self._read("model_requests", f, model)
+
     def turns(self, session_id: str) -> list[dict]:
         return self._read("turns", session_id)
 

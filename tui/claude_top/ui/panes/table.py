@@ -33,6 +33,8 @@ from claude_top.core.export import PaneView
 Cell = str | tuple[str, str | None]
 """What a column shows: plain text, or (text, theme colour name such as "error")."""
 
+OPEN_TIP = "the session's turns, the turn's span tree, the tool's calls, the model's requests"
+"""What Enter opens, by table."""
 SORT_MARK = {False: " ▲", True: " ▼"}
 """Appended to the sorted column's label: descending ▼, ascending ▲."""
 
@@ -124,7 +126,7 @@ class KeyedTable(DataTable):
     """A DataTable of keyed rows with `s` (sort column) and `r` (reverse) and vi keys."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Open", id="table.open"),
+        Binding("enter", "select_cursor", "Open", tooltip=OPEN_TIP, id="table.open"),
         Binding("j", "cursor_down", "Down", show=False, id="table.down"),
         Binding("k", "cursor_up", "Up", show=False, id="table.up"),
         Binding("g", "scroll_top", "First row", show=False, id="table.first"),

@@ -28,7 +28,7 @@ from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.models import ModelsTable
 from claude_top.ui.panes.sessions import SessionsTable
-from claude_top.ui.panes.table import KeyedTable
+from claude_top.ui.panes.table import OPEN_TIP, KeyedTable
 from claude_top.ui.panes.tools import ToolsTable
 from claude_top.ui.panes.turns import TurnsTable, numbered
 from claude_top.ui.screens.live import LiveScreen
@@ -74,7 +74,7 @@ class MainScreen(LiveScreen):
 
     AUTO_FOCUS = "#sessions"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open", "Open", show=True, id="main.open"),
+        Binding("enter", "open", "Open", tooltip=OPEN_TIP, show=True, id="main.open"),
         Binding("tab", "next_pane", "Next pane", show=False, id="main.next_pane"),
         Binding("shift+tab", "previous_pane", "Previous pane", show=False, id="main.prev_pane"),
         Binding("1", "pane('sessions')", "Sessions pane", show=False, id="main.pane_sessions"),
@@ -202,7 +202,8 @@ class MainScreen(LiveScreen):
             node = node.parent
 
     def action_open(self) -> None:
-        """Enter: open the session (sessions pane) or the turn's span tree (turns pane)."""
+        """Enter: open the session, the turn's span tree, the tool's calls or the model's
+        requests."""
         focused = self.focused
         if isinstance(focused, KeyedTable):
             self._open(focused)
@@ -213,18 +214,24 @@ class MainScreen(LiveScreen):
             self._open(event.data_table)
 
     def _open(self, table: KeyedTable) -> None:
+        from claude_top.ui.screens.detail import DetailScreen
         from claude_top.ui.screens.session import SessionScreen
         from claude_top.ui.screens.spantree import SpanTreeScreen
 
         row = table.cursor_data
         if row is None:
             return
+        selected = self.table("sessions").cursor_key
+        scoped = selected if self.scope_session else None
         if table.id == "sessions":
             self.app.push_screen(SessionScreen(row["session_id"]))
         elif table.id == "turns":
-            session_id = self.table("sessions").cursor_key
-            if session_id:
-                self.app.push_screen(SpanTreeScreen(session_id, row))
+            if selected:
+                self.app.push_screen(SpanTreeScreen(selected, row))
+        elif table.id == "tools":
+            self.app.push_screen(DetailScreen("calls", row["tool_name"], scoped))
+        elif table.id == "models":
+            self.app.push_screen(DetailScreen("requests", row["model"], scoped))
 
     def action_toggle_scope(self) -> None:
         """Tools and models: every session in view, or only the selected one."""
