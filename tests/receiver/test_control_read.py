@@ -79,7 +79,12 @@ def test_every_read_answers_as_the_local_store_does(serving, fixture_store):
                 durations = remote.tool_durations(f, tool)
                 assert durations.typecode == "d"
                 assert sorted(durations) == sorted(here.tool_durations(f, tool))
-            asked |= {"sessions", "tool_durations"}
+                calls = remote.tool_calls(f, tool)
+                assert _without_receipt(calls) == _without_receipt(here.tool_calls(f, tool))
+            for model in {m["model"] for m in here.models(f)}:
+                got = remote.model_requests(f, model)
+                assert _without_receipt(got) == _without_receipt(here.model_requests(f, model))
+            asked |= {"sessions", "tool_durations", "tool_calls", "model_requests"}
         for sid in Truth(*GRPC_FIXTURES).sessions():
             turns = remote.turns(sid)
             assert turns == here.turns(sid)
