@@ -226,7 +226,10 @@ async def test_new_data_redraws_only_the_rows_it_changed(ui_store):
         main = app.main
         sessions = main.table("sessions")
         assert sessions.row_count == 4
-        assert (shown(sessions, BASIC, "cost"), shown(sessions, BASIC, "in")) == ("$0.0226", "3711")
+        assert (shown(sessions, BASIC, "cost"), shown(sessions, BASIC, "in")) == (
+            "$0.0226",
+            "3.71k",
+        )
         order = sessions.keys_in_order()
         rendered: list[str] = []
         render_row = sessions._render_line_in_row
@@ -238,7 +241,10 @@ async def test_new_data_redraws_only_the_rows_it_changed(ui_store):
         sessions._render_line_in_row = counting
         again = relabelled_logs("basic.grpc", BASIC, -5)  # the same turn again, 5 s earlier
         await _write_and_refresh(pilot, main, again)
-        assert (shown(sessions, BASIC, "cost"), shown(sessions, BASIC, "in")) == ("$0.0452", "7422")
+        assert (shown(sessions, BASIC, "cost"), shown(sessions, BASIC, "in")) == (
+            "$0.0452",
+            "7.42k",
+        )
         assert sessions.keys_in_order() == order
         line = sessions.get_row_index(BASIC) + sessions.header_height - round(sessions.scroll_y)
         assert "$0.0452" in sessions.render_line(line).text

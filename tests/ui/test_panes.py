@@ -12,7 +12,11 @@ TRUTH = Truth(*GRPC_FIXTURES)
 
 
 def _tokens(n: int) -> str:
-    return str(n) if n < 10_000 else f"{n / 1000:.1f}k"
+    """A count as the panes show one: exact below 1000, else 3 significant digits and k/M."""
+    if n < 1000:
+        return str(n)
+    value, suffix = (n / 1000, "k") if n < 999_500 else (n / 1_000_000, "M")
+    return f"{value:#.3g}".rstrip(".") + suffix
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -340,3 +340,21 @@ async def test_ctrl_s_on_a_span_tree_writes_that_turn(ui_store, tmp_path, size):
     snap = json.loads((out / "snapshot.json").read_text())
     assert (snap["filter"]["session_id"], snap["filter"]["turn"]) == (CONTINUED_SESSION, turn)
     assert snap["view"]["pane"] == "tree"
+
+
+async def test_the_pane_as_shown_is_rounded_as_the_cli_files_are(ui_store, tmp_path):
+    app = make_app(ui_store, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+    out = tmp_path / FOLDER
+    pane = {r["session_id"]: r for r in rows(out / "focused-sessions.csv")}
+    cli = {r["session_id"]: r for r in rows(out / "sessions.csv")}
+    assert pane.keys() == cli.keys() == TRUTH.sessions()
+    for sid, row in pane.items():
+        for column in ("cost_usd", "cache_hit_ratio", "metric_cost_usd"):
+            assert row[column] == cli[sid][column], (sid, column)
+        ratio = row["cache_hit_ratio"]
+        assert not ratio or len(ratio.partition(".")[2]) <= 4

@@ -263,3 +263,31 @@ def test_export_files_are_private_whatever_the_umask(db_file, tmp_path):
     ]
     for path in out.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_csv_values_are_rounded_to_what_they_mean(db_file, tmp_path):
+    """Dollars to the micro-dollar, ratios to 0.01 %, milliseconds to the microsecond: no
+    float noise such as 0.04597999999999999 in any file."""
+    decimals_of = {
+        "cost_usd": 6,
+        "metric_cost_usd": 6,
+        "cache_hit_ratio": 4,
+        "share": 4,
+        "error_pct": 2,
+        **dict.fromkeys(("duration_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms", "total_ms"), 3),
+    }
+    out = tmp_path / "snap"
+    assert main(["export", "--db", str(db_file), "--out", str(out)]) == 0
+    truth = Truth(*GRPC_FIXTURES)
+    costs = {r["session_id"]: r["cost_usd"] for r in rows(out / "sessions.csv")}
+    for sid in truth.sessions():
+        assert costs[sid] == repr(round(float(truth.cost(sid)), 6))
+    checked = 0
+    for name in ("sessions", "models", "tools", "spans", "events"):
+        for row in rows(out / f"{name}.csv"):
+            for column, decimals in decimals_of.items():
+                value = row.get(column)
+                if value:
+                    assert len(value.partition(".")[2]) <= decimals, (name, column, value)
+                    checked += 1
+    assert checked > 100

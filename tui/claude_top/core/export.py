@@ -161,6 +161,33 @@ _ISO_FROM = {
 }
 
 
+DECIMALS = {
+    "cost_usd": 6,
+    "metric_cost_usd": 6,
+    "cache_hit_ratio": 4,
+    "share": 4,
+    "error_pct": 2,
+    "duration_ms": 3,
+    "p50_ms": 3,
+    "p95_ms": 3,
+    "p99_ms": 3,
+    "max_ms": 3,
+    "total_ms": 3,
+}
+"""What a CSV's fractional values mean, in decimals: dollars to the micro-dollar (Claude Code's
+own `cost_usd_micros`), ratios to 0.01 %, percentages to 0.01, milliseconds to the microsecond;
+sums of doubles otherwise end in noise such as 0.04597999999999999."""
+
+
+def _column_sql(column: str) -> str:
+    """A CSV column from its query's column of the same name, ISO-formatted or rounded."""
+    if column in _ISO_FROM:
+        return f"{iso_sql(_ISO_FROM[column])} AS {column}"
+    if column in DECIMALS:
+        return f"round({column}, {DECIMALS[column]}) AS {column}"
+    return column
+
+
 def iso_sql(ns_expr: str) -> str:
     """SQL for a BIGINT unix-nanosecond column as an ISO-8601 UTC string (microseconds)."""
     return f"strftime(make_timestamp(({ns_expr}) // 1000), '%Y-%m-%dT%H:%M:%S.%fZ')"
@@ -226,9 +253,7 @@ class SnapshotScope:
 def sessions_export_query(f: Filter, now_ns: int | None = None) -> Query:
     """`sessions.csv`: the sessions pane's query with ISO times."""
     q = sessions_query(f, now_ns)
-    cols = ", ".join(
-        f"{iso_sql(_ISO_FROM[c])} AS {c}" if c in _ISO_FROM else c for c in SESSIONS_CSV
-    )
+    cols = ", ".join(_column_sql(c) for c in SESSIONS_CSV)
     sql = f"SELECT {cols} FROM ({q.sql}) ORDER BY last_seen_ns DESC NULLS LAST, session_id"
     return Query(sql, q.params)
 
@@ -236,14 +261,14 @@ def sessions_export_query(f: Filter, now_ns: int | None = None) -> Query:
 def models_export_query(f: Filter) -> Query:
     """`models.csv`: the model pane's query."""
     q = models_query(f)
-    cols = ", ".join(MODELS_CSV)
+    cols = ", ".join(_column_sql(c) for c in MODELS_CSV)
     return Query(f"SELECT {cols} FROM ({q.sql}) ORDER BY cost_usd DESC, model", q.params)
 
 
 def tools_export_query(f: Filter) -> Query:
     """`tools.csv`: the tool latency pane's query."""
     q = tools_query(f)
-    cols = ", ".join(TOOLS_CSV)
+    cols = ", ".join(_column_sql(c) for c in TOOLS_CSV)
     return Query(f"SELECT {cols} FROM ({q.sql}) ORDER BY total_ms DESC, tool_name", q.params)
 
 
@@ -266,7 +291,8 @@ def spans_export_query(f: Filter, traces: list[str] | None = None) -> Query:
         where += " AND trace_id IN (SELECT unnest($traces::VARCHAR[]))"
     sql = f"""
 SELECT trace_id, span_id, parent_span_id, name, session_id,
-  {iso_sql("start_ns")} AS start_time, {iso_sql("end_ns")} AS end_time, duration_ms,
+  {iso_sql("start_ns")} AS start_time, {iso_sql("end_ns")} AS end_time,
+  {_column_sql("duration_ms")},
   CASE status_code WHEN 0 THEN 'UNSET' WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR'
     ELSE CAST(status_code AS VARCHAR) END AS status,
   attributes,
@@ -294,8 +320,9 @@ def events_export_query(
         )
     sql = f"""
 SELECT session_id, prompt_id, name, {iso_sql("time_ns")} AS timestamp, sequence, attributes,
-  time_ns, trace_id, span_id, model, tool_name, tool_use_id, cost_usd, input_tokens,
-  output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, success, decision, error,
+  time_ns, trace_id, span_id, model, tool_name, tool_use_id, {_column_sql("cost_usd")},
+  input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
+  {_column_sql("duration_ms")}, success, decision, error,
   attempt, query_source, body, severity_number, scope_name, service_name
 FROM events WHERE {where}
 ORDER BY time_ns, session_id, sequence
@@ -391,6 +418,8 @@ def _csv_field(value: Any) -> str:
 def _pane_value(view: PaneView, row: dict, column: str) -> Any:
     if column in _ISO_FROM:
         return _iso(row.get(_ISO_FROM[column]))
+    if column in DECIMALS and isinstance(row.get(column), float):
+        return round(row[column], DECIMALS[column])
     if view.pane == "turns":
         if column == "session_id":
             return view.session_id

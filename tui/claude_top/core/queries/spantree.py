@@ -66,11 +66,12 @@ def _join(*parts: Any) -> str:
 def _tokens(inp: Any, out: Any) -> str | None:
     if inp is None and out is None:
         return None
-    return f"{inp if inp is not None else '?'}/{out if out is not None else '?'} tok"
+    shown = ["?" if n is None else fmt.count(n) for n in (inp, out)]
+    return f"{shown[0]}/{shown[1]} tok"
 
 
 def _cost(c: float | None) -> str | None:
-    return None if c is None else f"${c:.4f}"
+    return None if c is None else fmt.cost(c)
 
 
 def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: Any) -> str:
