@@ -197,6 +197,11 @@ def _add_setup(sub) -> None:
         "--settings", metavar="PATH", help="settings file (default: ~/.claude/settings.json)"
     )
     p.add_argument(
+        "--set-intervals",
+        action="store_true",
+        help="with --write: also replace export intervals the file already sets (kept otherwise)",
+    )
+    p.add_argument(
         "--log-tool-details",
         action="store_true",
         help="also set OTEL_LOG_TOOL_DETAILS=1 (commands, file paths, MCP names)",

@@ -31,7 +31,7 @@ def run_setup(args: argparse.Namespace) -> int:
         print(instructions(env, path))
         return 0
     try:
-        result = write_settings(path.expanduser(), env)
+        result = write_settings(path.expanduser(), env, replace_intervals=args.set_intervals)
     except SettingsError as exc:
         print(f"claude-top setup: {exc}; left it unchanged", file=sys.stderr)
         return EXIT_USAGE
@@ -46,6 +46,11 @@ def run_setup(args: argparse.Namespace) -> int:
             print(f"created {result.path}")
         else:
             print(f"updated {result.path} (backup: {result.backup})")
+    for key, (theirs, ours) in result.kept.items():
+        print(
+            f"kept your {key}={theirs} (claude-top suggests {ours} for a live view; "
+            "--set-intervals replaces it)"
+        )
     for key, value in result.overrides.items():
         print(f"note: {key}={value} in its env overrides the endpoint/protocol for that signal")
     if result.changed:
