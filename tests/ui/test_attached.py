@@ -17,6 +17,7 @@ from claude_top.demo.ledger import Ledger
 from claude_top.demo.sender import DemoSender
 from claude_top.ui.panes.header import HeaderBar
 from serving import start_serve
+from truth import Truth
 
 
 async def _until_shown(pilot, ledger: Ledger) -> None:
@@ -104,8 +105,8 @@ async def test_closing_and_reopening_the_ui_while_serve_runs_loses_nothing(tmp_p
     assert json.loads((folder / "snapshot.json").read_text())["db"] == str(db)
 
 
-def _run_in_a_terminal(argv: list[str], until: bytes, keys: bytes) -> tuple[int, bytes]:
-    """Run `claude-top argv` on a pseudo-terminal (80x24); once the screen shows `until`,
+def _run_in_a_terminal(argv: list[str], until, keys: bytes) -> tuple[int, bytes]:
+    """Run `claude-top argv` on a pseudo-terminal (80x24); once `until(what it wrote)` holds,
     type `keys`; returns its exit code and everything it wrote."""
     import fcntl
     import os
@@ -131,7 +132,7 @@ def _run_in_a_terminal(argv: list[str], until: bytes, keys: bytes) -> tuple[int,
     typed = False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if not typed and until in seen:
+        if not typed and until(seen):
             os.write(master, keys)
             typed = True
         try:
@@ -158,7 +159,7 @@ def test_claude_top_attaches_to_a_running_serve_instead_of_refusing(tmp_path):
     serve, _ = start_serve(db)
     try:
         code, seen = _run_in_a_terminal(
-            ["--db", str(db)], f"attached to pid {serve.pid}".encode(), b"q"
+            ["--db", str(db)], lambda seen: f"attached to pid {serve.pid}".encode() in seen, b"q"
         )
         assert code == 0, seen[-2000:]
         assert f"detached; the claude-top serve (pid {serve.pid}) keeps receiving".encode() in seen
@@ -168,3 +169,44 @@ def test_claude_top_attaches_to_a_running_serve_instead_of_refusing(tmp_path):
         serve.send_signal(signal.SIGTERM)
         serve.communicate(timeout=60)
     assert not Path(f"{db}.instance.json").exists()
+
+
+def test_quitting_the_ui_says_how_many_exports_were_stored_and_where(tmp_path):
+    """The UI hosting the receivers: an OTLP/HTTP sender's exports, then q; the last line says
+    how many exports (and records) it stored, and in which database."""
+    import threading
+    import time
+    import urllib.request
+
+    from truth import http_requests
+
+    db = tmp_path / "ui.duckdb"
+    requests = http_requests("basic.http-protobuf")
+    truth = Truth("basic.http-protobuf")
+    records = len(truth.spans) + len(truth.events) + truth.data_points
+    sent: list[int] = []
+
+    def send() -> None:
+        for _ in range(600):
+            instance = read_instance(str(db))
+            if instance is not None:
+                break
+            time.sleep(0.05)
+        for r in requests:
+            req = urllib.request.Request(instance.http + r["path"], data=r["body"], method="POST")
+            req.add_header("Content-Type", r["ctype"])
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                sent.append(resp.status)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    code, seen = _run_in_a_terminal(
+        ["--db", str(db), "--grpc-port", "0", "--http-port", "0"],
+        lambda seen: len(sent) == len(requests) and b"Sessions" in seen,  # the panes
+        b"q",
+    )
+    sender.join(timeout=30)
+    assert sent == [200] * len(requests)
+    assert code == 0, seen[-2000:]
+    summary = f"claude-top: {len(requests)} exports ({records} records) received and stored in {db}"
+    assert summary.encode() in seen
