@@ -86,3 +86,18 @@ async def test_each_sort_paints_its_mark_and_aligned_rows(ui_store, size, pane, 
             if not paused:
                 await settle(pilot)
                 assert_painted_as_sorted(table)
+
+
+async def test_a_sort_that_puts_another_row_under_the_cursor_moves_the_turns_with_it(ui_store):
+    """The cursor follows the top: after a sort the first row is another session, and the
+    turns pane shows that session's turns."""
+    app = make_app(ui_store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        sessions = app.main.table("sessions")
+        before = sessions.cursor_key
+        await pilot.press("s", "s")  # by status, then by cost
+        await settle(pilot)
+        after = sessions.keys_in_order()[0]
+        assert after != before and sessions.cursor_key == after
+        assert str(app.main.query_one("#turns-pane").border_title).endswith(after[:8])

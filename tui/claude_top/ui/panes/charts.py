@@ -117,7 +117,7 @@ class CostChart(Widget):
     """
 
     DEFAULT_CSS = """
-    CostChart { height: 1fr; width: 1fr; padding: 0 1; }
+    CostChart { height: 1fr; width: 1fr; padding: 0 1; background: $surface; }
     """
 
     def __init__(self, **kw) -> None:

@@ -338,6 +338,7 @@ class KeyedTable(DataTable):
                 self._redraw_edited()
                 if by_clock:
                     self._reorder(selected, line)
+        self._note_cursor_key()
 
     def _put_cell(self, key: str, column: str, value: Text) -> None:
         """Set a cell's text; `_redraw_edited` then repaints only the rows set this way.
@@ -642,6 +643,7 @@ class KeyedTable(DataTable):
         with self._arranging_rows():
             self._relabel()
             self._reorder(self.cursor_key, self.cursor_row - round(self.scroll_y))
+        self._note_cursor_key()  # another row may be under the cursor (it follows the top)
 
     def action_cycle_sort(self) -> None:
         """Sort by the next sortable column."""
