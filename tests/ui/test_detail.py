@@ -50,6 +50,12 @@ async def test_enter_on_a_tool_lists_its_calls_slowest_first(ui_store, size):
         assert isinstance(app.screen, SpanTreeScreen)
         assert app.screen.turn["key"] == calls[0]["prompt.id"]
         assert app.screen.roots
+        (prompt,) = [
+            e["prompt"]
+            for e in TRUTH.events
+            if e["event.name"] == "user_prompt" and e["prompt.id"] == calls[0]["prompt.id"]
+        ]
+        assert prompt in str(app.screen.query_one("#tree-title").render())
         await pilot.press("escape", "escape")
         assert isinstance(app.screen, MainScreen)
 

@@ -140,19 +140,24 @@ class SpanTreeScreen(LiveScreen):
         yield KeysFooter()
 
     def on_mount(self) -> None:
-        n = self.turn.get("n")
-        prompt = fmt.one_line(self.turn.get("prompt"), 70) or "(no prompt text)"
-        head = f" Turn {n} · " if n else " Turn · "
-        self.query_one("#tree-title", Static).update(
-            Text(head, style=theme_style(self.app, "bold"))
-            + Text(f"{prompt} · session {fmt.short_id(self.session_id)}")
-        )
+        self._show_title(self.turn.get("prompt"))
         self.query_one(HeaderBar).update(self.app.header_state())
         tree = self.query_one(SpanTree)
         tree.border_title = "span tree"
         tree.border_subtitle = "Enter: attributes · Space: fold · Esc: back"
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
         super().on_mount()
+
+    def _show_title(self, prompt: str | None) -> None:
+        n = self.turn.get("n")
+        head = f" Turn {n} · " if n else " Turn · "
+        self.query_one("#tree-title", Static).update(
+            Text(head, style=theme_style(self.app, "bold"))
+            + Text(
+                f"{fmt.one_line(prompt, 70) or '(no prompt text)'} · "
+                f"session {fmt.short_id(self.session_id)}"
+            )
+        )
 
     def tick(self) -> None:
         self.query_one(HeaderBar).update(self.app.header_state())
@@ -179,6 +184,16 @@ class SpanTreeScreen(LiveScreen):
         self._drawn = drawn
         self.roots = roots
         self.source = source
+        if not self.turn.get("prompt"):  # opened from a tool call: the tree knows the prompt
+            asked = next(
+                (
+                    r.attributes.get("user_prompt") or r.attributes.get("prompt")
+                    for r in roots
+                    if r.kind == "interaction"
+                ),
+                None,
+            )
+            self._show_title(asked)
         note = self.query_one("#tree-source", Static)
         if source == "events":
             note.update(Text(" " + EVENTS_NOTE, style=theme_style(self.app, "warning")))
