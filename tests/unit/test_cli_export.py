@@ -266,11 +266,11 @@ def test_export_files_are_private_whatever_the_umask(db_file, tmp_path):
 
 
 def test_csv_values_are_rounded_to_what_they_mean(db_file, tmp_path):
-    """Dollars to the micro-dollar, ratios to 0.01 %, milliseconds to the microsecond: no
-    float noise such as 0.04597999999999999 in any file."""
+    """Dollars to 1e-10 (every digit Claude Code reports, none of the noise), ratios to 0.01 %,
+    milliseconds to the microsecond: no float noise such as 0.04597999999999999 in any file."""
     decimals_of = {
-        "cost_usd": 6,
-        "metric_cost_usd": 6,
+        "cost_usd": 10,
+        "metric_cost_usd": 10,
         "cache_hit_ratio": 4,
         "share": 4,
         "error_pct": 2,
@@ -281,7 +281,7 @@ def test_csv_values_are_rounded_to_what_they_mean(db_file, tmp_path):
     truth = Truth(*GRPC_FIXTURES)
     costs = {r["session_id"]: r["cost_usd"] for r in rows(out / "sessions.csv")}
     for sid in truth.sessions():
-        assert costs[sid] == repr(round(float(truth.cost(sid)), 6))
+        assert costs[sid] == repr(round(float(truth.cost(sid)), 10))
     checked = 0
     for name in ("sessions", "models", "tools", "spans", "events"):
         for row in rows(out / f"{name}.csv"):

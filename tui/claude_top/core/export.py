@@ -162,8 +162,8 @@ _ISO_FROM = {
 
 
 DECIMALS = {
-    "cost_usd": 6,
-    "metric_cost_usd": 6,
+    "cost_usd": 10,
+    "metric_cost_usd": 10,
     "cache_hit_ratio": 4,
     "share": 4,
     "error_pct": 2,
@@ -174,9 +174,10 @@ DECIMALS = {
     "max_ms": 3,
     "total_ms": 3,
 }
-"""What a CSV's fractional values mean, in decimals: dollars to the micro-dollar (Claude Code's
-own `cost_usd_micros`), ratios to 0.01 %, percentages to 0.01, milliseconds to the microsecond;
-sums of doubles otherwise end in noise such as 0.04597999999999999."""
+"""What a CSV's fractional values mean, in decimals: dollars to 1e-10 (a cost is token counts
+times prices per million tokens, finer than a micro-dollar: Claude Code reports 0.0262155, and
+needs no more), ratios to 0.01 %, percentages to 0.01, milliseconds to the microsecond; sums of
+doubles otherwise end in noise such as 0.04597999999999999."""
 
 
 def _column_sql(column: str) -> str:
