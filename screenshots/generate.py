@@ -5,8 +5,10 @@
 Starts claude-top's app with its receivers (on 4317/4318 when free), replays the captured
 Claude Code exports (`tests/fixtures/claude-code-2.1.328/*.grpc.jsonl`) to it over
 OTLP/gRPC, then saves SVG screenshots: the four-pane view, the span tree of the turn with the
-failing Bash, the tabbed view at 80x24, the tools tab in a 60-column split, and the connect
-screen. "Now" is pinned to just after the captures so ages read as they did live.
+failing Bash, a tool's calls, the tabbed view at 80x24, the tools tab in a 60-column split, the
+help, and the connect screen. "Now" is pinned to just after the captures so ages read as they
+did live. Then the demo's synthetic telemetry (a fixed seed and clock: three models) sorted by
+cost, at 120x40 and 200x50.
 
 Then the plan limits: the interactive capture (`statusline/limits.grpc.jsonl`) replayed the same
 way and its status-line samples handed to the receivers as `claude-top statusline` hands them
@@ -30,6 +32,7 @@ import grpc
 
 from claude_top.core.store.database import Store
 from claude_top.core.store.writer import StoreWriter
+from claude_top.demo.sender import DemoSender
 from claude_top.receiver.server import ReceiverConfig, Receivers
 from claude_top.ui.app import ClaudeTopApp
 from claude_top.ui.screens.spantree import SpanTree
@@ -41,6 +44,10 @@ LIMITS = "statusline/limits.grpc"
 NOW_NS = 1_795_310_980 * 1_000_000_000
 """27 s after the last captured event (2026-11-22 01:29:40 UTC)."""
 ERRORS_SESSION = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
+DEMO_SEED = 17
+DEMO_START_NS = 1_796_400_000 * 1_000_000_000
+DEMO_SECONDS = 420
+"""The demo screenshots: seven minutes of the seed's sessions, "now" right after them."""
 SERVICES = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
@@ -120,7 +127,9 @@ def walk(node):
         yield from walk(child)
 
 
-def live_app(store: Store, now_ns: int = NOW_NS, window: str = "24h"):
+def live_app(
+    store: Store, now_ns: int = NOW_NS, window: str = "24h"
+) -> tuple[ClaudeTopApp, StoreWriter]:
     writer = StoreWriter(store)
     receivers = Receivers(writer, ReceiverConfig(grpc_port=free(4317), http_port=free(4318)))
     app = ClaudeTopApp(
@@ -164,16 +173,50 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
         await pilot.press("escape", "escape")
         await settle(pilot)
 
+        await pilot.press("2")
+        app.main.table("tools").select_key("Bash")
+        await pilot.press("enter")
+        await settle(pilot)
+        save(app, "tool-calls-120x40")
+        await pilot.press("escape")
+        await settle(pilot)
+
         await pilot.resize_terminal(80, 24)
         await settle(pilot)
         await pilot.press("1")
         await pilot.pause(0.1)
         save(app, "narrow-80x24")
 
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        save(app, "help-80x24")
+        await pilot.press("escape")
+
         await pilot.resize_terminal(60, 24)
         await pilot.press("2")
         await settle(pilot)
         save(app, "narrow-60x24-tools")
+        await pilot.press("q")
+    writer.close()
+    store.close()
+
+    store = Store.open(":memory:")
+    end_ns = DEMO_START_NS + DEMO_SECONDS * 1_000_000_000
+    app, writer = live_app(store, now_ns=end_ns + 2_000_000_000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        sender = DemoSender(
+            f"127.0.0.1:{app.receivers.grpc_port}", seed=DEMO_SEED, start_ns=DEMO_START_NS
+        )
+        await sender.advance(DEMO_SECONDS)
+        await sender.close()
+        await wait_for_rows(pilot, len(sender.ledger.sessions))
+        await settle(pilot)
+        await pilot.press("1", "s", "s")  # last -> status -> cost
+        await settle(pilot)
+        save(app, "demo-by-cost-120x40")
+        await pilot.resize_terminal(200, 50)
+        await settle(pilot)
+        save(app, "demo-by-cost-200x50")
         await pilot.press("q")
     writer.close()
     store.close()

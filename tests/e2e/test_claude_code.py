@@ -441,7 +441,8 @@ def test_models_csv(run: Run):
     assert int(m["output_tokens"]) == sum(u.output_tokens for u in usages)
     assert int(m["cache_read_tokens"]) == read
     assert int(m["cache_creation_tokens"]) == creation
-    assert float(m["cache_hit_ratio"]) == pytest.approx(read / (inp + read + creation))
+    # written to 0.01 %
+    assert float(m["cache_hit_ratio"]) == pytest.approx(read / (inp + read + creation), abs=5e-5)
 
 
 def test_tools_csv(run: Run):

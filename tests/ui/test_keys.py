@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 from textual.binding import Binding
 from textual.widgets import Tabs
@@ -246,3 +247,86 @@ async def test_slash_is_plain_text_in_the_command_palette(ui_store):
         await pilot.pause()
         assert app.screen.query_one("Input").value == "a/b"
         assert app.filter_text == ""
+
+
+async def _filter_opus(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("slash", "o", "p", "u", "s", "enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.focused, KeyedTable)
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_esc_clears_a_filter_kept_with_enter(ui_store, size):
+    (opus_session,) = Truth("errors.grpc").sessions()
+    app = make_app(ui_store)
+    async with app.run_test(size=size) as pilot:
+        await _filter_opus(pilot)
+        main = app.main
+        assert main.table("sessions").keys_in_order() == [opus_session]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.filter_text == ""
+        assert main.query_one("#filter").value == ""
+        assert not main.has_class("-filtering")
+        assert set(main.table("sessions").keys_in_order()) == TRUTH.working_sessions()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_pane_titles_and_totals_follow_the_filter(ui_store, size):
+    (opus_session,) = Truth("errors.grpc").sessions()
+    app = make_app(ui_store)
+    async with app.run_test(size=size) as pilot:
+        await _filter_opus(pilot)
+        main = app.main
+        subtitle = str(main.query_one("#sessions-pane").border_subtitle)
+        assert subtitle.startswith(
+            f"1 matching session · ${TRUTH.cost(opus_session):.4f} · "
+            f"{len(TRUTH.api_requests(opus_session))} API requests · "
+        )
+        for pane in ("sessions", "tools", "models"):
+            assert 'filter "opus"' in str(main.query_one(f"#{pane}-pane").border_title)
+        await pilot.press("slash", *["backspace"] * 4, "enter")
+        await settle(pilot)
+        subtitle = str(main.query_one("#sessions-pane").border_subtitle)
+        folded = len(TRUTH.sessions()) - len(TRUTH.working_sessions())
+        assert subtitle.startswith(
+            f"{len(TRUTH.working_sessions())} sessions (+{folded} without a prompt yet) · "
+            f"${TRUTH.cost():.4f} · "
+            f"{len(TRUTH.api_requests())} API requests · "
+        )
+        assert str(main.query_one("#tools-pane").border_title) == "2 Tools · all sessions"
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_help_lists_each_key_once_says_there_is_more_and_explains_the_columns(ui_store, size):
+    from claude_top.ui.panes import calls, models, sessions, tools, turns
+    from claude_top.ui.screens.help import help_rows
+
+    app = make_app(ui_store)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        rows = help_rows(app)
+        pairs = [(key, what.split(":")[0]) for _, key, what in rows]
+        assert len(pairs) == len(set(pairs)), sorted(p for p in pairs if pairs.count(p) > 1)
+        for section in {s for s, _, _ in rows}:
+            keys = [k for s, k, _ in rows if s == section]
+            assert len(keys) == len(set(keys)), (section, keys)
+        opens = [what for _, key, what in rows if what.startswith("Open")]
+        assert len(opens) == 1
+        body = app.screen.query_one("#help-body")
+        assert body.max_scroll_y > 0
+        assert str(body.border_subtitle).startswith("↓ more below")
+        await pilot.press("G")
+        await pilot.pause()
+        assert str(body.border_subtitle) == "Esc / q / ? closes"
+        console = Console(width=size[0], record=True, file=io.StringIO())
+        console.print(help_table(app))
+        text = console.export_text()
+        for cols in (sessions.COLUMNS, tools.COLUMNS, models.COLUMNS, turns.COLUMNS):
+            for col in cols:
+                assert col.help, col.key
+                assert " ".join(col.help.split()[:4]) in " ".join(text.split())
+        assert calls.CALL_COLUMNS[0].help in " ".join(text.split())

@@ -192,3 +192,50 @@ async def test_indexing_errors_are_shown_in_the_header_and_told(ui_store):
         assert len(app._notifications) == 1  # told once, not at every tick
         await pilot.press("q")  # stops the receivers
     assert app.return_code == 0
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_the_newest_session_stays_in_view_while_the_cursor_follows_the_top(size):
+    """Untouched, the cursor stays on the first row as sessions arrive above it (as htop's
+    does), so the newest is never above the view; once the user moves it, it keeps its row."""
+    from claude_top.core.sources.otlp.decode import decode_protobuf
+
+    store = Store.open(":memory:")
+
+    def add_session(i: int) -> str:
+        sid = f"{i:08x}-0000-4000-8000-000000000000"
+        for body in relabelled_logs("basic.grpc", sid, 10 * i):
+            write_rows(store, [decode_protobuf("logs", body)])
+        return sid
+
+    add_session(1)
+    app = make_app(store)
+    try:
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            table = app.main.table("sessions")
+            visible = table.scrollable_content_region.height - table.header_height
+            for i in range(2, visible + 6):
+                newest = add_session(i)
+                app.main.request_load()
+                await settle(pilot)
+                assert table.keys_in_order()[0] == newest
+                assert (table.cursor_row, table.cursor_key, table.scroll_y) == (0, newest, 0)
+                first = table.render_line(table.header_height).text
+                assert first.split()[0] == newest[:8]
+            assert str(app.main.query_one("#turns-pane").border_title).endswith(newest[:8])
+            await pilot.press("j")
+            held = table.cursor_key
+            newest = add_session(100)
+            app.main.request_load()
+            await settle(pilot)
+            assert table.keys_in_order()[0] == newest
+            assert table.cursor_key == held
+            assert table.cursor_row == 2
+            await pilot.press("g")
+            newest = add_session(101)
+            app.main.request_load()
+            await settle(pilot)
+            assert (table.cursor_row, table.cursor_key) == (0, newest)
+    finally:
+        store.close()

@@ -12,7 +12,11 @@ TRUTH = Truth(*GRPC_FIXTURES)
 
 
 def _tokens(n: int) -> str:
-    return str(n) if n < 10_000 else f"{n / 1000:.1f}k"
+    """A count as the panes show one: exact below 1000, else 3 significant digits and k/M."""
+    if n < 1000:
+        return str(n)
+    value, suffix = (n / 1000, "k") if n < 999_500 else (n / 1_000_000, "M")
+    return f"{value:#.3g}".rstrip(".") + suffix
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -37,7 +41,8 @@ async def test_sessions_pane_shows_each_sessions_totals(ui_store):
         for sid in TRUTH.working_sessions():
             results = [e for e in TRUTH.tool_results() if e["session.id"] == sid]
             assert shown(table, sid, "session") == sid[:8]
-            assert shown(table, sid, "cost") == f"${TRUTH.cost(sid):.4f}"
+            spent = f"${TRUTH.cost(sid):.4f}" if TRUTH.api_requests(sid) else "-"
+            assert shown(table, sid, "cost") == spent
             assert shown(table, sid, "api") == str(len(TRUTH.api_requests(sid)))
             assert shown(table, sid, "in") == _tokens(TRUTH.tokens("input", sid))
             assert shown(table, sid, "out") == _tokens(TRUTH.tokens("output", sid))
@@ -237,29 +242,6 @@ async def test_no_custom_attributes_no_column(ui_store):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         assert "custom" not in app.main.table("sessions").columns
-
-
-async def test_cost_chart_bars_are_proportional_one_row_each(ui_store):
-    models = {e["model"].removeprefix("claude-"): 0.0 for e in TRUTH.api_requests()}
-    for e in TRUTH.api_requests():
-        models[e["model"].removeprefix("claude-")] += float(e["cost_usd"])
-    app = make_app(ui_store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        chart = app.main.query_one("#cost-chart")
-        lines = chart.render().plain.splitlines()
-        bars = {}
-        for line in lines:
-            name, sep, bar = line.partition("┤")
-            if sep and name.strip():
-                bars[name.strip()] = bar.count("█")
-        assert list(bars) == sorted(models, key=lambda m: -models[m])
-        full = max(bars.values())
-        top = max(models.values())
-        for model, cost in models.items():
-            assert abs(bars[model] - cost / top * full) <= 1
-        # no bar spills into a row without a label
-        assert all("┤" in line for line in lines if "█" in line)
 
 
 async def test_a_session_with_only_start_up_events_is_folded_away(ui_store):

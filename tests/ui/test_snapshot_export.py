@@ -86,7 +86,13 @@ async def test_ctrl_s_writes_the_sessions_pane_as_shown_and_every_table(ui_store
         "session_id": None,
     }
     assert snap["window"] == "all"
-    assert snap["filter"] == {"since": None, "since_ns": None, "session_id": None, "text": "sonnet"}
+    assert snap["filter"] == {
+        "since": None,
+        "since_ns": None,
+        "session_id": None,
+        "turn": None,
+        "text": "sonnet",
+    }
     assert snap["exported_at_ns"] == NOW_NS
     events = sum(e["session.id"] in sonnet for e in TRUTH.events if "session.id" in e)
     models = {e["model"] for s in sonnet for e in TRUTH.api_requests(s) if "sonnet" in e["model"]}
@@ -232,3 +238,127 @@ def test_export_dir_option():
     assert parser.parse_args([]).export_dir is None  # the current directory
     assert parser.parse_args(["--export-dir", "/x", "demo"]).export_dir == "/x"
     assert parser.parse_args(["demo", "--export-dir", "/y"]).export_dir == "/y"
+
+
+async def test_ui_snapshots_are_as_private_as_the_cli_s(ui_store, tmp_path):
+    """Whatever the process umask: the folder 0700, every file 0600 (as `claude-top export`)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        app = make_app(ui_store, export_dir=tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+            await app.workers.wait_for_complete()
+    finally:
+        os.umask(old)
+    (folder,) = tmp_path.iterdir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*ALL_FILES, "focused-sessions.csv"])
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def _turn_traces(fixture: str) -> dict[str, set[str]]:
+    """Each prompt id's trace ids, from the captured log records (the truth, not the code)."""
+    import base64
+
+    from truth import request_docs
+
+    out: dict[str, set[str]] = defaultdict(set)
+    for _signal, req in request_docs(fixture):
+        for rl in req.get("resourceLogs", []):
+            for sl in rl.get("scopeLogs", []):
+                for r in sl.get("logRecords", []):
+                    attrs = {a["key"]: a["value"].get("stringValue") for a in r["attributes"]}
+                    if attrs.get("prompt.id") and r.get("traceId"):
+                        out[attrs["prompt.id"]].add(base64.b64decode(r["traceId"]).hex())
+    return out
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_ctrl_s_on_a_session_writes_its_turns_and_only_its_telemetry(
+    ui_store, tmp_path, size
+):
+    app = make_app(ui_store, export_dir=tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        assert app.main.table("sessions").select_key(CONTINUED_SESSION)
+        await pilot.press("1", "enter")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+    out = tmp_path / FOLDER
+    assert sorted(p.name for p in out.iterdir()) == sorted([*ALL_FILES, "focused-turns.csv"])
+    prompts = [
+        e["prompt.id"]
+        for e in TRUTH.events
+        if e.get("session.id") == CONTINUED_SESSION and e["event.name"] == "user_prompt"
+    ]
+    turns = rows(out / "focused-turns.csv")
+    assert [t["prompt_id"] for t in turns] == prompts[::-1]  # newest first, as shown
+    assert {t["session_id"] for t in turns} == {CONTINUED_SESSION}
+    assert [r["session_id"] for r in rows(out / "sessions.csv")] == [CONTINUED_SESSION]
+    mine = [e for e in TRUTH.events if e.get("session.id") == CONTINUED_SESSION]
+    assert len(rows(out / "events.csv")) == len(mine)
+    spans = [s for s in TRUTH.spans if s.get("session.id") == CONTINUED_SESSION]
+    assert len(rows(out / "spans.csv")) == len(spans)
+    snap = json.loads((out / "snapshot.json").read_text())
+    assert snap["filter"]["session_id"] == CONTINUED_SESSION
+    assert snap["view"]["pane"] == "turns"
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+async def test_ctrl_s_on_a_span_tree_writes_that_turn(ui_store, tmp_path, size):
+    app = make_app(ui_store, export_dir=tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        assert app.main.table("sessions").select_key(CONTINUED_SESSION)
+        await pilot.press("1", "enter")
+        await settle(pilot)
+        await pilot.press("enter")  # the first turn's span tree
+        await settle(pilot)
+        turn = app.screen.turn["key"]
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+    out = tmp_path / FOLDER
+    assert sorted(p.name for p in out.iterdir()) == sorted([*ALL_FILES, "focused-tree.csv"])
+    (trace,) = _turn_traces("continued.grpc")[turn]
+    spans = [s for s in TRUTH.spans if s["_trace_id"] == trace]
+    written = rows(out / "spans.csv")
+    assert {r["span_id"] for r in written} == {s["_span_id"] for s in spans}
+    events = [e for e in TRUTH.events if e.get("prompt.id") == turn]
+    assert sorted(r["name"] for r in rows(out / "events.csv")) == sorted(
+        "claude_code." + e["event.name"] for e in events
+    )
+    tree = rows(out / "focused-tree.csv")
+    assert {r["key"] for r in tree} == {f"{trace}:{s['_span_id']}" for s in spans}
+    assert tree[0]["depth"] == "0" and tree[0]["kind"] == "interaction"
+    assert [r["session_id"] for r in rows(out / "sessions.csv")] == [CONTINUED_SESSION]
+    snap = json.loads((out / "snapshot.json").read_text())
+    assert (snap["filter"]["session_id"], snap["filter"]["turn"]) == (CONTINUED_SESSION, turn)
+    assert snap["view"]["pane"] == "tree"
+
+
+async def test_the_pane_as_shown_is_rounded_as_the_cli_files_are(ui_store, tmp_path):
+    app = make_app(ui_store, export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+    out = tmp_path / FOLDER
+    pane = {r["session_id"]: r for r in rows(out / "focused-sessions.csv")}
+    cli = {r["session_id"]: r for r in rows(out / "sessions.csv")}
+    assert pane.keys() == TRUTH.working_sessions()  # start-up-only sessions are folded away
+    assert cli.keys() == TRUTH.sessions()
+    for sid, row in pane.items():
+        for column in ("cost_usd", "cache_hit_ratio", "metric_cost_usd"):
+            assert row[column] == cli[sid][column], (sid, column)
+        ratio = row["cache_hit_ratio"]
+        assert not ratio or len(ratio.partition(".")[2]) <= 4

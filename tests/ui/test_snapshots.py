@@ -103,3 +103,14 @@ def test_connect_view_when_nothing_arrived(snap_compare, size):
         assert snap_compare(make_app(store), terminal_size=size, run_before=steps())
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("size", [WIDE, TERM], ids=["120x40", "80x24"])
+def test_sessions_sorted_by_cost(snap_compare, ui_store, size):
+    assert snap_compare(make_app(ui_store), terminal_size=size, run_before=steps("1", "s", "s"))
+
+
+@pytest.mark.parametrize("size", [WIDE, TERM], ids=["120x40", "80x24"])
+def test_tool_calls_screen(snap_compare, ui_store, size):
+    run = steps("2", select_tool("Bash"), "enter")
+    assert snap_compare(make_app(ui_store), terminal_size=size, run_before=run)

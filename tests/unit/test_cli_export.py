@@ -131,9 +131,7 @@ def test_export_after_a_crash_indexes_what_the_journal_holds(tmp_path, capsys):
     Store.open(db).close()
     journal = Journal(Path(f"{db}.journal"))
     requests = [r for name in GRPC_FIXTURES for r in grpc_requests(name)]
-    journal.append(
-        [(sig, 1, accept_protobuf(sig, body).count, body) for sig, body in requests]
-    )
+    journal.append([(sig, 1, accept_protobuf(sig, body).count, body) for sig, body in requests])
     journal.close()
     out = tmp_path / "snap"
     assert main(["export", "--db", str(db), "--out", str(out)]) == 0
@@ -177,3 +175,119 @@ def test_export_while_serve_runs_is_written_by_it(tmp_path, capsys):
         serve.communicate(timeout=60)
     assert serve.returncode == 0
     assert not Path(f"{db}.instance.json").exists()  # removed by the instance that wrote it
+
+
+CONTINUED = "851b8ffd-2541-408a-9c22-e285d2e26c58"
+
+
+def test_export_session_by_the_short_id_the_ui_shows(db_file, tmp_path, capsys):
+    out = tmp_path / "short"
+    assert main(["export", "--db", str(db_file), "--out", str(out), "--session", "851b8ffd"]) == 0
+    assert f"session {CONTINUED}" in capsys.readouterr().out
+    assert [r["session_id"] for r in rows(out / "sessions.csv")] == [CONTINUED]
+    truth = Truth(*GRPC_FIXTURES)
+    assert len(rows(out / "events.csv")) == sum(
+        1 for e in truth.events if e.get("session.id") == CONTINUED
+    )
+    snap = json.loads((out / "snapshot.json").read_text())
+    assert snap["filter"]["session_id"] == CONTINUED
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("cc62a7b2", "no session id starts with 'cc62a7b2'"),
+        ("", "no session id given"),
+    ],
+)
+def test_export_unknown_session_is_an_error(db_file, tmp_path, capsys, given, message):
+    out = tmp_path / "none"
+    assert main(["export", "--db", str(db_file), "--out", str(out), "--session", given]) == 2
+    assert f"claude-top export: {message}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_export_ambiguous_session_prefix_is_an_error(tmp_path, capsys):
+    """Two sessions whose ids start alike: a prefix of both names neither."""
+    db = tmp_path / "two.duckdb"
+    store = Store.open(db)
+    for sid in ("abcd1111-0000-4000-8000-000000000000", "abcd2222-0000-4000-8000-000000000000"):
+        for body in _logs_as("basic.grpc", sid):
+            write_rows(store, [decode_protobuf("logs", body)])
+    store.close()
+    out = tmp_path / "x"
+    assert main(["export", "--db", str(db), "--out", str(out), "--session", "abcd"]) == 2
+    err = capsys.readouterr().err
+    assert "'abcd' is the start of more than one session id" in err
+    assert "abcd1111-0000-4000-8000-000000000000" in err
+    assert not out.exists()
+    assert main(["export", "--db", str(db), "--out", str(out), "--session", "abcd2"]) == 0
+
+
+def _logs_as(fixture: str, session_id: str) -> list[bytes]:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    out = []
+    for signal, body in grpc_requests(fixture):
+        if signal == "logs":
+            req = ExportLogsServiceRequest.FromString(body)
+            for rl in req.resource_logs:
+                for sl in rl.scope_logs:
+                    for rec in sl.log_records:
+                        for kv in rec.attributes:
+                            if kv.key == "session.id":
+                                kv.value.string_value = session_id
+            out.append(req.SerializeToString())
+    return out
+
+
+def test_export_files_are_private_whatever_the_umask(db_file, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "snap"
+        assert main(["export", "--db", str(db_file), "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        "events.csv",
+        "models.csv",
+        "sessions.csv",
+        "snapshot.json",
+        "spans.csv",
+        "tools.csv",
+    ]
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_csv_values_are_rounded_to_what_they_mean(db_file, tmp_path):
+    """Dollars to 1e-10 (every digit Claude Code reports, none of the noise), ratios to 0.01 %,
+    milliseconds to the microsecond: no float noise such as 0.04597999999999999 in any file."""
+    decimals_of = {
+        "cost_usd": 10,
+        "metric_cost_usd": 10,
+        "cache_hit_ratio": 4,
+        "share": 4,
+        "error_pct": 2,
+        **dict.fromkeys(("duration_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms", "total_ms"), 3),
+    }
+    out = tmp_path / "snap"
+    assert main(["export", "--db", str(db_file), "--out", str(out)]) == 0
+    truth = Truth(*GRPC_FIXTURES)
+    costs = {r["session_id"]: r["cost_usd"] for r in rows(out / "sessions.csv")}
+    for sid in truth.sessions():
+        assert costs[sid] == repr(round(float(truth.cost(sid)), 10))
+    checked = 0
+    for name in ("sessions", "models", "tools", "spans", "events"):
+        for row in rows(out / f"{name}.csv"):
+            for column, decimals in decimals_of.items():
+                value = row.get(column)
+                if value:
+                    assert len(value.partition(".")[2]) <= decimals, (name, column, value)
+                    checked += 1
+    assert checked > 100

@@ -176,7 +176,7 @@ def test_models_and_tools_csv(fixture_store, tmp_path, truth):
                 truth.tokens("input", model=name),
                 truth.tokens("cache_creation", model=name),
             ),
-            abs=1e-12,
+            abs=5e-5,  # written to 0.01 %
         )
     _, tools = read_csv(tmp_path / "out" / "tools.csv")
     assert {t["tool_name"]: int(t["calls"]) for t in tools} == truth.tool_calls()
@@ -288,15 +288,27 @@ def test_export_window_and_session_filters(fixture_store, tmp_path, truth):
     )
 
 
-def test_export_paths_with_quotes(fixture_store, tmp_path):
+def test_export_paths_and_ids_with_quotes(fixture_store, tmp_path):
+    from claude_top.core.export import UnknownSession
+
     odd = tmp_path / "it's a dir"
+    with pytest.raises(UnknownSession, match="no session id starts with"):
+        export_snapshot(
+            fixture_store.cursor(),
+            odd,
+            db_path=":memory:",
+            window=None,
+            window_s=None,
+            session_id="x'; DROP TABLE events; --",
+        )
+    assert not odd.exists()
     result = export_snapshot(
         fixture_store.cursor(),
         odd,
         db_path=":memory:",
-        window=None,
-        window_s=None,
-        session_id="x'; DROP TABLE events; --",
+        window="1s",
+        window_s=1,
+        session_id=None,
     )
     assert result.counts == dict.fromkeys(FILES, 0)
     assert (odd / "events.csv").exists()

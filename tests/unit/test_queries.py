@@ -499,7 +499,7 @@ def test_span_tree_of_the_errors_turn(cur, truth):
     retried = [n for n in llm if n.attributes["attempt"] == 2]
     assert len(retried) == 1
     assert "attempt 2" in retried[0].label
-    assert "1237/80 tok" in retried[0].label
+    assert "1.24k/80 tok" in retried[0].label
     costs = [float(e["cost_usd"]) for e in truth.api_requests(ERRORS_SESSION)]
     assert [n.attributes["cost_usd"] for n in llm] == pytest.approx(costs, abs=1e-12)
     assert "$0.0090" in retried[0].label

@@ -104,17 +104,30 @@ def test_write_merges_into_existing_keys_with_a_backup(capsys, tmp_path):
     assert {k: v for k, v in merged.items() if k != "env"} == {
         k: v for k, v in original.items() if k != "env"
     }
-    assert merged["env"] == {"FOO": "bar", **GRPC_ENV}
+    assert merged["env"] == {"FOO": "bar", **GRPC_ENV, "OTEL_METRIC_EXPORT_INTERVAL": "60000"}
     assert list(merged["env"])[:2] == ["FOO", "OTEL_METRIC_EXPORT_INTERVAL"]
     assert path.read_text() == json.dumps(merged, indent=2) + "\n"
     [backup] = backups(path)
     assert backup.read_text() == original_text
     assert f"backup: {backup}" in out
+    changed = [line for line in out.splitlines() if line.startswith(("+", "-"))]
+    assert not any('"OTEL_METRIC_EXPORT_INTERVAL": "10000"' in line for line in changed)
+    assert '"FOO": "bar"' not in "".join(changed)
+    assert (
+        "kept your OTEL_METRIC_EXPORT_INTERVAL=60000 (claude-top suggests 10000 for a live view; "
+        "--set-intervals replaces it)"
+    ) in out
+
+
+def test_set_intervals_replaces_the_file_s_intervals(capsys, tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"env": {"OTEL_METRIC_EXPORT_INTERVAL": "60000"}}, indent=2) + "\n")
+    code, out, _ = run(capsys, "--write", "--set-intervals", "--settings", str(path))
+    assert code == 0
+    assert json.loads(path.read_text())["env"] == GRPC_ENV
     assert '-    "OTEL_METRIC_EXPORT_INTERVAL": "60000"' in out
     assert '+    "OTEL_METRIC_EXPORT_INTERVAL": "10000",' in out
-    assert '"FOO": "bar"' not in "".join(
-        line for line in out.splitlines() if line.startswith(("+", "-"))
-    )
+    assert "kept your" not in out
 
 
 def test_rerun_changes_nothing_and_writes_no_backup(capsys, tmp_path):

@@ -1,7 +1,9 @@
-"""Command line: `claude-top` (UI + receivers), `serve` (headless receivers), `export`, `setup`
-(point Claude Code here), `demo` (the UI fed with synthetic telemetry), `statusline` (Claude
-Code's status-line command), `status` (plan limits, one shot). Only parsing here: each command
-runs in `claude_top.commands`, imported when it is the one asked for."""
+"""Command line: `claude-top` (UI + receivers, or attached to a running `serve`), `serve`
+(headless receivers), `service` (`serve` in the background at login), `export`, `setup` (point
+Claude Code here), `demo` (the UI fed with synthetic telemetry), `statusline` (Claude Code's
+status-line command), `status` (plan limits, one shot), `team-tables` (a team's ClickHouse).
+Only parsing here: each command runs in `claude_top.commands`, imported when it is the one asked
+for."""
 
 from __future__ import annotations
 
@@ -208,6 +210,8 @@ def _add_limits(p: argparse.ArgumentParser, sub: bool = False, alerts: bool = Tr
         default=_default(False, sub),
         help="no desktop notification on alerts",
     )
+
+
 def _forward_problem(args: argparse.Namespace) -> str | None:
     from claude_top.receiver.forward import ForwardConfig
 
@@ -293,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     team.add_argument("--source", required=True, metavar="URL", help="clickhouse://...")
     team.add_argument("--print", action="store_true", help="print the SQL, run nothing")
+    _add_service(sub)
     return parser
 
 
@@ -356,6 +361,37 @@ def _add_status(sub) -> None:
     _add_limits(p, sub=True, alerts=False)
 
 
+def _add_service(sub) -> None:
+    p = sub.add_parser(
+        "service",
+        help="run `serve` in the background at login (systemd user unit / launchd agent)",
+        description="Install (or remove) a systemd user unit, or a launchd agent on macOS, that "
+        "runs `claude-top serve` at login, so telemetry is received while no UI is open; "
+        "`claude-top` then attaches to it.",
+    )
+    p.add_argument("action", choices=("install", "uninstall"))
+    _add_db(p, sub=True)
+    p.add_argument(
+        "--grpc-port", type=int, default=_default(4317, True), metavar="N", help="OTLP/gRPC port"
+    )
+    p.add_argument(
+        "--http-port", type=int, default=_default(4318, True), metavar="N", help="OTLP/HTTP port"
+    )
+    p.add_argument(
+        "--retention",
+        type=_window,
+        default=_default(None, True),
+        metavar="AGE",
+        help="delete telemetry older than AGE (e.g. 30d)",
+    )
+    p.add_argument(
+        "--now", action="store_true", help="also start it (install) or stop it (uninstall)"
+    )
+    p.add_argument(
+        "--manager", choices=("systemd", "launchd"), help="default: launchd on macOS, else systemd"
+    )
+
+
 def _add_setup(sub) -> None:
     from claude_top.core.connect import PROTOCOLS
 
@@ -387,6 +423,11 @@ def _add_setup(sub) -> None:
         "--statusline-command",
         metavar="CMD",
         help="how Claude Code starts claude-top (default: the claude-top on PATH)",
+    )
+    p.add_argument(
+        "--set-intervals",
+        action="store_true",
+        help="with --write: also replace export intervals the file already sets (kept otherwise)",
     )
     p.add_argument(
         "--log-tool-details",
@@ -442,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    if (problem := _number_problem(args)) and args.command in ("setup", "demo", "status"):
+    checked = ("setup", "demo", "status", "service")
+    if (problem := _number_problem(args)) and args.command in checked:
         print(f"claude-top: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "statusline":
@@ -457,15 +499,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from claude_top.commands.setup import run_setup
 
         return run_setup(args)
+    os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
     if args.command == "demo" or (args.command is None and args.demo):
         from claude_top.commands.demo import run_demo_command
 
         return run_demo_command(args, argv)
-    if args.command in (None, "serve"):
-        os.umask(0o077)  # the database, its WAL and snapshots: readable by this user only
-        if problem := _listen_problem(args) or _forward_problem(args):
-            print(f"claude-top: {problem}", file=sys.stderr)
-            return EXIT_USAGE
+    if args.command in (None, "serve") and (
+        problem := _listen_problem(args) or _forward_problem(args)
+    ):
+        print(f"claude-top: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "team-tables":
         from claude_top.commands.team import run_team_tables
 
@@ -478,6 +521,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from claude_top.commands.serve import run_serve
 
         return run_serve(args, _db_path(args))
+    if args.command == "service":
+        from claude_top.commands.service import run_service
+
+        return run_service(args, _db_path(args))
     from claude_top.commands.ui import run_app
 
     return run_app(args, _db_path(args))

@@ -25,6 +25,14 @@ def fail(command: str, message: str) -> int:
     return EXIT_USAGE
 
 
+def age_option(seconds: int) -> str:
+    """Seconds as an AGE option reads them: 30d, 12h, 90m, 45s."""
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % n == 0:
+            return f"{seconds // n}{unit}"
+    return f"{seconds}s"
+
+
 def open_store(
     path: str, command: str = "", *, read_only: bool = False, make_folder: bool = False
 ) -> Store | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from claude_top.commands.common import fail
-from claude_top.core.export import export_snapshot
+from claude_top.core.export import UnknownSession, export_snapshot
 from claude_top.core.instance import InstanceError, read_instance
 from claude_top.core.queries.filters import parse_window
 from claude_top.core.store.database import Store, StoreError, StoreLocked
@@ -47,13 +47,15 @@ def run_export(args: argparse.Namespace, db_path: str) -> int:
             window_s=window_s,
             session_id=args.session,
         )
+    except UnknownSession as exc:
+        return fail("export", str(exc))
     except OSError as exc:
         return fail("export", f"cannot write to {out}: {exc.strerror or exc}")
     except duckdb.Error as exc:
         return fail("export", f"cannot read {db_path}: {exc}")
     finally:
         store.close()
-    _print_files(result.directory, result.counts)
+    _print_files(result.directory, result.counts, result.snapshot["filter"]["session_id"])
     return 0
 
 
@@ -108,7 +110,7 @@ def _export_remotely(db_path: str, out: Path, args: argparse.Namespace, locked: 
     except InstanceError as exc:
         return fail("export", str(exc))
     print(f"written by the claude-top running on {db_path} (pid {instance.pid})")
-    _print_files(Path(answer["directory"]), answer["counts"])
+    _print_files(Path(answer["directory"]), answer["counts"], answer.get("session_id"))
     return 0
 
 
@@ -143,7 +145,9 @@ def _export_source(args: argparse.Namespace, out: Path, window_s: int | None) ->
     return 0
 
 
-def _print_files(directory: Path, counts: dict[str, int]) -> None:
+def _print_files(directory: Path, counts: dict[str, int], session_id: str | None = None) -> None:
+    if session_id:
+        print(f"session {session_id}")
     for name, count in counts.items():
         print(f"{count:>8}  {directory / (name + '.csv')}")
     print(f"          {directory / 'snapshot.json'}")

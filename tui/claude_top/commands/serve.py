@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from claude_top.commands.common import EXIT_USAGE, fail, open_store, start_writer
+from claude_top.commands.common import EXIT_USAGE, age_option, fail, open_store, start_writer
 from claude_top.core import alerts, heap
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.connect import shell_exports
@@ -32,13 +32,6 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} B"
-
-
-def _age(seconds: int) -> str:
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % n == 0:
-            return f"{seconds // n}{unit}"
-    return f"{seconds}s"
 
 
 def _config(args) -> ReceiverConfig:
@@ -77,7 +70,7 @@ async def _serve(
     ep = receivers.endpoints
     print(f"claude-top serve: OTLP/gRPC on {ep['grpc']}, OTLP/HTTP on {ep['http']}", flush=True)
     print(_access(config), flush=True)
-    retention = f", retention {_age(writer.retention_s)}" if writer.retention_s else ""
+    retention = f", retention {age_option(writer.retention_s)}" if writer.retention_s else ""
     print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
     if relay is not None:
         print(f"relay: forwarding to {relay.config.describe()}", flush=True)
@@ -118,6 +111,8 @@ async def _check_alerts(store: Store, limits: LimitSettings) -> None:
                 alert,
                 on_error=lambda m: print(f"claude-top: {m}", file=sys.stderr, flush=True),
             )
+
+
 def _report_relay(relay: Forwarder | None, told: tuple | None) -> tuple | None:
     """Tell stderr when the relay starts failing, recovers, rejects or gives up exports."""
     if relay is None:

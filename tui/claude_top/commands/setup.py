@@ -65,7 +65,9 @@ def run_setup(args: argparse.Namespace) -> int:
         None if args.no_statusline else partial(install, base=base, http_port=args.http_port)
     )
     try:
-        result = write_settings(path.expanduser(), env, transform=transform)
+        result = write_settings(
+            path.expanduser(), env, transform=transform, replace_intervals=args.set_intervals
+        )
     except SettingsError as exc:
         print(f"claude-top setup: {exc}; left it unchanged", file=sys.stderr)
         return EXIT_USAGE
@@ -80,6 +82,11 @@ def run_setup(args: argparse.Namespace) -> int:
             print(f"created {result.path}")
         else:
             print(f"updated {result.path} (backup: {result.backup})")
+    for key, (theirs, ours) in result.kept.items():
+        print(
+            f"kept your {key}={theirs} (claude-top suggests {ours} for a live view; "
+            "--set-intervals replaces it)"
+        )
     note = None if args.no_statusline else _statusline_note(result.path)
     if note:
         print(note)

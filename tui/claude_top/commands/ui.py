@@ -1,14 +1,19 @@
-"""`claude-top` (no subcommand): the receivers and the live UI in one process; with
-`--source clickhouse://...`, the UI over a team's ClickHouse instead (no receivers unless
+"""`claude-top` (no subcommand): the live UI. It hosts the receivers in-process, or, when a
+running `claude-top serve` holds the database (it wrote `<db>.instance.json`), attaches to it:
+the panes read over loopback and the receiver keeps running after the UI closes. With
+`--source clickhouse://...`, the UI reads a team's ClickHouse instead (no receivers unless
 `--listen`)."""
 
 from __future__ import annotations
 
 import sys
 
-from claude_top.commands.common import EXIT_USAGE, fail, open_store, start_writer
+from claude_top.commands.common import EXIT_USAGE, fail, start_writer
 from claude_top.core import heap
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
+from claude_top.core.instance import Instance, InstanceError, read_instance
+from claude_top.core.queries.remote import RemoteSource
+from claude_top.core.store.database import Store, StoreError, StoreLocked
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.forward import Forwarder, open_relay
 from claude_top.receiver.server import ReceiverConfig, Receivers
@@ -33,8 +38,21 @@ def _open_source(url: str):
     return source
 
 
-def run_app(args, db_path: str, *, background: Background | None = None) -> int:
-    """Open the store, run the UI with the receivers in-process, flush and close on exit.
+def attached_app(instance: Instance, args=None) -> ClaudeTopApp:
+    """The UI over the database `instance` holds, read through it (no store, no receivers)."""
+    return ClaudeTopApp(
+        None,
+        attached=RemoteSource(instance),
+        db_path=instance.db,
+        export_dir=getattr(args, "export_dir", None),
+    )
+
+
+def run_app(
+    args, db_path: str, *, background: Background | None = None, attach: bool = True
+) -> int:
+    """Run the UI: attached to the claude-top that holds `db_path` (when `attach` and one runs),
+    else with the receivers in-process, flushing and closing the store on exit.
 
     `background(receivers)` runs as a task on the app's loop once the receivers listen; it is
     cancelled (and awaited) before they stop.
@@ -48,12 +66,21 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
         source = _open_source(args.source)
         if source is None:
             return EXIT_USAGE
+    attach = attach and source is None
+    if attach and (instance := read_instance(db_path)) is not None:
+        return _run_attached(instance, args)
     store = writer = receivers = relay = None
     if source is None or getattr(args, "listen", False):
         heap.map_large_blocks()
-        store = open_store(db_path, make_folder=getattr(args, "db", None) is None)
-        if store is None:
-            return EXIT_USAGE
+        try:
+            store = Store.open(db_path, make_folder=getattr(args, "db", None) is None)
+        except StoreLocked as exc:
+            instance = read_instance(db_path) if attach else None
+            if instance is None:
+                return fail("", str(exc))
+            return _run_attached(instance, args)
+        except StoreError as exc:
+            return fail("", str(exc))
         relay_setup = open_relay(args, store)
         writer = start_writer(
             store,
@@ -99,4 +126,28 @@ def run_app(args, db_path: str, *, background: Background | None = None) -> int:
         print(f"claude-top: background task stopped: {app.background_error}", file=sys.stderr)
     if relay is not None:
         print(f"claude-top: {relay.status().line()}", file=sys.stderr)
+    if background is None and writer is not None:
+        s = writer.stats
+        print(
+            f"claude-top: {s.exports_committed} exports ({s.rows_committed} records) received "
+            f"and stored in {db_path}"
+        )
     return app.return_code or 0
+
+
+def _run_attached(instance: Instance, args) -> int:
+    try:
+        RemoteSource(instance).status()
+    except InstanceError as exc:
+        return fail(
+            "", f"{instance.db} is held by pid {instance.pid}, which does not answer: {exc}"
+        )
+    app = attached_app(instance, args)
+    app.run()
+    if app.return_code:
+        return app.return_code
+    print(
+        f"claude-top: detached; the claude-top serve (pid {instance.pid}) keeps receiving into "
+        f"{instance.db}"
+    )
+    return 0

@@ -13,18 +13,24 @@ def cost(usd: float | None) -> str:
     return f"${usd:.2f}" if usd >= 100 else f"${usd:.4f}"
 
 
+_SUFFIXES = (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12))
+
+
 def count(n: int | float | None) -> str:
-    """An integer count; compact (12.3k, 4.56M) from ten thousand."""
+    """An integer count: exact below a thousand, else three significant digits and a suffix
+    (3.71k, 13.8k, 100k, 1.09M): one format at every size, at most 5 characters."""
     if n is None:
         return "-"
     n = int(n)
-    if abs(n) < 10_000:
-        return str(n)
-    if abs(n) < 1_000_000:
-        return f"{n / 1000:.1f}k"
-    if abs(n) < 1_000_000_000:
-        return f"{n / 1_000_000:.2f}M"
-    return f"{n / 1_000_000_000:.2f}G"
+    sign, n = ("-" if n < 0 else ""), abs(n)
+    if n < 1000:
+        return f"{sign}{n}"
+    for suffix, size in _SUFFIXES:
+        v = n / size
+        for decimals, below in ((2, 10), (1, 100), (0, 1000)):
+            if round(v, decimals) < below:
+                return f"{sign}{v:.{decimals}f}{suffix}"
+    return f"{sign}{n / 1e12:.0f}T"
 
 
 def percent(ratio: float | None) -> str:

@@ -49,6 +49,13 @@ class Instance:
     def request(self, method: str, path: str, body: Any = None, timeout: float = TIMEOUT_S):
         """Call the instance's control API; returns the decoded JSON answer."""
         data = None if body is None else json.dumps(body).encode()
+        return json.loads(self.call(method, path, data, timeout) or b"null")
+
+    def call(
+        self, method: str, path: str, data: bytes | None = None, timeout: float = TIMEOUT_S
+    ) -> bytes:
+        """Call the control API with a JSON body already encoded; returns the answer's bytes.
+        Raises InstanceError with the instance's message (or why it could not be reached)."""
         req = urllib.request.Request(self.http + API_PREFIX + path, data=data, method=method)
         req.add_header(KEY_HEADER, self.key)
         if self.token:
@@ -61,7 +68,7 @@ class Instance:
             context.check_hostname = False  # a loopback address, certified by the file's cert
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-                return json.loads(resp.read() or b"null")
+                return resp.read()
         except urllib.error.HTTPError as exc:
             try:
                 message = json.loads(exc.read()).get("message")

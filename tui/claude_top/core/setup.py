@@ -18,6 +18,13 @@ from pathlib import Path
 from claude_top.core.connect import env_block, shell_exports
 
 DEFAULT_SETTINGS = Path("~/.claude/settings.json")
+INTERVALS = (
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_LOGS_EXPORT_INTERVAL",
+    "OTEL_TRACES_EXPORT_INTERVAL",
+)
+"""A user's choice, kept by `--write` unless asked to replace it (`replace_intervals`): shorter
+intervals keep the view live, longer ones send less."""
 TOOL_DETAILS = "OTEL_LOG_TOOL_DETAILS"
 USER_PROMPTS = "OTEL_LOG_USER_PROMPTS"
 # Per-signal variables override the generic endpoint/protocol for that signal.
@@ -150,6 +157,8 @@ class WriteResult:
     backup: Path | None = None
     diff: str = ""
     overrides: dict[str, str] = field(default_factory=dict)
+    kept: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Intervals the file already set otherwise: key -> (its value, the one suggested)."""
 
 
 def backup_path(path: Path, now: float | None = None) -> Path:
@@ -180,23 +189,36 @@ def _atomic_write(target: Path, text: str, mode: int | None) -> None:
 
 
 def write_settings(
-    path: Path, env: dict[str, str], now: float | None = None, transform=None
+    path: Path,
+    env: dict[str, str],
+    now: float | None = None,
+    transform=None,
+    *,
+    replace_intervals: bool = False,
 ) -> WriteResult:
     """Merge `env` into the settings file at `path` (created with its folder when missing).
 
-    A changed existing file is backed up first; an unchanged one is not touched. A file that is
-    not a JSON object (or whose "env" is not one) raises SettingsError and is left unchanged.
-    Raises OSError when the file cannot be read or written.
+    Export intervals the file already sets are kept (`kept` says which) unless
+    `replace_intervals`. A changed existing file is backed up first; an unchanged one is not
+    touched. A file that is not a JSON object (or whose "env" is not one) raises SettingsError
+    and is left unchanged. Raises OSError when the file cannot be read or written.
     """
     path = Path(path).expanduser()
     target = path.resolve() if path.is_symlink() else path
     exists = target.exists()
     original = target.read_text(encoding="utf-8-sig") if exists else None
+    theirs = parse_settings(original or "", str(path)).get("env", {})
+    kept = {
+        k: (str(theirs[k]), env[k])
+        for k in INTERVALS
+        if k in env and k in theirs and str(theirs[k]) != env[k] and not replace_intervals
+    }
+    env = {k: theirs[k] if k in kept else v for k, v in env.items()}
     new_text = merge_settings(original, env, where=str(path), transform=transform)
     merged_env = parse_settings(new_text or original or "", str(path)).get("env", {})
     overrides = {k: str(merged_env[k]) for k in _SIGNAL_OVERRIDES if k in merged_env}
     if new_text is None:
-        return WriteResult(path, changed=False, overrides=overrides)
+        return WriteResult(path, changed=False, overrides=overrides, kept=kept)
     backup = None
     mode = None
     if exists:
@@ -215,5 +237,11 @@ def write_settings(
         )
     )
     return WriteResult(
-        path, changed=True, created=not exists, backup=backup, diff=diff, overrides=overrides
+        path,
+        changed=True,
+        created=not exists,
+        backup=backup,
+        diff=diff,
+        overrides=overrides,
+        kept=kept,
     )

@@ -1,6 +1,12 @@
 """The control API on the OTLP/HTTP listener: what other claude-top commands ask the running
 instance for while it holds the database (`core.instance`). Every call carries the instance's
-key from its private instance file; nothing here is reachable without it."""
+key from its private instance file; nothing here is reachable without it.
+
+- `GET /instance`: what it is, where it listens, its writer's counters (an attached UI polls it
+  to know when to query again).
+- `POST /read`: one `Reader` query, in `core.wire` JSON (an attached UI's panes).
+- `POST /export`: a CSV snapshot, as `claude-top export` or an attached UI's Ctrl-S asks.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,19 @@ import asyncio
 import dataclasses
 import hmac
 import json
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from claude_top import __version__
-from claude_top.core.export import export_snapshot
+from claude_top.core import wire
+from claude_top.core.export import SnapshotScope, export_scope, export_snapshot
 from claude_top.core.instance import API_PREFIX, KEY_HEADER
 from claude_top.core.queries.filters import parse_window
+from claude_top.core.queries.reader import READ_METHODS, LocalSource
 from claude_top.core.store.writer import StoreWriter
 
 SYNC_TIMEOUT_S = 60.0
@@ -26,17 +37,21 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class Control:
-    """Answers the control API for one store."""
+    """Answers the control API for one store. `about()` adds what the listeners know (their
+    endpoints, the env block that points Claude Code at them)."""
 
-    def __init__(self, writer: StoreWriter, key: str) -> None:
+    def __init__(self, writer: StoreWriter, key: str, about: Callable[[], dict] | None = None):
         self.writer = writer
         self.store = writer.store
         self.key = key
+        self.about = about or dict
+        self.source = LocalSource(self.store)
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(API_PREFIX + "/instance", self._guard(self.instance)),
             web.get(API_PREFIX + "/writer", self._guard(self.writer_progress)),
+            web.post(API_PREFIX + "/read", self._guard(self.read)),
             web.post(API_PREFIX + "/export", self._guard(self.export)),
         ]
 
@@ -51,7 +66,14 @@ class Control:
 
     async def instance(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"app": "claude-top", "version": __version__, "db": self.store.path}
+            {
+                "app": "claude-top",
+                "version": __version__,
+                "db": self.store.path,
+                "pid": os.getpid(),
+                "stats": dataclasses.asdict(self.writer.stats),
+                **self.about(),
+            }
         )
 
     async def writer_progress(self, request: web.Request) -> web.Response:
@@ -60,14 +82,41 @@ class Control:
         doc.update(self.writer.progress())
         return web.json_response(doc)
 
-    async def export(self, request: web.Request) -> web.Response:
-        """Write a CSV snapshot as `claude-top export` would: {out, since, session}."""
+    async def read(self, request: web.Request) -> web.Response:
+        """Run one `Reader` method: {method, args} -> its result."""
         try:
-            doc = await request.json()
-            out = Path(doc["out"])
-            since = doc.get("since")
-            window_s = parse_window(since) if since else None
-            session = doc.get("session")
+            doc = wire.loads(await request.read())
+            method, args = doc["method"], doc["args"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(400, f"bad read request: {exc}")
+        if method not in READ_METHODS or not isinstance(args, list):
+            return _error(400, f"no such read: {method!r}")
+
+        def run():
+            with self.source.reader() as reader:
+                return getattr(reader, method)(*args)
+
+        try:
+            result = await asyncio.to_thread(run)
+        except TypeError as exc:
+            return _error(400, f"bad read request: {exc}")
+        return web.Response(body=wire.dumps(result), content_type=wire.CONTENT_TYPE)
+
+    async def export(self, request: web.Request) -> web.Response:
+        """Write a CSV snapshot: {out, since, session} as `claude-top export` would, or {base,
+        scope, now_ns} as an attached UI's Ctrl-S (a new folder under `base`)."""
+        try:
+            doc = wire.loads(await request.read())
+            if "scope" in doc:
+                out = Path(doc["base"])
+                scope = SnapshotScope.from_doc(doc["scope"])
+                now_ns = int(doc.get("now_ns") or time.time_ns())
+                parse_window(scope.window)
+            else:
+                out = Path(doc["out"])
+                since = doc.get("since")
+                window_s = parse_window(since) if since else None
+                session = doc.get("session")
         except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
             return _error(400, f"bad export request: {exc}")
         if not out.is_absolute():
@@ -76,6 +125,8 @@ class Control:
         def run():
             self.writer.sync(SYNC_TIMEOUT_S)  # everything acknowledged before the request
             with self.store.reading() as cur:
+                if "scope" in doc:
+                    return export_scope(cur, out, scope, db_path=self.store.path, now_ns=now_ns)
                 return export_snapshot(
                     cur,
                     out,
@@ -91,4 +142,11 @@ class Control:
             return _error(400, f"cannot write to {out}: {exc.strerror or exc}")
         except ValueError as exc:
             return _error(400, str(exc))
-        return web.json_response({"directory": str(result.directory), "counts": result.counts})
+        return web.json_response(
+            {
+                "directory": str(result.directory),
+                "counts": result.counts,
+                "session_id": result.snapshot["filter"]["session_id"],
+                "view": result.snapshot.get("view"),
+            }
+        )

@@ -78,7 +78,7 @@ class Receivers:
     ) -> None:
         self.config = config or ReceiverConfig()
         self.ingest = Ingest(writer, self.config.token, self.config.redact)
-        self.control = Control(writer, new_key())
+        self.control = Control(writer, new_key(), self._about)
         self.statusline = StatusLineService(
             writer, self.ingest, limits, self.config.redact, self.config.max_body
         )
@@ -124,6 +124,10 @@ class Receivers:
         except OSError:
             return  # other commands then say the database is in use, as before
         self.instance = instance
+
+    def _about(self) -> dict:
+        """What the control API's `/instance` tells of the listeners."""
+        return {"endpoints": self.endpoints, "env": self.env_block()}
 
     @property
     def endpoints(self) -> dict[str, str]:

@@ -2,13 +2,18 @@
 
 `commands.ui.run_app` is what `claude-top` (no subcommand) runs. For tests,
 `ClaudeTopApp(store)` runs on an existing store with no writer and no receivers, and `clock`
-pins "now". `ctrl+s` / `e` write a CSV snapshot (the focused pane as shown, plus every table)
-in a thread worker.
+pins "now". Attached to a running `claude-top serve` (`attached`: its `RemoteSource`), there is
+no store, writer or receivers here: the panes read through the instance, which also writes the
+snapshots, and its counters (polled four times a second) say when to query again. `ctrl+s` /
+`e` write a CSV snapshot of what the screen on top shows (its pane as shown, plus every table
+for what it covers) in a thread worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,13 +28,20 @@ from textual.command import CommandPalette
 from textual.message import Message
 from textual.screen import Screen
 
+from claude_top.core import wire
 from claude_top.core.budgets import LimitSettings
 from claude_top.core.connect import env_block
-from claude_top.core.export import ExportResult, PaneView, export_source_snapshot
+from claude_top.core.export import (
+    SnapshotScope,
+    export_scope,
+    export_source_snapshot,
+)
+from claude_top.core.instance import InstanceError
 from claude_top.core.queries import WINDOWS, parse_window
 from claude_top.core.queries.reader import LocalSource, Source
+from claude_top.core.queries.remote import RemoteSource
 from claude_top.core.store.database import Store
-from claude_top.core.store.writer import StoreWriter
+from claude_top.core.store.writer import StoreWriter, WriterStats
 from claude_top.ui.limits import LimitsMonitor
 from claude_top.ui.panes.header import HeaderState
 from claude_top.ui.panes.table import KeyedTable
@@ -46,6 +58,7 @@ REMOTE_REFRESH_S = 5.0
 """How often the panes query a source that is not this process's store (a team's ClickHouse)."""
 SHUTDOWN_GRACE_S = 0.5
 RATE_SPAN_S = 5.0
+INSTANCE_POLL_S = 0.25
 
 
 class ClaudeTopApp(App):
@@ -107,11 +120,15 @@ class ClaudeTopApp(App):
     ]
 
     class Exported(Message):
-        """A snapshot was written (or the error that stopped it)."""
+        """A snapshot was written into `directory` (or the error that stopped it); `view` is
+        what `snapshot.json` says of the pane as shown."""
 
-        def __init__(self, result: ExportResult | None, error: str | None = None) -> None:
+        def __init__(
+            self, directory: Path | None, view: dict | None = None, error: str | None = None
+        ) -> None:
             super().__init__()
-            self.result = result
+            self.directory = directory
+            self.view = view
             self.error = error
 
     def __init__(
@@ -128,12 +145,15 @@ class ClaudeTopApp(App):
         source: Source | None = None,
         limits: LimitSettings | None = None,
         relay=None,
+        attached: RemoteSource | None = None,
     ) -> None:
         super().__init__()
         self.store = store
-        self.source: Source = source or LocalSource(store)
-        self.remote = not isinstance(self.source, LocalSource)
-        """The panes read elsewhere (a team's ClickHouse), not this process's store."""
+        self.attached = attached
+        self.source: Source = source or attached or LocalSource(store)
+        self.remote = source is not None and not isinstance(source, LocalSource)
+        """The panes read a team's source (ClickHouse), not this process's store nor the
+        instance it is attached to."""
         self.relay = relay
         """The `receiver.forward.Forwarder` relaying upstream, if any (the header shows it)."""
         self.writer = writer
@@ -141,6 +161,10 @@ class ClaudeTopApp(App):
         if db_path is None:
             db_path = self.source.label if self.remote or store is None else store.path
         self.db_path = db_path
+        self.instance_status: dict | None = None
+        """What the instance this UI is attached to said last (None: not yet, or gone)."""
+        self.instance_error: str | None = None
+        self._instance_task: asyncio.Task | None = None
         self.window = window
         self.clock = clock
         self.export_dir = Path(export_dir or Path.cwd()).expanduser().absolute()
@@ -170,9 +194,28 @@ class ClaudeTopApp(App):
         if self.background is not None:
             self._background_task = asyncio.create_task(self.background(self.receivers))
             self._background_task.add_done_callback(self._background_done)
+        if self.attached is not None:
+            await self._poll_instance()
+            self._instance_task = asyncio.create_task(self._follow_instance())
         self.main = MainScreen()
         await self.push_screen(self.main)
         self.limits_monitor.start()
+
+    async def _poll_instance(self) -> None:
+        try:
+            status = await asyncio.to_thread(self.attached.status)
+        except InstanceError as exc:
+            if self.instance_error is None:
+                self.notify(f"lost the claude-top it was attached to: {exc}", severity="error")
+            self.instance_status, self.instance_error = None, str(exc)
+        else:
+            self.instance_status, self.instance_error = status, None
+
+    async def _follow_instance(self) -> None:
+        """Ask the instance for its counters, four times a second, off the UI thread."""
+        while True:
+            await asyncio.sleep(INSTANCE_POLL_S)
+            await self._poll_instance()
 
     def _background_done(self, task: asyncio.Task) -> None:
         if task.cancelled() or task.exception() is None:
@@ -191,10 +234,10 @@ class ClaudeTopApp(App):
         if self._closed:
             return
         self._closed = True
-        task = self._background_task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task})
+        for task in (self._background_task, self._instance_task):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait({task})
         exports = [w for w in self.workers if w.group == "export" and not w.is_finished]
         if exports:
             await self.workers.wait_for_complete(exports)
@@ -205,27 +248,42 @@ class ClaudeTopApp(App):
 
     # --- state the screens read ----------------------------------------------------------
 
+    def writer_stats(self) -> WriterStats | None:
+        """The counters of the writer behind the panes: this process's, or those of the
+        instance this UI is attached to (as it last said)."""
+        if self.writer is not None:
+            return self.writer.stats
+        status = self.instance_status
+        if status is None:
+            return None
+        known = {f.name for f in dataclasses.fields(WriterStats)}
+        return WriterStats(**{k: v for k, v in status["stats"].items() if k in known})
+
     def ingest_mark(self) -> tuple[int, int, int]:
         """Changes whenever an export is committed or indexed, or retention deleted rows (then
         the panes query again; nothing else changes what is stored)."""
         if self.remote:  # what another place holds changes without telling: look every few s
             return (int(time.monotonic() // REMOTE_REFRESH_S), 0, 0)
-        if self.writer is None:
+        stats = self.writer_stats()
+        if stats is None:
             return (0, 0, 0)
-        stats = self.writer.stats
         return (stats.commits, stats.rows_indexed, stats.rows_pruned)
 
     def env_block(self) -> dict[str, str]:
-        """The variables that point Claude Code at this claude-top."""
+        """The variables that point Claude Code at this claude-top (or the one it is attached
+        to)."""
         if self.receivers is not None:
             return self.receivers.env_block()
+        if self.instance_status is not None and self.instance_status.get("env"):
+            return self.instance_status["env"]
         return env_block()
 
     def _ingest_rate(self) -> float | None:
-        if self.writer is None:
+        stats = self.writer_stats()
+        if stats is None:
             return None
         now = time.monotonic()
-        rows = self.writer.stats.rows_committed
+        rows = stats.rows_committed
         self._rate.append((now, rows))
         while len(self._rate) > 2 and now - self._rate[0][0] > RATE_SPAN_S:
             self._rate.popleft()
@@ -236,12 +294,14 @@ class ClaudeTopApp(App):
         if last_received_ns is not None:
             self.last_received_ns = last_received_ns
         last = self.last_received_ns
-        if self.writer is not None and self.writer.stats.last_commit_ns:
-            last = max(last or 0, self.writer.stats.last_commit_ns)
+        stats = self.writer_stats()
+        if stats is not None and stats.last_commit_ns:
+            last = max(last or 0, stats.last_commit_ns)
         endpoints = None
         if self.receivers is not None and getattr(self.receivers, "grpc_port", None):
             endpoints = self.receivers.endpoints
-        stats = self.writer.stats if self.writer else None
+        elif self.instance_status is not None:
+            endpoints = self.instance_status.get("endpoints")
         if stats is not None and stats.index_errors > self._index_errors_told:
             self._index_errors_told = stats.index_errors
             self.notify(
@@ -265,6 +325,8 @@ class ClaudeTopApp(App):
             window=self.window,
             text=self.filter_text,
             paused=self.paused,
+            attached_pid=self.attached.instance.pid if self.attached else None,
+            attached_lost=self.instance_error is not None,
         )
 
     def limits_changed(self) -> None:
@@ -340,79 +402,76 @@ class ClaudeTopApp(App):
             self.push_screen(HelpScreen())
 
     def action_export(self) -> None:
-        """Write a CSV snapshot: the focused pane as shown, plus every table, in a new folder."""
-        view = self._pane_view()
-        window_s = parse_window(self.window)
-        self._write_snapshot(view, self.window, window_s, self.filter_text or None, self.clock())
+        """Write a CSV snapshot of what the screen on top shows: its pane as shown, plus every
+        table for what it covers (the window and filter, a session, or one of its turns)."""
+        scope = self.snapshot_scope()
+        if self.attached is not None:
+            self._write_snapshot_remotely(scope, self.clock())
+        else:
+            self._write_snapshot(scope, self.clock())
 
-    def _pane_view(self) -> PaneView | None:
-        """The focused table (or the main view's active pane) as it is on screen."""
-        from claude_top.ui.screens.session import SessionScreen
-
-        table = self.screen.focused
-        main = getattr(self, "main", None)
-        if not isinstance(table, KeyedTable):
-            if main is None or main.empty:
-                return None
-            table = main.table(main.active_pane)
-        pane = "turns" if table.id == "session-turns" else table.id
-        if pane not in PANES:
-            return None
-        session_id = None
-        if isinstance(self.screen, SessionScreen):
-            session_id = self.screen.session_id
-        elif main is not None and (pane == "turns" or main.scope_session):
-            session_id = main.table("sessions").cursor_key
-        col = table.cols[table.sort_key]
-        return PaneView(
-            pane,
-            table.rows_in_order(),
-            sort_column=col.key,
-            sort_label=col.label,
-            descending=col.descending != table.reversed,
-            session_id=session_id if pane != "sessions" else None,
-        )
+    def snapshot_scope(self) -> SnapshotScope:
+        """What Ctrl-S writes: the scope of the topmost screen that has one (a help or
+        attributes screen exports what is under it)."""
+        for screen in reversed(self.screen_stack):
+            scope = getattr(screen, "snapshot_scope", None)
+            if scope is not None:
+                return scope()
+        return SnapshotScope(window=self.window, text=self.filter_text or None)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _write_snapshot(
-        self,
-        view: PaneView | None,
-        window: str,
-        window_s: int | None,
-        text: str | None,
-        now_ns: int,
-    ) -> None:
+    def _write_snapshot(self, scope: SnapshotScope, now_ns: int) -> None:
         try:
-            result = export_source_snapshot(
-                self.source,
-                self.export_dir,
-                db_path=self.db_path,
-                window=window,
-                window_s=window_s,
-                session_id=None,
-                text=text,
-                view=view,
-                now_ns=now_ns,
-            )
+            if self.remote:
+                result = export_source_snapshot(
+                    self.source,
+                    self.export_dir,
+                    db_path=self.db_path,
+                    window=scope.window,
+                    window_s=parse_window(scope.window),
+                    session_id=scope.session_id,
+                    text=scope.text,
+                    view=scope.view,
+                    now_ns=now_ns,
+                )
+            else:
+                with self.store.reading() as cur:
+                    result = export_scope(
+                        cur, self.export_dir, scope, db_path=self.db_path, now_ns=now_ns
+                    )
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.post_message(
-                self.Exported(None, f"cannot write a snapshot under {self.export_dir}: {reason}")
+                self.Exported(
+                    None, error=f"cannot write a snapshot under {self.export_dir}: {reason}"
+                )
             )
         except Exception as exc:
-            self.post_message(self.Exported(None, f"snapshot failed: {type(exc).__name__}: {exc}"))
+            self.post_message(
+                self.Exported(None, error=f"snapshot failed: {type(exc).__name__}: {exc}")
+            )
         else:
-            self.post_message(self.Exported(result))
+            self.post_message(self.Exported(result.directory, result.snapshot.get("view")))
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_snapshot_remotely(self, scope: SnapshotScope, now_ns: int) -> None:
+        """Ask the instance this UI is attached to (it holds the database) to write it."""
+        body = {"base": str(self.export_dir), "scope": scope.to_doc(), "now_ns": now_ns}
+        try:
+            answer = json.loads(self.attached.instance.call("POST", "/export", wire.dumps(body)))
+        except InstanceError as exc:
+            self.post_message(self.Exported(None, error=f"snapshot failed: {exc}"))
+        else:
+            self.post_message(self.Exported(Path(answer["directory"]), answer.get("view")))
 
     def on_claude_top_app_exported(self, message: Exported) -> None:
-        if message.error is not None or message.result is None:
+        if message.error is not None or message.directory is None:
             self.notify(message.error or "snapshot failed", severity="error", timeout=10)
             return
-        result = message.result
-        view = result.snapshot.get("view")
+        view = message.view
         what = f"{view['file']} ({view['rows']} rows) and " if view else ""
         self.notify(
-            f"{what}every table written to {result.directory}/",
+            f"{what}every table written to {message.directory}/",
             title="CSV snapshot",
             timeout=8,
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from claude_top.core.names import TOOL_RESULT
+from claude_top.core.names import API_REQUEST, TOOL_RESULT
 from claude_top.core.queries.filters import (
     Filter,
     Query,
@@ -169,6 +169,54 @@ def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) ->
     return array("d", (r[0] for r in rows))
 
 
+DETAIL_ROWS = 500
+"""At most this many of a tool's calls (the slowest) or a model's requests (the newest)."""
+
+
+def tool_calls(
+    cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str, limit: int = DETAIL_ROWS
+) -> list[dict]:
+    """One tool's calls in the filter, slowest first: when, in which session and turn, how
+    long, whether it failed, and its input (Claude Code sends it with OTEL_LOG_TOOL_DETAILS=1)."""
+    p: dict[str, Any] = {"tool": tool_name, "limit": limit}
+    where = filter_where(f, "time_ns", p)
+    text = text_condition(f, p, "tool_name", "session_id")
+    return dicts(
+        cur.execute(
+            f"""
+SELECT lower(hex(uid)) AS key, time_ns, session_id, prompt_id, tool_name, duration_ms, success,
+  error, coalesce(json_extract_string(attributes, '$.tool_input'),
+    json_extract_string(attributes, '$.tool_parameters')) AS input
+FROM events WHERE kind = '{TOOL_RESULT}' AND tool_name = $tool AND {where} AND {text}
+ORDER BY duration_ms DESC NULLS LAST, time_ns DESC LIMIT $limit
+""",
+            p,
+        )
+    )
+
+
+def model_requests(
+    cur: duckdb.DuckDBPyConnection, f: Filter, model: str, limit: int = DETAIL_ROWS
+) -> list[dict]:
+    """One model's API requests in the filter, newest first: when, in which session and turn,
+    cost, tokens by kind, how long."""
+    p: dict[str, Any] = {"model": model, "limit": limit}
+    where = filter_where(f, "time_ns", p)
+    text = text_condition(f, p, "model", "session_id")
+    return dicts(
+        cur.execute(
+            f"""
+SELECT lower(hex(uid)) AS key, time_ns, session_id, prompt_id, model, cost_usd, input_tokens,
+  output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms
+FROM events
+WHERE kind = '{API_REQUEST}' AND coalesce(model, '(unknown)') = $model AND {where} AND {text}
+ORDER BY time_ns DESC LIMIT $limit
+""",
+            p,
+        )
+    )
+
+
 # --- overview ------------------------------------------------------------------------------
 
 
@@ -230,3 +278,17 @@ SELECT least((SELECT min(time_ns) FROM events WHERE {ev_where}),
         p,
     ).fetchone()
     return first
+
+
+def session_ids_starting(cur: duckdb.DuckDBPyConnection, prefix: str, limit: int = 10) -> list[str]:
+    """The session ids that start with `prefix` (at most `limit` of them), sorted."""
+    (ids,) = cur.execute(
+        """
+SELECT coalesce(list_sort(list(DISTINCT session_id)), []) FROM (
+  SELECT session_id FROM events WHERE starts_with(session_id, $p)
+  UNION SELECT session_id FROM spans WHERE starts_with(session_id, $p)
+  UNION SELECT session_id FROM metric_points WHERE starts_with(session_id, $p))
+""",
+        {"p": prefix},
+    ).fetchone()
+    return ids[:limit]

@@ -17,8 +17,10 @@ import duckdb
 from claude_top.core.budgets import LimitSettings
 from claude_top.core.queries.breakdowns import (
     earliest_ns,
+    model_requests,
     models,
     overview,
+    tool_calls,
     tool_durations,
     tools,
 )
@@ -57,6 +59,10 @@ class Reader(Protocol):
 
     def tool_durations(self, f: Filter, tool_name: str) -> array[float]: ...
 
+    def tool_calls(self, f: Filter, tool_name: str) -> list[dict]: ...
+
+    def model_requests(self, f: Filter, model: str) -> list[dict]: ...
+
     def turns(self, session_id: str) -> list[dict]: ...
 
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]: ...
@@ -75,6 +81,21 @@ class Reader(Protocol):
     ) -> tuple[list[dict], list[dict]]: ...
 
     """The sessions and models panes grouped by `key`."""
+
+
+READ_METHODS = (
+    "overview",
+    "earliest_ns",
+    "sessions",
+    "models",
+    "tools",
+    "tool_durations",
+    "tool_calls",
+    "model_requests",
+    "turns",
+    "span_tree",
+)
+"""The `Reader` methods, by name: what the control API's `POST /read` may run."""
 
 
 class Source(Protocol):
@@ -111,6 +132,12 @@ class LocalReader:
     def tool_durations(self, f: Filter, tool_name: str) -> array[float]:
         return tool_durations(self.cur, f, tool_name)
 
+    def tool_calls(self, f: Filter, tool_name: str) -> list[dict]:
+        return tool_calls(self.cur, f, tool_name)
+
+    def model_requests(self, f: Filter, model: str) -> list[dict]:
+        return model_requests(self.cur, f, model)
+
     def turns(self, session_id: str) -> list[dict]:
         return turns(self.cur, session_id)
 
@@ -125,6 +152,7 @@ class LocalReader:
 
     def top_projects(self, since_ns: int, now_ns: int, limit: int = 10) -> list[dict]:
         return top_projects(self.cur, since_ns, now_ns, limit)
+
     def group_keys(self, f: Filter) -> list[str]:
         return local_group_keys(self.cur, f)
 

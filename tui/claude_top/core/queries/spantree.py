@@ -68,11 +68,12 @@ def _join(*parts: Any) -> str:
 def _tokens(inp: Any, out: Any) -> str | None:
     if inp is None and out is None:
         return None
-    return f"{inp if inp is not None else '?'}/{out if out is not None else '?'} tok"
+    shown = ["?" if n is None else fmt.count(n) for n in (inp, out)]
+    return f"{shown[0]}/{shown[1]} tok"
 
 
 def _cost(c: float | None) -> str | None:
-    return None if c is None else f"${c:.4f}"
+    return None if c is None else fmt.cost(c)
 
 
 def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: Any) -> str:
@@ -148,7 +149,11 @@ SELECT min(lo), max(hi) FROM (
     ).fetchone()
 
 
-def _turn_traces(cur: duckdb.DuckDBPyConnection, session_id: str, key: str, when: str) -> list[str]:
+def turn_traces(
+    cur: duckdb.DuckDBPyConnection, session_id: str, key: str, when: str = "TRUE"
+) -> list[str]:
+    """The trace ids of a turn (its events name them: those matching `when`), or the key
+    itself for a turn known only by its spans."""
     rows = cur.execute(
         "SELECT DISTINCT trace_id FROM events WHERE session_id = $s AND prompt_id = $p "
         f"AND trace_id IS NOT NULL AND {when}",
@@ -165,7 +170,7 @@ def span_tree(
     `prompt_id` is a turn's `key`: a prompt id, or a trace id for a turn known only by spans.
     """
     prompt_span = _turn_range(cur, session_id, prompt_id, [])
-    traces = _turn_traces(cur, session_id, prompt_id, _between("time_ns", prompt_span))
+    traces = turn_traces(cur, session_id, prompt_id, _between("time_ns", prompt_span))
     span = _turn_range(cur, session_id, prompt_id, traces)
     span_rows = dicts(
         cur.execute(

@@ -1,14 +1,17 @@
-"""plotext charts (textual-plotext): a tool's latency histogram and cost by model."""
+"""Charts: a tool's latency histogram (plotext, via textual-plotext) and cost by model."""
 
 from __future__ import annotations
 
 from array import array
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.color import Color
+from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from claude_top.core import format as fmt
+from claude_top.ui.panes.table import theme_style
 
 FRAME_ROWS = 4
 """Rows of a plot that are not plot area: title, top and bottom frame, tick labels."""
@@ -58,7 +61,8 @@ class Chart(PlotextPlot):
 
 
 class LatencyChart(Chart):
-    """Histogram of one tool's call durations (ms)."""
+    """Histogram of one tool's call durations (ms); a sentence instead when there is nothing
+    to bin (no calls, or calls that all took the same time: one bin would fill the plot)."""
 
     def show(self, tool: str | None, durations: array[float]) -> None:
         """Draw `tool`'s durations (kept as given, not copied); a no-op when nothing changed."""
@@ -73,8 +77,7 @@ class LatencyChart(Chart):
             return
         tool, durations = self.state
         plt = self.plt
-        if not tool or not durations:
-            self._frame("latency: no tool calls in view")
+        if self.note() is not None:
             self.refresh()
             return
         n = len(durations)
@@ -87,13 +90,46 @@ class LatencyChart(Chart):
         plt.xticks(ticks, [fmt.duration_ms(t) for t in ticks])
         self.refresh()
 
+    def note(self) -> Text | None:
+        """What is shown instead of a histogram, if anything."""
+        if self.state is None:
+            return None
+        tool, durations = self.state
+        muted = theme_style(self.app, "muted")
+        if not tool or not durations:
+            return Text("latency: no tool calls in view", style=muted, justify="center")
+        lo, hi = min(durations), max(durations)
+        if lo != hi:
+            return None
+        took = fmt.duration_ms(lo)
+        n = len(durations)
+        said = f"its one call took {took}" if n == 1 else f"each of its {n} calls took {took}"
+        return Text(f"{tool} latency\n\n", justify="center") + Text(said, style=muted)
 
-class CostChart(Chart):
-    """Horizontal bars: cost (USD) per model, the most expensive on top, one row each.
+    def render(self):
+        note = self.note()
+        return note if note is not None else super().render()
 
-    plotext smears horizontal bars across rows unless each bar gets a whole number of rows, so
-    the plot is exactly as tall as its bars (and shows the top models when they do not all fit).
+
+class CostChart(Widget):
+    """Horizontal bars: cost per model, the most expensive on top, one row each, each bar as
+    long as its share of the largest (to an eighth of a cell), its cost beside it.
+
+    Drawn here rather than by plotext, which smears bars across rows (with three models the
+    second was drawn as long as the first).
     """
+
+    DEFAULT_CSS = """
+    CostChart { height: 1fr; width: 1fr; padding: 0 1; background: $surface; }
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.state: tuple[tuple[str, float], ...] | None = None
+        """What is drawn: ((model, cost), ...); None before any data."""
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.refresh())
 
     def show(self, rows: list[dict]) -> None:
         """Draw cost per model from `queries.models` rows; a no-op when nothing changed."""
@@ -103,29 +139,37 @@ class CostChart(Chart):
         self.state = state
         self.refresh()
 
-    def _redraw(self, force: bool = False) -> None:
-        self.refresh()
-
     def render(self) -> Text:
-        width, height = self.size
+        width, height = self.content_size
         bars = sorted(self.state or (), key=lambda b: -b[1])
-        shown = bars[: max(1, height - FRAME_ROWS)]
-        plt = self.plt
+        shown = bars[: max(1, height - 1)]
+        muted = theme_style(self.app, "muted")
         if not shown:
-            self._frame("cost by model: no API requests in view")
-        elif len(shown) < len(bars):
-            self._frame(f"cost (USD): top {len(shown)} of {len(bars)} models")
-        else:
-            self._frame("cost by model (USD)")
-        if shown:
-            plt.bar(
-                [name for name, _ in reversed(shown)],
-                [cost for _, cost in reversed(shown)],
-                orientation="horizontal",
-                color=_theme_rgb(self.app, "success"),
-            )
-            height = min(height, len(shown) + FRAME_ROWS)
-        plt.plotsize(width, height)
-        plt._set_size(width, height)
-        plt.theme(self._get_plotext_theme_name(self.app.theme))
-        return Text.from_ansi(plt.build())
+            return Text("cost by model: no API requests in view", style=muted, no_wrap=True)
+        title = "cost by model (USD)"
+        if len(shown) < len(bars):
+            title = f"cost (USD): top {len(shown)} of {len(bars)} models"
+        out = Text(title, style=muted, no_wrap=True, overflow="ellipsis")
+        name_w = max(cell_len(name) for name, _ in shown)
+        costs = [fmt.cost(cost) for _, cost in shown]
+        cost_w = max(len(c) for c in costs)
+        cells = max(1, width - name_w - cost_w - 2)
+        top = shown[0][1]
+        colour = theme_style(self.app, "success")
+        for (name, cost), label in zip(shown, costs, strict=True):
+            eighths = round(cost / top * cells * 8) if top > 0 else 0
+            bar = bar_text(eighths)
+            out.append("\n" + name.rjust(name_w) + " ")
+            out.append(bar, style=colour)
+            out.append(" " * (cells - cell_len(bar)) + " " + label.rjust(cost_w))
+        return out
+
+
+def bar_text(eighths: int) -> str:
+    """A bar `eighths`/8 cells long: full blocks, then one partial block."""
+    full, part = divmod(max(0, eighths), 8)
+    return "█" * full + (PARTIAL_BLOCKS[part - 1] if part else "")
+
+
+PARTIAL_BLOCKS = "▏▎▍▌▋▊▉"
+"""One to seven eighths of a cell, left-aligned."""

@@ -15,6 +15,9 @@ from claude_top.core import format as fmt
 from claude_top.ui.panes.table import theme_style
 
 SEP = " │ "
+DB_PRIORITY = 62
+"""The database path goes before the ingest rate; when it is too long it is shortened in the
+middle (its file name kept) rather than left out."""
 
 
 @dataclass
@@ -37,6 +40,9 @@ class HeaderState:
     """The relay's `receiver.forward.RelayStatus`, when forwarding."""
     source: str | None = None
     """A team's source the panes read (its label), instead of this process's store."""
+    attached_pid: int | None = None
+    """The pid of the `claude-top serve` this UI reads through (None: it is the receiver)."""
+    attached_lost: bool = False
 
 
 def _home(path: str) -> str:
@@ -71,6 +77,18 @@ def _relay_parts(app, relay) -> list[tuple[int, Text]]:
     return out
 
 
+def shorten_path(path: str, width: int) -> str | None:
+    """`path` in at most `width` cells, cut in the middle (`/tmp/cla…/demo.duckdb`); its file
+    name is kept whole, so None when even `…/name` does not fit."""
+    if len(path) <= width:
+        return path
+    head, _, name = path.rpartition("/")
+    tail = "…/" + name
+    if len(tail) > width:
+        return None
+    return head[: width - len(tail)] + tail
+
+
 class HeaderBar(Widget):
     """One line of status across the top of the main view."""
 
@@ -100,6 +118,12 @@ class HeaderBar(Widget):
         s = self.state
         app = self.app
         out: list[tuple[int, Text]] = [(100, Text("claude-top", style=theme_style(app, "bold")))]
+        if s.attached_pid is not None:
+            if s.attached_lost:
+                lost = f"✗ serve pid {s.attached_pid} gone"
+                out.append((97, Text(lost, style=theme_style(app, "error"))))
+            else:
+                out.append((88, Text(f"attached to pid {s.attached_pid}")))
         if s.source and not s.endpoints:
             out.append((65, Text(f"team view {s.source}", style=theme_style(app, "accent"))))
         elif s.endpoints:
@@ -112,7 +136,7 @@ class HeaderBar(Widget):
         else:
             out.append((65, Text("not listening", style=theme_style(app, "warning"))))
         if s.db_path and not s.source:
-            out.append((10, Text(f"db {_home(s.db_path)}")))
+            out.append((DB_PRIORITY, Text(f"db {_home(s.db_path)}")))
         out += _relay_parts(app, s.relay)
         if s.rate is not None:
             out.append((60, Text(f"{s.rate:.1f} ev/s")))
@@ -138,13 +162,20 @@ class HeaderBar(Widget):
     def render(self) -> Text:
         parts = self.parts()
         chosen: set[int] = set()
+        width = self.size.width
 
         def line(indices) -> Text:
             return Text(SEP).join(parts[i][1] for i in sorted(indices))
 
         for i in sorted(range(len(parts)), key=lambda i: -parts[i][0]):
-            if line(chosen | {i}).cell_len + 1 <= self.size.width or not chosen:
+            if line(chosen | {i}).cell_len + 1 <= width or not chosen:
                 chosen.add(i)
+            elif parts[i][0] == DB_PRIORITY and self.state.db_path:
+                room = width - 1 - line(chosen).cell_len - len(SEP) - len("db ")
+                path = shorten_path(_home(self.state.db_path), room)
+                if path is not None:
+                    parts[i] = (DB_PRIORITY, Text(f"db {path}"))
+                    chosen.add(i)
         out = Text(" ") + line(chosen)
         out.no_wrap = True
         out.overflow = "ellipsis"

@@ -41,6 +41,18 @@ def _errors(row: dict):
     return (str(n), "error") if n else "0"
 
 
+def _count(key: str, field: str, label: str, priority: int, help: str) -> Col:
+    return Col(
+        key,
+        label,
+        lambda r: fmt.count(r.get(field)),
+        lambda r: r.get(field),
+        right=True,
+        priority=priority,
+        help=help,
+    )
+
+
 COLUMNS = (
     Col(
         "session",
@@ -48,6 +60,7 @@ COLUMNS = (
         lambda r: r["session_id"] if r.get("group_key") else fmt.short_id(r["session_id"]),
         lambda r: r["session_id"],
         descending=False,
+        help="the session id's first 8 characters (export --session takes them)",
     ),
     Col(
         "last",
@@ -56,6 +69,8 @@ COLUMNS = (
         lambda r: r["last_seen_ns"],
         right=True,
         clock=True,
+        priority=90,
+        help="how long ago its latest telemetry was made",
     ),
     Col(
         "status",
@@ -64,50 +79,74 @@ COLUMNS = (
         lambda r: r.get("status") or "",
         descending=False,
         clock=True,
-    ),
-    Col("cost", "Cost", cost_cell, lambda r: r["cost_usd"], right=True),
-    Col("models", "Model", _models, lambda r: _models(r).lower(), descending=False),
-    Col(
-        "prompts", "Prompts", lambda r: fmt.count(r["prompts"]), lambda r: r["prompts"], right=True
+        priority=85,
+        help="active: telemetry in the last minute; starting: live, nothing asked yet",
     ),
     Col(
-        "api",
-        "API",
-        lambda r: fmt.count(r["api_requests"]),
-        lambda r: r["api_requests"],
+        "cost",
+        "Cost",
+        cost_cell,
+        lambda r: r["cost_usd"],
         right=True,
+        priority=95,
+        help="US dollars, from its api_request events (as Claude Code counts them)",
     ),
     Col(
-        "in", "In", lambda r: fmt.count(r["input_tokens"]), lambda r: r["input_tokens"], right=True
+        "models",
+        "Model",
+        _models,
+        lambda r: _models(r).lower(),
+        descending=False,
+        priority=44,
+        min_width=10,
+        help="the models it asked",
     ),
-    Col(
-        "out",
-        "Out",
-        lambda r: fmt.count(r["output_tokens"]),
-        lambda r: r["output_tokens"],
-        right=True,
-    ),
+    _count("prompts", "prompts", "Prompts", 50, "prompts typed (turns)"),
+    _count("api", "api_requests", "API", 55, "API requests to the model"),
+    _count("in", "input_tokens", "In", 30, "input tokens, not counting cached ones"),
+    _count("out", "output_tokens", "Out", 32, "output tokens"),
     Col(
         "cache",
         "Cache",
         lambda r: fmt.percent(r.get("cache_hit_ratio")),
         lambda r: r.get("cache_hit_ratio"),
         right=True,
+        priority=40,
+        help="cache hit ratio: cache reads / (input + cache reads + cache writes)",
     ),
+    _count("tools", "tool_calls", "Tools", 45, "tool calls"),
     Col(
-        "tools",
-        "Tools",
-        lambda r: fmt.count(r["tool_calls"]),
-        lambda r: r["tool_calls"],
+        "errors",
+        "Errs",
+        _errors,
+        lambda r: r["tool_errors"],
         right=True,
+        priority=48,
+        help="tool calls that failed",
     ),
-    Col("errors", "Errs", _errors, lambda r: r["tool_errors"], right=True),
     Col(
         "terminal",
         "Term",
         lambda r: r.get("terminal") or "-",
         lambda r: r.get("terminal") or "",
         descending=False,
+        priority=20,
+        min_width=6,
+        help="where it runs (terminal.type)",
+    ),
+    Col(
+        "started",
+        "Started",
+        lambda r: fmt.age(r.get("first_seen_ns"), r["now_ns"]),
+        lambda r: r.get("first_seen_ns"),
+        right=True,
+        clock=True,
+        priority=12,
+        help="how long ago its first telemetry was made",
+    ),
+    _count("cache_read", "cache_read_tokens", "C.read", 10, "tokens read from the prompt cache"),
+    _count(
+        "cache_write", "cache_creation_tokens", "C.write", 9, "tokens written to the prompt cache"
     ),
     Col(
         "custom",
@@ -116,6 +155,9 @@ COLUMNS = (
         lambda r: _custom(r) or None,
         descending=False,
         optional=True,
+        priority=35,
+        min_width=12,
+        help="custom resource attributes (OTEL_RESOURCE_ATTRIBUTES)",
     ),
 )
 

@@ -1,15 +1,18 @@
 """A DataTable kept up to date by keyed diffs, sortable by any column, cursor pinned to its row.
 
 Rows are dicts from `core.queries`; each column says how to show a row (text plus an optional
-theme colour name) and what to sort it by. `set_rows` updates changed cells, adds new rows and
-removes gone ones inside one `batch_update()`, re-orders only when the order changed, and puts
-the cursor back on the row it was on. It never clears the table.
+theme colour name) and what to sort it by. The table shows the columns that fit its width, by
+priority, cutting long text with an ellipsis: never a horizontal scroll. `set_rows` updates
+changed cells, adds new rows and removes gone ones inside one `batch_update()`, re-orders only
+when the order changed, and puts the cursor back on the row it was on. It never clears the
+table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,9 +28,13 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from claude_top.core.export import PaneView
+
 Cell = str | tuple[str, str | None]
 """What a column shows: plain text, or (text, theme colour name such as "error")."""
 
+OPEN_TIP = "the session's turns, the turn's span tree, the tool's calls, the model's requests"
+"""What Enter opens, by table."""
 SORT_MARK = {False: " ▲", True: " ▼"}
 """Appended to the sorted column's label: descending ▼, ascending ▲."""
 
@@ -46,6 +53,14 @@ class Col:
     """Shown only while some row has something in it (e.g. custom resource attributes)."""
     clock: bool = False
     """Shows what moves with the row's `now_ns` (an age, a status); `retime` redraws it."""
+    priority: int = 50
+    """When the columns do not all fit, the lowest priorities are left out first (the first
+    column and the sorted one always stay)."""
+    min_width: int | None = None
+    """Text that may be cut, with an ellipsis, down to this width before columns are left out;
+    it takes the room left over back first, up to its widest cell."""
+    help: str = ""
+    """What the column means, for the help screen's glossary."""
 
 
 CACHED_SCREENS = 3
@@ -62,6 +77,7 @@ def _discard(cache, stale: Callable[[tuple], bool]) -> None:
 
 _DATA_TABLE_INTERNALS = (
     "_data",
+    "_update_count",
     "_row_locations",
     "_ordered_row_cache",
     "_offset_cache",
@@ -110,7 +126,7 @@ class KeyedTable(DataTable):
     """A DataTable of keyed rows with `s` (sort column) and `r` (reverse) and vi keys."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Open", id="table.open"),
+        Binding("enter", "select_cursor", "Open", tooltip=OPEN_TIP, id="table.open"),
         Binding("j", "cursor_down", "Down", show=False, id="table.down"),
         Binding("k", "cursor_up", "Up", show=False, id="table.up"),
         Binding("g", "scroll_top", "First row", show=False, id="table.first"),
@@ -160,6 +176,14 @@ class KeyedTable(DataTable):
         self._first_col = columns[0].key
         self._clock_ns: int | None = None
         self._edited: set[RowKey] = set()
+        self._natural: dict[str, int] = {}
+        """Each column's widest cell or label (0: an optional column with nothing in it)."""
+        self._widths_changed = False
+        self.follow_top = True
+        """Keep the cursor on the first row as rows arrive above it (as htop does): while it is
+        there and the user has not moved it away; moving it back to the first row follows
+        again."""
+        self._arranging = False
         self._row_local_edits = all(hasattr(self, name) for name in _DATA_TABLE_INTERNALS)
 
     def on_mount(self) -> None:
@@ -170,6 +194,10 @@ class KeyedTable(DataTable):
 
     def on_resize(self) -> None:  # also sent once the table is first laid out
         self._fit_caches()
+        if self._shown:
+            with self._arranging_rows():
+                self._fill(self._layout())
+                self._redraw_edited()
 
     def _fit_caches(self) -> None:
         """Size DataTable's render caches to CACHED_SCREENS of this table. A cache that changes
@@ -209,6 +237,18 @@ class KeyedTable(DataTable):
         """The query rows as displayed (current filter, window and sort), top to bottom."""
         return [self._current(key) for key in self.keys_in_order()]
 
+    def as_view(self, pane: str, session_id: str | None = None) -> PaneView:
+        """The table as shown, for a snapshot's `focused-<pane>.csv`."""
+        col = self.cols[self.sort_key]
+        return PaneView(
+            pane,
+            self.rows_in_order(),
+            sort_column=col.key,
+            sort_label=col.label,
+            descending=col.descending != self.reversed,
+            session_id=session_id,
+        )
+
     def _current(self, key: str) -> dict:
         """A held row as of the table's clock (`retime` moves only the rows on screen)."""
         row = self.rows_by_key[key]
@@ -228,13 +268,13 @@ class KeyedTable(DataTable):
         cols = list(self.cols.values())
         index = {c.key: i for i, c in enumerate(cols)}
         shown_new = {key: tuple(c.cell(row) for c in cols) for key, row in new.items()}
-        with self.app.batch_update():
+        with self._arranging_rows():
             for key in [k for k in self._shown if k not in new]:
                 self.remove_row(key)
                 del self._shown[key]
-            added = self._sync_optional(shown_new)
+            self._measure(shown_new)
+            added = self._layout(len(shown_new))
             present = [c for c in cols if c.key in self.columns]
-            self._fit_columns(shown_new)
             for key, shown in shown_new.items():
                 old = self._shown.get(key)
                 if old is None:
@@ -244,7 +284,7 @@ class KeyedTable(DataTable):
                 for c in present:
                     i = index[c.key]
                     if old[i] != shown[i] or c.key in added:
-                        # widths are set by _fit_columns; DataTable's update_width would
+                        # widths are set by _layout; DataTable's update_width would
                         # re-measure the whole column for each narrower cell (quadratic)
                         self._put_cell(key, c.key, self._text(key, c, shown[i]))
             self._shown = shown_new
@@ -267,9 +307,7 @@ class KeyedTable(DataTable):
         read rows as of the clock (`_current`).
         """
         self._clock_ns = now_ns
-        clocked = [
-            (i, c) for i, c in enumerate(self.cols.values()) if c.clock and c.key in self.columns
-        ]
+        clocked = [(i, c) for i, c in enumerate(self.cols.values()) if c.clock]
         if not clocked or not self.rows_by_key:
             return
         selected = self.cursor_key
@@ -277,7 +315,7 @@ class KeyedTable(DataTable):
         near = self._near_view()
         by_clock = self.cols[self.sort_key].clock
         changed: set[int] = set()
-        with self.app.batch_update():
+        with self._arranging_rows():
             for key in list(self.rows_by_key):
                 if near is not None and key not in near:
                     if by_clock:
@@ -292,12 +330,15 @@ class KeyedTable(DataTable):
                 for i, c in clocked:
                     if cells[i] != shown[i]:
                         changed.add(i)
-                        self._put_cell(key, c.key, self._text(key, c, cells[i]))
+                        if c.key in self.columns:
+                            self._put_cell(key, c.key, self._text(key, c, cells[i]))
             if changed:
-                self._fit_columns(self._shown, changed)
+                self._measure(self._shown, changed)
+                self._fill(self._layout())
                 self._redraw_edited()
                 if by_clock:
                     self._reorder(selected, line)
+        self._note_cursor_key()
 
     def _put_cell(self, key: str, column: str, value: Text) -> None:
         """Set a cell's text; `_redraw_edited` then repaints only the rows set this way.
@@ -314,20 +355,27 @@ class KeyedTable(DataTable):
 
     def _redraw_edited(self) -> None:
         """Drop the cached renders of the rows `_put_cell` changed and repaint them; all rows
-        when a column's width changes or rows were added."""
+        when a column's width changed or rows were added (every cached cell, row and line was
+        rendered at the old widths)."""
         edited, self._edited = self._edited, set()
-        if not edited:
-            return
-        if self._require_update_dimensions:
+        if self._widths_changed or (edited and self._require_update_dimensions):
+            self._redraw_all()
+        elif edited:
+            _discard(self._cell_render_cache, lambda k: k[0] in edited)
+            self._repaint_rows(edited)
+
+    def _redraw_all(self) -> None:
+        """Render every line again, the header too (what DataTable's own calls do)."""
+        self._widths_changed = False
+        if hasattr(self, "_update_count"):
             self._update_count += 1
-            self.refresh()
-            return
-        _discard(self._cell_render_cache, lambda k: k[0] in edited)
-        self._repaint_rows(edited)
+        self._require_update_dimensions = True
+        self.refresh(layout=True)
 
     def _move_rows(self, order: list[str]) -> None:
         """Put the rows in `order`, repainting only the lines whose row changed (DataTable.sort
-        re-renders every row); the moved rows keep their rendered cells."""
+        re-renders every row). A moved row's cells are rendered again too: each carries its
+        row index for the mouse."""
         moved: set[RowKey] = set()
         locations: dict[RowKey, int] = {}
         for index, key in enumerate(order):
@@ -338,6 +386,7 @@ class KeyedTable(DataTable):
         self._row_locations = TwoWayDict(locations)
         self._ordered_row_cache.clear()
         self._offset_cache.clear()
+        _discard(self._cell_render_cache, lambda k: k[0] in moved)
         self._repaint_rows(moved)
 
     def _repaint_rows(self, rows: set[RowKey]) -> None:
@@ -366,52 +415,133 @@ class KeyedTable(DataTable):
         if self._clock_ns is not None and round(old_value) != round(new_value):
             self.call_later(self.retime, self._clock_ns)
 
-    def _fit_columns(
-        self, shown: dict[str, tuple[Cell, ...]], only: set[int] | None = None
-    ) -> None:
-        """Size each column (or the columns at indices `only`) to its widest cell or label,
-        synchronously.
+    # --- columns -----------------------------------------------------------------------
 
-        DataTable's own auto width is settled on idle, and a frame drawn before that stays
-        cached with the old widths (Textual issue #4470); explicit widths avoid that.
-        """
+    def _measure(self, shown: dict[str, tuple[Cell, ...]], only: set[int] | None = None) -> None:
+        """Note each column's widest cell or label (or only the columns at indices `only`)."""
+        before = sum(self._natural.values())
         for i, col in enumerate(self.cols.values()):
             if only is not None and i not in only:
                 continue
-            column = self.columns.get(ColumnKey(col.key))
-            if column is None:
-                continue
-            width = max(
-                [
-                    self._label(col).cell_len,
-                    *(cell_len(_plain(cells[i])) for cells in shown.values()),
-                ]
-            )
+            widest = max((cell_len(_plain(cells[i])) for cells in shown.values()), default=0)
+            if col.optional and not widest:
+                self._natural[col.key] = 0
+            else:
+                self._natural[col.key] = max(self._label(col).cell_len, widest)
+        width = self.styles.width
+        if sum(self._natural.values()) != before and width is not None and width.is_auto:
+            self.refresh(layout=True)  # `width: auto` follows get_content_width
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        """`width: auto` asks for every column at its full width (and a scrollbar's room): a
+        `max-width` then decides how much of it fits."""
+        pad = 2 * self.cell_padding
+        return sum(w + pad for w in self._natural.values() if w) + (
+            self.styles.scrollbar_size_vertical
+        )
+
+    def _room(self, rows: int) -> int | None:
+        """The width the columns may take with `rows` rows (None: not laid out yet)."""
+        width = self.size.width
+        if width <= 0:
+            return None
+        if rows + (self.header_height if self.show_header else 0) > self.size.height:
+            width -= self.styles.scrollbar_size_vertical
+        return width
+
+    def fitted_widths(self, rows: int | None = None) -> dict[str, int]:
+        """The columns that fit the table's width and their widths, in display order.
+
+        By priority (the first and the sorted column first), each column at its full width if
+        that fits, else cut to its least width if that fits, else left out; then the room left
+        over goes back to the cut ones, by priority.
+        """
+        natural = self._natural
+        cols = [c for c in self.cols.values() if natural.get(c.key)]
+        room = self._room(len(self._shown) if rows is None else rows)
+        if room is None:
+            return {c.key: natural[c.key] for c in cols}
+        ranked = sorted(
+            cols,
+            key=lambda c: (c.key != self._first_col, c.key != self.sort_key, -c.priority),
+        )
+        pad = 2 * self.cell_padding
+        widths: dict[str, int] = {}
+        used = 0
+        for c in ranked:
+            least = max(min(natural[c.key], c.min_width or natural[c.key]), self._label(c).cell_len)
+            for width in (natural[c.key], least):
+                if not widths or used + width + pad <= room:
+                    widths[c.key] = width
+                    used += width + pad
+                    break
+        for c in ranked:
+            if c.key in widths and used < room:
+                grow = min(natural[c.key] - widths[c.key], room - used)
+                widths[c.key] += grow
+                used += grow
+        return {c.key: widths[c.key] for c in cols if c.key in widths}
+
+    def _layout(self, rows: int | None = None) -> set[str]:
+        """Show the columns that fit, at their widths (synchronously: DataTable's own auto
+        width is settled on idle, and a frame drawn before that stays cached with the old
+        widths, Textual issue #4470). Returns the columns added, whose cells are to be set."""
+        widths = self.fitted_widths(rows)
+        shown = [c.key.value for c in self.ordered_columns]
+        wanted = list(widths)
+        added: set[str] = set()
+        if shown != wanted:
+            same = 0
+            while same < min(len(shown), len(wanted)) and shown[same] == wanted[same]:
+                same += 1
+            for key in shown[same:]:
+                self.remove_column(key)
+            for key in wanted[same:]:
+                self.add_column(self._label(self.cols[key]), key=key, width=widths[key])
+                added.add(key)
+            self._widths_changed = True
+        for key, width in widths.items():
+            column = self.columns[ColumnKey(key)]
             if column.width != width:
                 column.width = width
-                self._require_update_dimensions = True
-
-    def _sync_optional(self, shown: dict[str, tuple[Cell, ...]]) -> set[str]:
-        """Add optional columns that now have content, drop those that lost it."""
-        added: set[str] = set()
-        for i, col in enumerate(self.cols.values()):
-            if not col.optional:
-                continue
-            wanted = any(_plain(cells[i]) for cells in shown.values())
-            if wanted and col.key not in self.columns:
-                self.add_column(self._label(col), key=col.key, width=self._label(col).cell_len)
-                added.add(col.key)
-            elif not wanted and col.key in self.columns:
-                self.remove_column(col.key)
+                self._widths_changed = True
         return added
 
+    def _fill(self, added: set[str]) -> None:
+        """Set every row's cells in the columns just added."""
+        if not added:
+            return
+        index = {k: i for i, k in enumerate(self.cols)}
+        for key, shown in self._shown.items():
+            for column in added:
+                col = self.cols[column]
+                self._put_cell(key, column, self._text(key, col, shown[index[column]]))
+
+    @contextlib.contextmanager
+    def _arranging_rows(self) -> Iterator[None]:
+        """The table itself moves rows and the cursor (not the user), in one batch update."""
+        self._arranging = True
+        try:
+            with self.app.batch_update():
+                yield
+        finally:
+            self._arranging = False
+
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if not self._arranging and old != new:
+            self.follow_top = new.row == 0
+
     def _reorder(self, selected: str | None, line: int | None = None) -> None:
-        """Apply the sort order; the cursor follows its row.
+        """Apply the sort order; the cursor follows its row, or stays on the first row while
+        it follows the top (`follow_top`).
 
         When the table is scrolled (`line` is the cursor's line in the view), the view moves
         with that row too, so rows inserted above it do not shift what is on screen.
         """
         order = self._order()
+        if self.follow_top and order:
+            selected, line = order[0], None
         if order != self.keys_in_order():
             if self._row_local_edits:
                 self._move_rows(order)
@@ -471,12 +601,14 @@ class KeyedTable(DataTable):
                         self.update_cell(key, c.key, self._text(key, c, v))
 
     def _relabel(self) -> None:
+        """Put the sort mark on the sorted column's label; the header and every row (whose
+        widths may change with the label's) are rendered again."""
         for col in self.cols.values():
             if col.key in self.columns:
                 self.columns[col.key].label = self._label(col)
-        self._fit_columns(self._shown)
-        self._require_update_dimensions = True
-        self.refresh(layout=True)
+        self._measure(self._shown)
+        self._fill(self._layout())
+        self._redraw_all()
 
     # --- cursor --------------------------------------------------------------------------
 
@@ -501,15 +633,17 @@ class KeyedTable(DataTable):
 
     @property
     def sortable(self) -> list[str]:
-        return [k for k, c in self.cols.items() if c.sort is not None]
+        """The columns on screen that sort (`s` cycles through them)."""
+        return [k for k, c in self.cols.items() if c.sort is not None and k in self.columns]
 
     def sort_by(self, key: str, reversed_: bool = False) -> None:
         """Sort by column `key` in its natural direction (or reversed)."""
         self.sort_key = key
         self.reversed = reversed_
-        self._relabel()
-        with self.app.batch_update():
+        with self._arranging_rows():
+            self._relabel()
             self._reorder(self.cursor_key, self.cursor_row - round(self.scroll_y))
+        self._note_cursor_key()  # another row may be under the cursor (it follows the top)
 
     def action_cycle_sort(self) -> None:
         """Sort by the next sortable column."""

@@ -12,19 +12,55 @@ def _error_pct(row: dict):
     return (text, "error") if row.get("errors") else text
 
 
+_LATENCY = {
+    "p50_ms": ("p50", 60, "median duration of a call"),
+    "p95_ms": ("p95", 75, "95th percentile: 1 call in 20 is slower"),
+    "p99_ms": ("p99", 50, "99th percentile"),
+    "max_ms": ("Max", 55, "the slowest call"),
+}
+
+
 def _ms(field: str) -> Col:
-    label = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "max_ms": "Max"}[field]
+    label, priority, help = _LATENCY[field]
     return Col(
-        field, label, lambda r: fmt.duration_ms(r.get(field)), lambda r: r.get(field), right=True
+        field,
+        label,
+        lambda r: fmt.duration_ms(r.get(field)),
+        lambda r: r.get(field),
+        right=True,
+        priority=priority,
+        help=help,
     )
 
 
 COLUMNS = (
     Col(
-        "tool", "Tool", lambda r: r["tool_name"], lambda r: r["tool_name"].lower(), descending=False
+        "tool",
+        "Tool",
+        lambda r: r["tool_name"],
+        lambda r: r["tool_name"].lower(),
+        descending=False,
+        min_width=10,
+        help="the tool's name (MCP tools as Claude Code names them)",
     ),
-    Col("calls", "Calls", lambda r: fmt.count(r["calls"]), lambda r: r["calls"], right=True),
-    Col("error_pct", "Err%", _error_pct, lambda r: r.get("error_pct"), right=True),
+    Col(
+        "calls",
+        "Calls",
+        lambda r: fmt.count(r["calls"]),
+        lambda r: r["calls"],
+        right=True,
+        priority=80,
+        help="calls that finished (tool_result events)",
+    ),
+    Col(
+        "error_pct",
+        "Err%",
+        _error_pct,
+        lambda r: r.get("error_pct"),
+        right=True,
+        priority=70,
+        help="share of its calls that failed",
+    ),
     _ms("p50_ms"),
     _ms("p95_ms"),
     _ms("p99_ms"),
@@ -35,6 +71,8 @@ COLUMNS = (
         lambda r: fmt.duration_ms(r.get("total_ms")),
         lambda r: r.get("total_ms"),
         right=True,
+        priority=90,
+        help="the time all its calls took together",
     ),
 )
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from claude_top.core import format as fmt
 from claude_top.ui.panes.table import Col, KeyedTable
 
-PROMPT_WIDTH = 36
+PROMPT_CHARS = 200
+"""At most this much of a prompt is kept on its line; the column shows what fits."""
 
 
 def _errors(row: dict):
@@ -18,7 +19,7 @@ def _source(row: dict):
 
 
 COLUMNS = (
-    Col("n", "#", lambda r: str(r["n"]), lambda r: r["n"], right=True),
+    Col("n", "#", lambda r: str(r["n"]), lambda r: r["n"], right=True, help="the turn's number"),
     Col(
         "start",
         "Start",
@@ -26,13 +27,18 @@ COLUMNS = (
         lambda r: r.get("start_ns"),
         right=True,
         clock=True,
+        priority=80,
+        help="how long ago the prompt was sent",
     ),
     Col(
         "prompt",
         "Prompt",
-        lambda r: fmt.one_line(r.get("prompt"), PROMPT_WIDTH) or "-",
+        lambda r: fmt.one_line(r.get("prompt"), PROMPT_CHARS) or "-",
         lambda r: (r.get("prompt") or "").lower(),
         descending=False,
+        priority=90,
+        min_width=16,
+        help="what was asked (<REDACTED> without OTEL_LOG_USER_PROMPTS=1)",
     ),
     Col(
         "duration",
@@ -40,6 +46,8 @@ COLUMNS = (
         lambda r: fmt.duration_ms(r.get("duration_ms")),
         lambda r: r.get("duration_ms"),
         right=True,
+        priority=70,
+        help="from the prompt to the answer",
     ),
     Col(
         "cost",
@@ -47,6 +55,8 @@ COLUMNS = (
         lambda r: fmt.cost(r.get("cost_usd")),
         lambda r: r.get("cost_usd"),
         right=True,
+        priority=85,
+        help="US dollars this turn cost",
     ),
     Col(
         "api",
@@ -54,6 +64,8 @@ COLUMNS = (
         lambda r: fmt.count(r.get("api_requests")),
         lambda r: r.get("api_requests"),
         right=True,
+        priority=60,
+        help="API requests in this turn",
     ),
     Col(
         "tools",
@@ -61,9 +73,28 @@ COLUMNS = (
         lambda r: r.get("tools") or "-",
         lambda r: r.get("tools") or None,
         descending=False,
+        priority=50,
+        min_width=10,
+        help="tools it called, in order of first use, \u00d7N when called N times",
     ),
-    Col("errors", "Errs", _errors, lambda r: r.get("tool_errors"), right=True),
-    Col("source", "Tree", _source, lambda r: bool(r.get("has_spans")), descending=False),
+    Col(
+        "errors",
+        "Errs",
+        _errors,
+        lambda r: r.get("tool_errors"),
+        right=True,
+        priority=55,
+        help="tool calls that failed",
+    ),
+    Col(
+        "source",
+        "Tree",
+        _source,
+        lambda r: bool(r.get("has_spans")),
+        descending=False,
+        priority=40,
+        help="what its span tree is built from: spans, or events when the session sent none",
+    ),
 )
 
 

@@ -20,6 +20,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from claude_top.core import format as fmt
+from claude_top.core.export import SnapshotScope
+from claude_top.ui.clipboard import copy_text
 from claude_top.ui.data import MainData, MainQuery, load_group_keys, load_main
 from claude_top.ui.panes.charts import CostChart, LatencyChart
 from claude_top.ui.panes.connect import ConnectPane
@@ -28,21 +30,36 @@ from claude_top.ui.panes.header import HeaderBar
 from claude_top.ui.panes.limits import LimitsStrip
 from claude_top.ui.panes.models import ModelsTable
 from claude_top.ui.panes.sessions import SessionsTable
-from claude_top.ui.panes.table import KeyedTable
+from claude_top.ui.panes.table import OPEN_TIP, KeyedTable
 from claude_top.ui.panes.tools import ToolsTable
 from claude_top.ui.panes.turns import TurnsTable, numbered
 from claude_top.ui.screens.live import LiveScreen
 
 PANES = ("sessions", "tools", "models", "turns")
 PANE_NAMES = {"sessions": "Sessions", "tools": "Tools", "models": "Models", "turns": "Turns"}
+SETTINGS_FILE = "claude-top-settings.sh"
+"""Where `c` writes the connect settings when it cannot copy them (in `--export-dir`)."""
 WIDE_MIN = (120, 36)
 """Four panes at once from this size (columns, rows); one pane at a time below it."""
 
 
-def _folded(data: MainData) -> str:
-    """How many sessions without a prompt or request yet (start-up telemetry) are folded away."""
-    n = sum(not r["has_work"] for r in data.sessions)
-    return f" (+{n} without a prompt yet)" if n else ""
+def _totals(data: MainData) -> str:
+    """The sessions pane's subtitle: sessions, cost and API requests in view. With a text
+    filter, the sums of the sessions it matches (the rows shown). Sessions without a prompt or
+    request yet (start-up telemetry) are folded away, and counted apart."""
+    window = f"window {data.query.window}"
+    working = [r for r in data.sessions if r.get("has_work", True)]
+    if data.query.text:
+        cost = sum(r["cost_usd"] or 0.0 for r in working)
+        api = sum(r["api_requests"] or 0 for r in working)
+        what = fmt.plural(len(working), "matching session")
+    else:
+        ov = data.overview
+        cost, api = ov.get("cost_usd"), ov.get("api_requests") or 0
+        what = fmt.plural(ov.get("sessions") or 0, "session")
+    folded = len(data.sessions) - len(working)
+    what += f" (+{folded} without a prompt yet)" if folded else ""
+    return f"{what} · {fmt.cost(cost)} · {fmt.plural(api, 'API request')} · {window}"
 
 
 class FilterInput(Input):
@@ -62,7 +79,7 @@ class MainScreen(LiveScreen):
 
     AUTO_FOCUS = "#sessions"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open", "Open", show=True, id="main.open"),
+        Binding("enter", "open", "Open", tooltip=OPEN_TIP, show=True, id="main.open"),
         Binding("tab", "next_pane", "Next pane", show=False, id="main.next_pane"),
         Binding("shift+tab", "previous_pane", "Previous pane", show=False, id="main.prev_pane"),
         Binding("1", "pane('sessions')", "Sessions pane", show=False, id="main.pane_sessions"),
@@ -86,6 +103,7 @@ class MainScreen(LiveScreen):
             id="main.group",
         ),
         Binding("c", "copy_env", "Copy settings", id="main.copy_env"),
+        Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter"),
     ]
 
     def __init__(self) -> None:
@@ -163,6 +181,8 @@ class MainScreen(LiveScreen):
         """Until data arrives only the connect keys apply; after, the pane keys."""
         if action == "copy_env":
             return bool(self.empty) and not getattr(self.app, "remote", False)
+        if action == "clear_filter":
+            return bool(self.app.filter_text)
         if action in ("open", "next_pane", "previous_pane", "pane", "toggle_scope", "cycle_group"):
             return not self.empty
         return True
@@ -199,7 +219,8 @@ class MainScreen(LiveScreen):
             node = node.parent
 
     def action_open(self) -> None:
-        """Enter: open the session (sessions pane) or the turn's span tree (turns pane)."""
+        """Enter: open the session, the turn's span tree, the tool's calls or the model's
+        requests."""
         focused = self.focused
         if isinstance(focused, KeyedTable):
             self._open(focused)
@@ -210,6 +231,7 @@ class MainScreen(LiveScreen):
             self._open(event.data_table)
 
     def _open(self, table: KeyedTable) -> None:
+        from claude_top.ui.screens.detail import DetailScreen
         from claude_top.ui.screens.session import SessionScreen
         from claude_top.ui.screens.spantree import SpanTreeScreen
 
@@ -219,12 +241,17 @@ class MainScreen(LiveScreen):
         if table.id == "sessions" and self.group:
             self.notify(f"grouped by {self.group}: press u until ungrouped to open a session")
             return
+        selected = self.table("sessions").cursor_key
+        scoped = selected if self.scope_session else None
         if table.id == "sessions":
             self.app.push_screen(SessionScreen(row["session_id"]))
         elif table.id == "turns":
-            session_id = self.table("sessions").cursor_key
-            if session_id:
-                self.app.push_screen(SpanTreeScreen(session_id, row))
+            if selected:
+                self.app.push_screen(SpanTreeScreen(selected, row))
+        elif table.id == "tools":
+            self.app.push_screen(DetailScreen("calls", row["tool_name"], scoped))
+        elif table.id == "models":
+            self.app.push_screen(DetailScreen("requests", row["model"], scoped))
 
     def action_toggle_scope(self) -> None:
         """Tools and models: every session in view, or only the selected one."""
@@ -257,13 +284,21 @@ class MainScreen(LiveScreen):
         self.request_load("settings")
 
     def action_copy_env(self) -> None:
+        """Copy the connect settings (shell export lines), and say where they went."""
         pane = self.query_one(ConnectPane)
         if not pane.env:
             pane.show_env(self.app.env_block())
-        self.app.copy_to_clipboard(pane.shell_text)
-        self.notify("connect settings copied (export lines)", timeout=3)
+        where = copy_text(self.app, pane.shell_text + "\n", self.app.export_dir / SETTINGS_FILE)
+        self.notify(f"connect settings {where}", timeout=8)
 
     # --- filter --------------------------------------------------------------------------
+
+    def action_clear_filter(self) -> None:
+        """Esc: drop the text filter (after Enter kept it)."""
+        box = self.query_one(FilterInput)
+        box.value = ""
+        self.app.set_filter("")
+        self.close_filter()
 
     def open_filter(self) -> None:
         self.add_class("-filtering")
@@ -284,11 +319,29 @@ class MainScreen(LiveScreen):
         if event.input.id == "filter":
             self.close_filter()
 
+    def snapshot_scope(self) -> SnapshotScope:
+        """Ctrl-S: the focused pane (or the one shown) as shown, and every table for the window
+        and filter."""
+        app = self.app
+        scope = SnapshotScope(window=app.window, text=app.filter_text or None)
+        if self.empty:
+            return scope
+        table = self.focused
+        if not isinstance(table, KeyedTable) or table.id not in PANES:
+            table = self.table(self.active_pane)
+        session_id = None
+        if table.id == "turns" or (self.scope_session and table.id != "sessions"):
+            session_id = self.table("sessions").cursor_key
+        return SnapshotScope(
+            scope.window, text=scope.text, view=table.as_view(table.id, session_id)
+        )
+
     # --- refresh -------------------------------------------------------------------------
 
     def settings_changed(self) -> None:
         """Window, filter or pause changed: redraw the header and query again."""
         self.update_header()
+        self.refresh_bindings()
         self._titles()
         self.request_load("settings")
 
@@ -337,7 +390,8 @@ class MainScreen(LiveScreen):
         tools = self.table("tools")
         now = self.app.clock()
         if not frozen:
-            sessions.set_rows(sessions.timed(r, now) for r in data.sessions if r["has_work"])
+            working = (r for r in data.sessions if r.get("has_work", True))
+            sessions.set_rows(sessions.timed(r, now) for r in working)
             tools.set_rows(data.tools)
             self.table("models").set_rows(data.models)
             self.query_one(CostChart).show(data.models)
@@ -375,7 +429,7 @@ class MainScreen(LiveScreen):
     def _notes(self, data: MainData) -> None:
         window = data.query.window
         note = ""
-        if not any(r["has_work"] for r in data.sessions):
+        if not any(r.get("has_work", True) for r in data.sessions):
             note = "No sessions match the filter." if data.query.text else ""
             note = note or f"No sessions in the last {window} (t changes the window)."
         empty = self.query_one("#sessions-empty", Static)
@@ -387,21 +441,20 @@ class MainScreen(LiveScreen):
 
     def _titles(self) -> None:
         selected = self.table("sessions").cursor_key
-        scope = (
-            f"session {fmt.short_id(selected)}"
-            if self.scope_session and selected
-            else "all sessions"
-        )
+        text = self.app.filter_text
+        if self.scope_session and selected:
+            scope = f"session {fmt.short_id(selected)}"
+        elif text:
+            scope = f'filter "{text}"'
+        else:
+            scope = "all sessions"
         data = self.last_data
-        ov = data.overview if data else {}
         by = f" · by {self.group}" if self.group else ""
-        self.query_one("#sessions-pane").border_title = f"1 Sessions{by}"
-        if ov:
-            self.query_one("#sessions-pane").border_subtitle = (
-                f"{ov.get('sessions', 0)} sessions{_folded(data)} · "
-                f"{fmt.cost(ov.get('cost_usd'))} · {ov.get('api_requests', 0)} API requests · "
-                f"window {data.query.window}"
-            )
+        self.query_one("#sessions-pane").border_title = (
+            f'1 Sessions{by} · filter "{text}"' if text else f"1 Sessions{by}"
+        )
+        if data is not None and data.overview:
+            self.query_one("#sessions-pane").border_subtitle = _totals(data)
         self.query_one("#tools-pane").border_title = f"2 Tools · {scope}"
         tool = self.table("tools").cursor_key
         self.query_one("#tools-pane").border_subtitle = f"chart: {tool}" if tool else ""

@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from claude_top.core import format as fmt
+from claude_top.core.export import SnapshotScope
 from claude_top.core.queries import session_status
 from claude_top.ui.data import load_turns
 from claude_top.ui.panes.footer import KeysFooter
@@ -109,6 +110,11 @@ class SessionScreen(LiveScreen):
         for k, v in sorted((s.get("custom") or {}).items()):
             parts.append(Text(f"{k}={v}"))
         return Text(" ") + Text(" · ").join(parts)
+
+    def snapshot_scope(self) -> SnapshotScope:
+        """Ctrl-S: this session's turns as shown, and every table for this session alone."""
+        view = self.query_one(TurnsTable).as_view("turns", self.session_id)
+        return SnapshotScope("all", session_id=self.session_id, view=view)
 
     def action_back(self) -> None:
         self.app.pop_screen()

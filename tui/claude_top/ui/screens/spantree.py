@@ -17,7 +17,9 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode as UITreeNode
 
 from claude_top.core import format as fmt
+from claude_top.core.export import PaneView, SnapshotScope
 from claude_top.core.queries import TreeNode
+from claude_top.ui.clipboard import copy_text
 from claude_top.ui.data import load_tree
 from claude_top.ui.panes.footer import KeysFooter
 from claude_top.ui.panes.header import HeaderBar
@@ -28,6 +30,8 @@ EVENTS_NOTE = (
     "built from events: this session sent no spans (traces need "
     "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 and OTEL_TRACES_EXPORTER=otlp)"
 )
+ATTRIBUTES_FILE = "claude-top-attributes.json"
+"""Where `c` writes a node's attributes when it cannot copy them (in `--export-dir`)."""
 KIND_STYLE = {"interaction": "bold", "blocked_on_user": "muted", "tool": "accent"}
 
 
@@ -47,6 +51,32 @@ def attribute_lines(node: TreeNode) -> Table:
         value = node.attributes[key]
         table.add_row(key, value if isinstance(value, str) else json.dumps(value, default=str))
     return table
+
+
+def tree_rows(roots: list[TreeNode]) -> list[dict]:
+    """The tree's nodes top to bottom, as `focused-tree.csv` rows."""
+    rows: list[dict] = []
+
+    def walk(node: TreeNode, depth: int) -> None:
+        rows.append(
+            {
+                "depth": depth,
+                "name": node.name,
+                "kind": node.kind,
+                "label": node.label,
+                "start_ns": node.start_ns,
+                "duration_ms": node.duration_ms,
+                "error": node.is_error,
+                "key": node.key,
+                "attributes": node.attributes,
+            }
+        )
+        for child in node.children:
+            walk(child, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    return rows
 
 
 def _signature(node: TreeNode) -> tuple:
@@ -110,19 +140,24 @@ class SpanTreeScreen(LiveScreen):
         yield KeysFooter()
 
     def on_mount(self) -> None:
-        n = self.turn.get("n")
-        prompt = fmt.one_line(self.turn.get("prompt"), 70) or "(no prompt text)"
-        head = f" Turn {n} · " if n else " Turn · "
-        self.query_one("#tree-title", Static).update(
-            Text(head, style=theme_style(self.app, "bold"))
-            + Text(f"{prompt} · session {fmt.short_id(self.session_id)}")
-        )
+        self._show_title(self.turn.get("prompt"))
         self.query_one(HeaderBar).update(self.app.header_state())
         tree = self.query_one(SpanTree)
         tree.border_title = "span tree"
         tree.border_subtitle = "Enter: attributes · Space: fold · Esc: back"
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
         super().on_mount()
+
+    def _show_title(self, prompt: str | None) -> None:
+        n = self.turn.get("n")
+        head = f" Turn {n} · " if n else " Turn · "
+        self.query_one("#tree-title", Static).update(
+            Text(head, style=theme_style(self.app, "bold"))
+            + Text(
+                f"{fmt.one_line(prompt, 70) or '(no prompt text)'} · "
+                f"session {fmt.short_id(self.session_id)}"
+            )
+        )
 
     def tick(self) -> None:
         self.query_one(HeaderBar).update(self.app.header_state())
@@ -149,6 +184,16 @@ class SpanTreeScreen(LiveScreen):
         self._drawn = drawn
         self.roots = roots
         self.source = source
+        if not self.turn.get("prompt"):  # opened from a tool call: the tree knows the prompt
+            asked = next(
+                (
+                    r.attributes.get("user_prompt") or r.attributes.get("prompt")
+                    for r in roots
+                    if r.kind == "interaction"
+                ),
+                None,
+            )
+            self._show_title(asked)
         note = self.query_one("#tree-source", Static)
         if source == "events":
             note.update(Text(" " + EVENTS_NOTE, style=theme_style(self.app, "warning")))
@@ -165,6 +210,14 @@ class SpanTreeScreen(LiveScreen):
             tree.root.add_leaf("no telemetry for this turn")
         target = _find(tree.root, keep) if keep else None
         tree.move_cursor(target or (tree.root.children[0] if tree.root.children else None))
+
+    def snapshot_scope(self) -> SnapshotScope:
+        """Ctrl-S: this turn's tree as shown (every node, with its depth), its spans and
+        events, and the session's other tables."""
+        view = PaneView("tree", tree_rows(self.roots), session_id=self.session_id)
+        return SnapshotScope(
+            "all", session_id=self.session_id, turn_key=self.turn["key"], view=view
+        )
 
     def _add(self, parent: UITreeNode, node: TreeNode) -> None:
         text = node_text(self.app, node)
@@ -251,8 +304,10 @@ class AttributesScreen(Screen):
         self._scroll().scroll_end(animate=False)
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(json.dumps(self.node.attributes, indent=2, default=str))
-        self.notify("attributes copied as JSON", timeout=3)
+        """Copy the attributes as JSON, and say where they went."""
+        text = json.dumps(self.node.attributes, indent=2, default=str) + "\n"
+        where = copy_text(self.app, text, self.app.export_dir / ATTRIBUTES_FILE)
+        self.notify(f"attributes (JSON) {where}", timeout=8)
 
     def action_back(self) -> None:
         self.app.pop_screen()
