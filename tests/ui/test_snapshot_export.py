@@ -86,7 +86,13 @@ async def test_ctrl_s_writes_the_sessions_pane_as_shown_and_every_table(ui_store
         "session_id": None,
     }
     assert snap["window"] == "all"
-    assert snap["filter"] == {"since": None, "since_ns": None, "session_id": None, "text": "sonnet"}
+    assert snap["filter"] == {
+        "since": None,
+        "since_ns": None,
+        "session_id": None,
+        "text": "sonnet",
+        "agent": None,
+    }
     assert snap["exported_at_ns"] == NOW_NS
     events = sum(e["session.id"] in sonnet for e in TRUTH.events if "session.id" in e)
     models = {e["model"] for s in sonnet for e in TRUTH.api_requests(s) if "sonnet" in e["model"]}

@@ -25,10 +25,12 @@ from claude_top.core.queries import (
     Query,
     filter_where,
     models_query,
+    overview,
     sessions_query,
     tools_query,
 )
 from claude_top.core.schema import SCHEMA_VERSION
+from claude_top.core.sources.otlp.agents import prices
 
 FILES = ("sessions", "models", "tools", "spans", "events")
 
@@ -46,6 +48,7 @@ SESSIONS_COLUMNS = (
     "tool_calls",
     "tool_errors",
     "models",
+    "agent",
 )
 MODELS_COLUMNS = (
     "model",
@@ -56,8 +59,19 @@ MODELS_COLUMNS = (
     "cache_read_tokens",
     "cache_creation_tokens",
     "cache_hit_ratio",
+    "agent",
 )
-TOOLS_COLUMNS = ("tool_name", "calls", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "total_ms")
+TOOLS_COLUMNS = (
+    "tool_name",
+    "calls",
+    "errors",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "total_ms",
+    "agent",
+)
 SPANS_COLUMNS = (
     "trace_id",
     "span_id",
@@ -69,8 +83,9 @@ SPANS_COLUMNS = (
     "duration_ms",
     "status",
     "attributes",
+    "agent",
 )
-EVENTS_COLUMNS = ("session_id", "prompt_id", "name", "timestamp", "sequence", "attributes")
+EVENTS_COLUMNS = ("session_id", "prompt_id", "name", "timestamp", "sequence", "attributes", "agent")
 
 SESSIONS_CSV = (
     *SESSIONS_COLUMNS,
@@ -80,9 +95,14 @@ SESSIONS_CSV = (
     "first_seen_ns",
     "last_seen_ns",
     "resource_attributes",
+    "cost_source",
+    "unpriced_requests",
+    "not_understood",
 )
-"""Every column of `sessions.csv` (the minimum first)."""
-MODELS_CSV = (*MODELS_COLUMNS, "share")
+"""Every column of `sessions.csv` (the minimum first). `cost_source`: `reported` (by the agent),
+`estimate` (from the price table), `mixed`, or `none` (no price for its requests);
+`unpriced_requests`: requests without a cost; `not_understood`: events stored but not read."""
+MODELS_CSV = (*MODELS_COLUMNS, "share", "cost_source")
 TOOLS_CSV = (*TOOLS_COLUMNS, "error_pct")
 TURNS_CSV = (
     "n",
@@ -191,7 +211,7 @@ SELECT trace_id, span_id, parent_span_id, name, session_id,
   {iso_sql("start_ns")} AS start_time, {iso_sql("end_ns")} AS end_time, duration_ms,
   CASE status_code WHEN 0 THEN 'UNSET' WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR'
     ELSE CAST(status_code AS VARCHAR) END AS status,
-  attributes,
+  attributes, agent, role, not_understood,
   status_message, kind, span_type, model, tool_name, tool_use_id, input_tokens, output_tokens,
   cache_read_tokens, cache_creation_tokens, success, attempt, agent_id, parent_agent_id,
   start_ns, end_ns, events, links, scope_name, service_name
@@ -207,9 +227,10 @@ def events_export_query(f: Filter) -> Query:
     where = f"{filter_where(f, 'time_ns', p)} AND {_matching_sessions(f, p)}"
     sql = f"""
 SELECT session_id, prompt_id, name, {iso_sql("time_ns")} AS timestamp, sequence, attributes,
-  time_ns, trace_id, span_id, model, tool_name, tool_use_id, cost_usd, input_tokens,
-  output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, success, decision, error,
-  attempt, query_source, body, severity_number, scope_name, service_name
+  agent, kind, cost_source, not_understood, time_ns, trace_id, span_id, model, tool_name,
+  tool_use_id, cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
+  duration_ms, success, decision, error, attempt, query_source, body, severity_number,
+  scope_name, service_name
 FROM events WHERE {where}
 ORDER BY time_ns, session_id, sequence
 """
@@ -292,14 +313,18 @@ def export_snapshot(
     text: str | None = None,
     view: PaneView | None = None,
     now_ns: int | None = None,
+    agent: str | None = None,
 ) -> ExportResult:
     """Write the five CSVs and `snapshot.json` into `out_dir` (created if missing).
 
     `text` is the panes' text filter: sessions, models and tools as filtered on screen, spans
-    and events of the sessions it matches. `view` adds `focused-<pane>.csv`.
+    and events of the sessions it matches. `agent` keeps one agent's records. `view` adds
+    `focused-<pane>.csv`.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
-    f = Filter.for_window(window_s, now_ns, session_id=session_id, text=text or None)
+    f = Filter.for_window(
+        window_s, now_ns, session_id=session_id, text=text or None, agent=agent or None
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     queries = {
@@ -314,11 +339,13 @@ def export_snapshot(
     try:
         for name, q in queries.items():
             counts[name] = _copy(cur, q, out_dir / f"{name}.csv")
+        odd = overview(cur, f)["not_understood"]
     finally:
         with contextlib.suppress(duckdb.Error):
             cur.rollback()
     if view is not None:
         counts[view.name] = write_pane_csv(out_dir / f"{view.name}.csv", view)
+    table = prices()
     snapshot = {
         "db": db_path,
         "window": window or "all",
@@ -328,13 +355,18 @@ def export_snapshot(
             "since_ns": f.since_ns,
             "session_id": session_id,
             "text": f.text,
+            "agent": f.agent,
         },
         "counts": {f"{name}.csv": n for name, n in counts.items()},
+        "not_understood": odd,
         "claude_top_version": __version__,
         "schema_version": SCHEMA_VERSION,
         "exported_at": _iso(now_ns),
         "exported_at_ns": now_ns,
-        "cost_source": "api_request events (claude_code.cost.usage metric: reconciliation only)",
+        "cost_source": "api_request events: reported by the agent, or estimated from the price "
+        "table where it reports none (cost_source=estimate); claude_code.cost.usage metric: "
+        "reconciliation only",
+        "prices": {"source": table.source, "date": table.date},
     }
     if view is not None:
         snapshot["view"] = {

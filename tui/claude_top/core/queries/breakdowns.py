@@ -17,12 +17,15 @@ from claude_top.core.queries.filters import (
     filter_where,
     text_condition,
 )
+from claude_top.core.schema import COST_ESTIMATE, COST_MIXED, COST_NONE, COST_REPORTED
 
 # --- models and tools ----------------------------------------------------------------------
 
 
 def models_query(f: Filter) -> Query:
-    """Per model: requests, cost and its share, tokens by kind, cache hit ratio; by cost."""
+    """Per model: requests, cost and its share, tokens by kind, cache hit ratio, the agents
+    that used it and where its cost came from (`reported`, `estimate`, `mixed`, `none`);
+    by cost."""
     p: dict[str, Any] = {}
     where = filter_where(f, "time_ns", p)
     text = text_condition(f, p, "model", "session_id")
@@ -33,12 +36,18 @@ WITH m AS (
     coalesce(sum(input_tokens), 0) AS input_tokens,
     coalesce(sum(output_tokens), 0) AS output_tokens,
     coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-    coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens
+    coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens,
+    string_agg(DISTINCT agent, ', ' ORDER BY agent) AS agent,
+    count(*) FILTER (WHERE cost_source = '{COST_ESTIMATE}') AS estimated,
+    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced
   FROM events WHERE kind = '{API_REQUEST}' AND {where} AND {text}
   GROUP BY 1
 )
 SELECT model, api_requests, cost_usd, input_tokens, output_tokens, cache_read_tokens,
-  cache_creation_tokens,
+  cache_creation_tokens, agent,
+  CASE WHEN unpriced = api_requests THEN '{COST_NONE}' WHEN estimated = 0 THEN '{COST_REPORTED}'
+    WHEN estimated + unpriced = api_requests THEN '{COST_ESTIMATE}' ELSE '{COST_MIXED}' END
+    AS cost_source,
   {cache_ratio_sql("cache_read_tokens", "input_tokens", "cache_creation_tokens")}
     AS cache_hit_ratio,
   CASE WHEN sum(cost_usd) OVER () > 0 THEN cost_usd / sum(cost_usd) OVER () ELSE 0.0 END
@@ -63,12 +72,13 @@ WITH t AS (
   SELECT coalesce(tool_name, '(unknown)') AS tool_name, count(*) AS calls,
     count(*) FILTER (WHERE success = false) AS errors,
     quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q,
-    max(duration_ms) AS max_ms, coalesce(sum(duration_ms), 0.0) AS total_ms
+    max(duration_ms) AS max_ms, coalesce(sum(duration_ms), 0.0) AS total_ms,
+    string_agg(DISTINCT agent, ', ' ORDER BY agent) AS agent
   FROM events WHERE kind = '{TOOL_RESULT}' AND {where} AND {text}
   GROUP BY 1
 )
 SELECT tool_name, calls, errors, q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, max_ms,
-  total_ms, 100.0 * errors / calls AS error_pct
+  total_ms, 100.0 * errors / calls AS error_pct, agent
 FROM t ORDER BY total_ms DESC, tool_name
 """
     return Query(sql, p)
@@ -99,6 +109,9 @@ def tool_durations(cur: duckdb.DuckDBPyConnection, f: Filter, tool_name: str) ->
 def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
     """Header totals in the window/session (text filter ignored). `sessions` counts those with
     a prompt or an API request: start-up telemetry alone (a `--continue`'s) is not a session.
+    `estimated_cost_usd` is the part of the cost estimated from the price table;
+    `not_understood` counts the events and spans stored but not read (`agents`); `agents`
+    lists the agents with records in the window (whatever the agent filter).
 
     `last_received_ns` and `received_total` (rows of every kind) ignore the filter: they are
     for the ingest rate and the age of the last export.
@@ -121,16 +134,32 @@ SELECT count(*) FROM (
         cur.execute(
             f"""
 SELECT coalesce(sum(cost_usd) FILTER (WHERE kind = '{API_REQUEST}'), 0.0) AS cost_usd,
-  count(*) FILTER (WHERE kind = '{API_REQUEST}') AS api_requests, count(*) AS events_total
+  coalesce(sum(cost_usd) FILTER (WHERE kind = '{API_REQUEST}'
+    AND cost_source = '{COST_ESTIMATE}'), 0.0) AS estimated_cost_usd,
+  count(*) FILTER (WHERE kind = '{API_REQUEST}') AS api_requests, count(*) AS events_total,
+  count(not_understood) AS not_understood
 FROM events WHERE {ev_where}
 """,
             pe,
         )
     )[0]
-    (out["spans_total"],) = cur.execute(
-        f"SELECT count(*) FROM spans WHERE {sp_where}",
+    out["spans_total"], odd = cur.execute(
+        f"SELECT count(*), count(not_understood) FROM spans WHERE {sp_where}",
         ps,
     ).fetchone()
+    out["not_understood"] += odd
+    every = Filter(since_ns=f.since_ns)
+    pa: dict[str, Any] = {}
+    (out["agents"],) = cur.execute(
+        f"""
+SELECT list_sort(list(DISTINCT agent)) FROM (
+  SELECT DISTINCT agent FROM events WHERE agent IS NOT NULL AND {filter_where(every, "time_ns", pa)}
+  UNION SELECT DISTINCT agent FROM spans WHERE agent IS NOT NULL
+    AND {filter_where(every, "start_ns", pa)})
+""",
+        pa,
+    ).fetchone()
+    out["agents"] = out["agents"] or []
     out["last_received_ns"], out["received_total"] = cur.execute(
         """
 SELECT greatest((SELECT max(received_ns) FROM events), (SELECT max(received_ns) FROM spans),

@@ -24,6 +24,25 @@ def _tools_text(names: list[str] | None) -> str:
     )
 
 
+def _drop_parts_of_turns(
+    cur: duckdb.DuckDBPyConnection, session_id: str, by_trace: dict[str, dict]
+) -> None:
+    """Leave out the traces without an interaction span that are not turns of their own: those
+    a turn's events name (an agent that sends each model request or tool call as a trace of
+    its own, as Gemini CLI does) and those with no model request or tool at all (start-up)."""
+    rest = [t for t, i in by_trace.items() if not i["has_interaction"]]
+    if not rest:
+        return
+    claimed = cur.execute(
+        "SELECT DISTINCT trace_id FROM events WHERE session_id = $s AND prompt_id IS NOT NULL "
+        "AND trace_id IN (SELECT unnest($t::VARCHAR[]))",
+        {"s": session_id, "t": rest},
+    ).fetchall()
+    idle = [t for t in rest if not by_trace[t]["llm_requests"] and not by_trace[t]["tool_list"]]
+    for t in {*(r[0] for r in claimed), *idle}:
+        by_trace.pop(t, None)
+
+
 def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
     """A session's turns (one per prompt.id / interaction), oldest first.
 
@@ -70,6 +89,7 @@ def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
                 "has_spans": inter is not None,
             }
         )
+    _drop_parts_of_turns(cur, session_id, by_trace)
     for trace_id, inter in by_trace.items():
         out.append(
             {

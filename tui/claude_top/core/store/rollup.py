@@ -33,7 +33,7 @@ from claude_top.core.names import (
     TOOL_SPAN,
     USER_PROMPT,
 )
-from claude_top.core.schema import SOURCE_OTEL, SOURCE_TRANSCRIPT
+from claude_top.core.schema import COST_ESTIMATE, SOURCE_OTEL, SOURCE_TRANSCRIPT
 
 BUCKET_NS = 3600 * 10**9
 NO_TIME_BUCKET = -1
@@ -68,6 +68,9 @@ SESSION_HOURS_COLUMNS = (
     ("api_errors", "BIGINT"),
     ("retries", "BIGINT"),
     ("project", "VARCHAR"),
+    ("estimated_requests", "BIGINT"),
+    ("unpriced_requests", "BIGINT"),
+    ("not_understood", "BIGINT"),
 )
 PROMPT_TURNS_COLUMNS = (
     ("session_id", "VARCHAR"),
@@ -132,20 +135,24 @@ _HOURS_AGGREGATES = {
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
   max(agent), bool_or(source = '{SOURCE_OTEL}'), bool_or(source = '{SOURCE_TRANSCRIPT}'),
   arg_min(sequence, time_ns) FILTER (WHERE source = '{SOURCE_OTEL}'),
-  count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project)""",
+  count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project),
+  count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
+  count(*) FILTER (WHERE {_API} AND cost_usd IS NULL),
+  count(not_understood)""",
     "spans": f"""
   min(start_ns), max(coalesce(end_ns, start_ns)), max(received_ns),
   count(*) FILTER (WHERE role = '{INTERACTION}'),
   0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL,
   arg_max(resource_id, start_ns), max(start_ns) FILTER (WHERE resource_id IS NOT NULL),
   max(agent), true, false, NULL, 0,
-  coalesce(sum(attempt - 1) FILTER (WHERE role = '{LLM_REQUEST}' AND attempt > 1), 0), NULL""",
+  coalesce(sum(attempt - 1) FILTER (WHERE role = '{LLM_REQUEST}' AND attempt > 1), 0), NULL,
+  0, 0, count(not_understood)""",
     "metric_points": f"""
   min(time_ns), max(time_ns), max(received_ns), 0, 0,
   sum(increment) FILTER (WHERE name = '{COST_METRIC}'),
   NULL, NULL, NULL, NULL, 0, 0, NULL,
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
-  max(agent), true, false, NULL, 0, 0, NULL""",
+  max(agent), true, false, NULL, 0, 0, NULL, 0, 0, 0""",
 }
 
 
@@ -170,7 +177,8 @@ SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(
   list_sort(list_distinct(flatten(list(models) FILTER (WHERE models IS NOT NULL)))),
   arg_max(resource_id, resource_ns), max(resource_ns), max(agent), bool_or(from_otel),
   bool_or(from_transcript), arg_min(first_seq, first_ns) FILTER (WHERE first_seq IS NOT NULL),
-  sum(api_errors), sum(retries), max(project)
+  sum(api_errors), sum(retries), max(project), sum(estimated_requests),
+  sum(unpriced_requests), sum(not_understood)
 FROM (SELECT h.* FROM session_hours h SEMI JOIN rollup_added USING (src, session_id, hour_ns)
       UNION ALL SELECT * FROM rollup_added)
 GROUP BY session_id, hour_ns, src"""
