@@ -350,9 +350,7 @@ def agent_sessions(agent: str, path: Path) -> dict[str, dict]:
                     r["cached_content_token_count"]
                 )
                 s["cache_read_tokens"] += int(r["cached_content_token_count"])
-                s["output_tokens"] += int(r["output_token_count"]) + int(
-                    r["thoughts_token_count"]
-                )
+                s["output_tokens"] += int(r["output_token_count"]) + int(r["thoughts_token_count"])
                 s["models"].add(r["model"])
             elif name == "gemini_cli.tool_call":
                 s = session(sid)
@@ -383,3 +381,27 @@ def agent_sessions(agent: str, path: Path) -> dict[str, dict]:
             elif name == "codex.user_prompt":
                 session(sid)["prompts"] += 1
     return out
+
+
+def stranger_logs(service: str, scope: str, n: int) -> bytes:
+    """A logs export of `n` Claude-Code-like api_request events from a sender no rule knows
+    (or one posing as a known agent): protobuf bytes."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    records = [
+        {
+            "timeUnixNano": str(1_796_452_400_000_000_000 + i),
+            "attributes": [
+                {"key": "event.name", "value": {"stringValue": "api_request"}},
+                {"key": "session.id", "value": {"stringValue": f"{service}-s"}},
+                {"key": "input_tokens", "value": {"stringValue": "10"}},
+                {"key": "cost_usd", "value": {"stringValue": "0.5"}},
+            ],
+        }
+        for i in range(n)
+    ]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    scope_logs = [{"scope": {"name": scope}, "logRecords": records}]
+    doc = {"resourceLogs": [{"resource": resource, "scopeLogs": scope_logs}]}
+    return json_format.ParseDict(doc, ExportLogsServiceRequest()).SerializeToString()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -29,6 +30,7 @@ from truth import (
     capture_requests,
     capture_spans,
     grpc_requests,
+    stranger_logs,
 )
 
 GEMINI_SESSION = "2bea2199-2a2c-41f9-b2be-f2524641385b"
@@ -361,32 +363,6 @@ def _as_request(doc: dict) -> bytes:
     return json_format.ParseDict(doc, ExportLogsServiceRequest()).SerializeToString()
 
 
-def _stranger(service: str, scope: str, n: int) -> bytes:
-    records = [
-        {
-            "timeUnixNano": str(1_796_452_400_000_000_000 + i),
-            "attributes": [
-                {"key": "event.name", "value": {"stringValue": "api_request"}},
-                {"key": "session.id", "value": {"stringValue": f"{service}-s"}},
-                {"key": "input_tokens", "value": {"stringValue": "10"}},
-                {"key": "cost_usd", "value": {"stringValue": "0.5"}},
-            ],
-        }
-        for i in range(n)
-    ]
-    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
-    return _as_request(
-        {
-            "resourceLogs": [
-                {
-                    "resource": resource,
-                    "scopeLogs": [{"scope": {"name": scope}, "logRecords": records}],
-                }
-            ]
-        }
-    )
-
-
 def test_bad_counts_renamed_fields_and_strangers_are_stored_and_tallied(mixed):
     """A Gemini response whose counts are not numbers or missing, a Codex completion from a
     version with renamed fields, an unknown agent and a sender posing as Claude Code: all
@@ -422,8 +398,8 @@ def test_bad_counts_renamed_fields_and_strangers_are_stored_and_tallied(mixed):
         write(store, grpc_requests(name))
     for doc in gemini + codex:
         write(store, [("logs", _as_request(doc))])
-    write(store, [("logs", _stranger("some-agent", "some.scope", 3))])
-    write(store, [("logs", _stranger("claude-code", "not.claude", 2))])
+    write(store, [("logs", stranger_logs("some-agent", "some.scope", 3))])
+    write(store, [("logs", stranger_logs("claude-code", "not.claude", 2))])
     cur = store.cursor()
 
     records = sum(1 for doc in gemini + codex for _ in _records(doc)) + 5
@@ -540,4 +516,25 @@ def test_another_agent_following_the_genai_conventions_fills_the_panes():
         (1, "tool"),
         (1, "tool"),
     ]
+    store.close()
+
+
+@pytest.mark.parametrize("agent", ["gemini-cli", "codex"])
+def test_without_traces_each_agents_tree_is_built_from_its_events(agent):
+    path = OTHER_AGENT_CAPTURES[agent]
+    store = Store.open(":memory:")
+    write(store, [r for r in capture_requests(path) if r[0] == "logs"])
+    cur = store.cursor()
+    ((sid, want),) = agent_sessions(agent, path).items()
+    (turn,) = Q.turns(cur, sid)
+    (root,), source = Q.span_tree(cur, sid, turn["key"])
+    assert source == "events"
+    kinds = Counter(c.kind for c in root.children if c.kind != "event")
+    assert kinds == {"llm_request": want["api_requests"], "tool": want["tool_calls"]}
+    llm = [c for c in root.children if c.kind == "llm_request"]
+    tokens = [re.search(r"(\d+)/(\d+) tok", c.label) for c in llm]
+    assert sum(int(t.group(1)) for t in tokens) == want["input_tokens"]
+    assert sum(int(t.group(2)) for t in tokens) == want["output_tokens"]
+    if agent == "codex":
+        assert all("~$" in c.label for c in llm)  # estimated, and marked so
     store.close()

@@ -61,6 +61,13 @@ class ClaudeTopApp(App):
         Binding("question_mark", "help", "Help", tooltip="every key", id="app.help"),
         Binding("t", "cycle_window", "Window", tooltip="15m, 1h, 24h, 7d, all", id="app.window"),
         Binding(
+            "f",
+            "cycle_agent",
+            "Agent",
+            tooltip="every agent, or only one: claude-code, codex, gemini-cli, ...",
+            id="app.agent",
+        ),
+        Binding(
             "slash",
             "filter",
             "Filter",
@@ -121,6 +128,8 @@ class ClaudeTopApp(App):
         self._background_task: asyncio.Task | None = None
         self.paused = False
         self.filter_text = ""
+        self.agent: str | None = None
+        """Only this agent's records in every pane (None: every agent's)."""
         self.startup_error: str | None = None
         self.last_received_ns: int | None = None
         self._rate: deque[tuple[float, int]] = deque()
@@ -228,6 +237,7 @@ class ClaudeTopApp(App):
             window=self.window,
             text=self.filter_text,
             paused=self.paused,
+            agent=self.agent,
         )
 
     # --- actions -------------------------------------------------------------------------
@@ -243,6 +253,19 @@ class ClaudeTopApp(App):
         self.window = WINDOWS[(i + 1) % len(WINDOWS)]
         self._main_changed()
         self.notify(f"window: {self.window}", timeout=1.5)
+
+    def action_cycle_agent(self) -> None:
+        """Every agent, then each agent seen in the window in turn, then every agent again."""
+        main = getattr(self, "main", None)
+        data = main.last_data if main is not None else None
+        seen = list((data.overview.get("agents") if data else None) or [])
+        if self.agent is not None and self.agent not in seen:
+            seen = sorted([*seen, self.agent])
+        choices: list[str | None] = [None, *seen]
+        i = choices.index(self.agent) if self.agent in choices else 0
+        self.agent = choices[(i + 1) % len(choices)]
+        self._main_changed()
+        self.notify(f"agent: {self.agent or 'every agent'}", timeout=1.5)
 
     def action_toggle_pause(self) -> None:
         """Pause or resume refreshing (ingest continues)."""
@@ -283,7 +306,9 @@ class ClaudeTopApp(App):
         """Write a CSV snapshot: the focused pane as shown, plus every table, in a new folder."""
         view = self._pane_view()
         window_s = parse_window(self.window)
-        self._write_snapshot(view, self.window, window_s, self.filter_text or None, self.clock())
+        self._write_snapshot(
+            view, self.window, window_s, self.filter_text or None, self.clock(), self.agent
+        )
 
     def _pane_view(self) -> PaneView | None:
         """The focused table (or the main view's active pane) as it is on screen."""
@@ -321,6 +346,7 @@ class ClaudeTopApp(App):
         window_s: int | None,
         text: str | None,
         now_ns: int,
+        agent: str | None = None,
     ) -> None:
         try:
             with self.store.reading() as cur:
@@ -334,6 +360,7 @@ class ClaudeTopApp(App):
                     text=text,
                     view=view,
                     now_ns=now_ns,
+                    agent=agent,
                 )
         except OSError as exc:
             reason = exc.strerror or str(exc)
@@ -381,6 +408,11 @@ class ClaudeTopApp(App):
             "Time window: next", "15m, 1h, 24h, 7d, all  (t)", self.action_cycle_window
         )
         yield SystemCommand("Filter rows", "By session id, model or tool  (/)", self.action_filter)
+        yield SystemCommand(
+            "Agent: next",
+            "Every agent, or only one (claude-code, codex, ...)  (f)",
+            self.action_cycle_agent,
+        )
         yield SystemCommand(
             "Pause / resume refresh", "Ingest continues  (p)", self.action_toggle_pause
         )

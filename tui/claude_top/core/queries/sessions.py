@@ -123,7 +123,7 @@ WITH ev AS (
 ), ids AS (
   SELECT session_id FROM ev UNION SELECT session_id FROM sp UNION SELECT session_id FROM mp
 ), whole AS (
-  SELECT session_id, arg_min(first_seq, first_ns) FILTER (WHERE first_seq IS NOT NULL)
+  SELECT session_id, arg_min(first_seq, [first_ns, first_seq]) FILTER (WHERE first_seq IS NOT NULL)
     AS first_seq, sum(prompts) AS prompts, sum(api_requests) AS api_requests
   FROM session_hours WHERE src = 'events' AND session_id IN (SELECT session_id FROM ids)
   GROUP BY session_id

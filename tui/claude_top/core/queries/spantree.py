@@ -28,6 +28,7 @@ from claude_top.core.queries.filters import (
     as_datetime,
     dicts,
 )
+from claude_top.core.schema import COST_ESTIMATE
 
 # --- span tree -----------------------------------------------------------------------------
 
@@ -72,8 +73,8 @@ def _tokens(inp: Any, out: Any) -> str | None:
     return f"{inp if inp is not None else '?'}/{out if out is not None else '?'} tok"
 
 
-def _cost(c: float | None) -> str | None:
-    return None if c is None else f"${c:.4f}"
+def _cost(c: float | None, estimated: bool = False) -> str | None:
+    return None if c is None else f"{fmt.ESTIMATE_MARK if estimated else ''}${c:.4f}"
 
 
 def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: Any) -> str:
@@ -94,7 +95,7 @@ def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: 
             if is_error
             else None
         )
-        return _join(head, dur, tok, _cost(cost), err)
+        return _join(head, dur, tok, _cost(cost, a.get("cost_source") == COST_ESTIMATE), err)
     if kind == "tool":
         detail = a.get("full_command") or a.get("file_path") or a.get("mcp_server_name")
         return _join(f"tool {a.get('tool_name') or '?'}", dur, fmt.one_line(detail, 50) or None)
@@ -156,7 +157,7 @@ ORDER BY start_ns, span_id
             """
 SELECT time_ns, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, duration_ms, attributes, name, trace_id, span_id, sequence, prompt_id,
-  tool_name, tool_use_id, success, decision, error, attempt, uid, kind, source
+  tool_name, tool_use_id, success, decision, error, attempt, uid, kind, source, cost_source
 FROM events WHERE session_id = $s AND (prompt_id = $p OR (prompt_id IS NULL AND
   trace_id IN (SELECT unnest($t::VARCHAR[]))))
 ORDER BY time_ns, sequence
@@ -338,6 +339,8 @@ def _tree_from_spans(
         if ev is not None:
             cost = ev["cost_usd"]
             a.setdefault("cost_usd", cost)
+            if ev["cost_source"] is not None:
+                a.setdefault("cost_source", ev["cost_source"])
         info = {
             "span.name": r["name"],
             "trace_id": r["trace_id"],
@@ -370,6 +373,9 @@ def _tree_from_spans(
 
 def _event_node(e: dict, kind: str, name: str, start_ns: int | None, dur: float | None) -> TreeNode:
     a = _loads(e["attributes"])
+    for col in ("model", "input_tokens", "output_tokens", "cost_source"):
+        if e.get(col) is not None:  # another agent names them its own way
+            a.setdefault(col, e[col])
     is_error = e["success"] is False or e["kind"] == API_ERROR
     return TreeNode(
         key=f"event:{e['uid'].hex()}",

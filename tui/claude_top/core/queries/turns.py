@@ -12,6 +12,7 @@ from claude_top.core.queries.filters import (
     as_datetime,
     dicts,
 )
+from claude_top.core.schema import COST_ESTIMATE, COST_MIXED, COST_NONE, COST_REPORTED
 
 # --- turns ---------------------------------------------------------------------------------
 
@@ -22,6 +23,18 @@ def _tools_text(names: list[str] | None) -> str:
     return ", ".join(
         name if counts[name] == 1 else f"{name}\u00d7{counts[name]}" for name in counts
     )
+
+
+def cost_source(requests: int, estimated: int, unpriced: int) -> str | None:
+    """Where a set of requests' cost came from, as the sessions query says it: `reported`,
+    `estimate`, `mixed`, or `none` (no request priced); None without requests."""
+    if not requests:
+        return None
+    if unpriced == requests:
+        return COST_NONE
+    if not estimated:
+        return COST_REPORTED
+    return COST_ESTIMATE if estimated + unpriced == requests else COST_MIXED
 
 
 def _drop_parts_of_turns(
@@ -53,7 +66,8 @@ def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
     ev_rows = dicts(
         cur.execute(
             "SELECT prompt_id, start_ns, end_ns, trace_id, api_requests, cost_usd, tool_errors, "
-            "tool_list, prompt FROM prompt_turns WHERE session_id = $s",
+            "tool_list, prompt, estimated_requests, unpriced_requests FROM prompt_turns "
+            "WHERE session_id = $s",
             p,
         )
     )
@@ -83,6 +97,9 @@ def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
                 "start": as_datetime(start),
                 "duration_ms": duration,
                 "cost_usd": e["cost_usd"] or 0.0,
+                "cost_source": cost_source(
+                    e["api_requests"], e["estimated_requests"], e["unpriced_requests"]
+                ),
                 "api_requests": e["api_requests"],
                 "tools": _tools_text(e["tool_list"]),
                 "tool_errors": e["tool_errors"],
@@ -101,6 +118,7 @@ def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
                 "start": as_datetime(inter["start_ns"]),
                 "duration_ms": inter["duration_ms"],
                 "cost_usd": None,
+                "cost_source": None,
                 "api_requests": inter["llm_requests"],
                 "tools": _tools_text(inter["tool_list"]),
                 "tool_errors": inter["tool_errors"],

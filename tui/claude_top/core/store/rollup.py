@@ -83,6 +83,8 @@ PROMPT_TURNS_COLUMNS = (
     ("tool_errors", "BIGINT"),
     ("tool_list", "VARCHAR[]"),
     ("prompt", "VARCHAR"),
+    ("estimated_requests", "BIGINT"),
+    ("unpriced_requests", "BIGINT"),
 )
 TRACE_TURNS_COLUMNS = (
     ("session_id", "VARCHAR"),
@@ -134,7 +136,7 @@ _HOURS_AGGREGATES = {
   list_sort(list(DISTINCT model) FILTER (WHERE {_API} AND model IS NOT NULL)),
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
   max(agent), bool_or(source = '{SOURCE_OTEL}'), bool_or(source = '{SOURCE_TRANSCRIPT}'),
-  arg_min(sequence, time_ns) FILTER (WHERE source = '{SOURCE_OTEL}'),
+  arg_min(sequence, [time_ns, sequence]) FILTER (WHERE source = '{SOURCE_OTEL}'),
   count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project),
   count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
   count(*) FILTER (WHERE {_API} AND cost_usd IS NULL),
@@ -176,7 +178,8 @@ SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(
   sum(cache_read_tokens), sum(cache_creation_tokens), sum(tool_calls), sum(tool_errors),
   list_sort(list_distinct(flatten(list(models) FILTER (WHERE models IS NOT NULL)))),
   arg_max(resource_id, resource_ns), max(resource_ns), max(agent), bool_or(from_otel),
-  bool_or(from_transcript), arg_min(first_seq, first_ns) FILTER (WHERE first_seq IS NOT NULL),
+  bool_or(from_transcript),
+  arg_min(first_seq, [first_ns, first_seq]) FILTER (WHERE first_seq IS NOT NULL),
   sum(api_errors), sum(retries), max(project), sum(estimated_requests),
   sum(unpriced_requests), sum(not_understood)
 FROM (SELECT h.* FROM session_hours h SEMI JOIN rollup_added USING (src, session_id, hour_ns)
@@ -194,7 +197,9 @@ SELECT session_id, prompt_id, min(time_ns), max(time_ns),
   count(*) FILTER (WHERE kind = '{TOOL_RESULT}' AND success = false),
   list(coalesce(tool_name, '?') ORDER BY time_ns, sequence) FILTER (WHERE kind = '{TOOL_RESULT}'),
   arg_min(json_extract_string(attributes, '$.prompt'), time_ns)
-    FILTER (WHERE kind = '{USER_PROMPT}')
+    FILTER (WHERE kind = '{USER_PROMPT}'),
+  count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
+  count(*) FILTER (WHERE {_API} AND cost_usd IS NULL)
 FROM (SELECT * FROM events WHERE session_id IS NOT NULL AND prompt_id IS NOT NULL
       AND ({where})) x {join}
 GROUP BY session_id, prompt_id"""

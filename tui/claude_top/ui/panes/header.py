@@ -31,6 +31,7 @@ class HeaderState:
     window: str = "all"
     text: str = ""
     paused: bool = False
+    agent: str | None = None
 
 
 def _home(path: str) -> str:
@@ -88,6 +89,8 @@ class HeaderBar(Widget):
         last = "just now" if last == "now ago" else last
         out.append((70, Text(f"last export {last}")))
         out.append((90, Text(f"window {s.window}", style=theme_style(app, "accent"))))
+        if s.agent:
+            out.append((82, Text(f"agent {s.agent}", style=theme_style(app, "accent"))))
         if s.text:
             out.append((80, Text(f'filter "{s.text}"', style=theme_style(app, "accent"))))
         if s.paused:

@@ -25,7 +25,13 @@ COLUMNS = (
         lambda r: r["api_requests"],
         right=True,
     ),
-    Col("cost", "Cost", lambda r: fmt.cost(r["cost_usd"]), lambda r: r["cost_usd"], right=True),
+    Col(
+        "cost",
+        "Cost",
+        lambda r: fmt.cost_of(r["cost_usd"], r.get("cost_source")),
+        lambda r: r["cost_usd"],
+        right=True,
+    ),
     Col(
         "share",
         "Share",

@@ -32,8 +32,9 @@ def status_cell(row: dict) -> tuple[str, str]:
 
 
 def cost_cell(row: dict) -> str:
-    """The cost, or "-" while the session has made no API request."""
-    return fmt.cost(row["cost_usd"]) if row.get("api_requests") else "-"
+    """The cost (`~` estimated, `?` no price), or "-" while the session has made no API
+    request."""
+    return fmt.cost_of(row["cost_usd"], row.get("cost_source")) if row.get("api_requests") else "-"
 
 
 def _errors(row: dict):
@@ -47,6 +48,13 @@ COLUMNS = (
         "Session",
         lambda r: fmt.short_id(r["session_id"]),
         lambda r: r["session_id"],
+        descending=False,
+    ),
+    Col(
+        "agent",
+        "Agent",
+        lambda r: fmt.short_agent(r.get("agent")),
+        lambda r: r.get("agent") or "",
         descending=False,
     ),
     Col(

@@ -272,6 +272,7 @@ class MainScreen(LiveScreen):
             session_id=self.table("sessions").cursor_key,
             scope_session=self.scope_session,
             tool_name=self.table("tools").cursor_key,
+            agent=app.agent,
         )
 
     def load(self, inputs: MainQuery) -> MainData:
@@ -332,6 +333,8 @@ class MainScreen(LiveScreen):
         note = ""
         if not any(r["has_work"] for r in data.sessions):
             note = "No sessions match the filter." if data.query.text else ""
+            if not note and data.query.agent:
+                note = f"No {data.query.agent} sessions in the last {window} (f: every agent)."
             note = note or f"No sessions in the last {window} (t changes the window)."
         empty = self.query_one("#sessions-empty", Static)
         empty.update(note)
@@ -351,10 +354,14 @@ class MainScreen(LiveScreen):
         ov = data.overview if data else {}
         self.query_one("#sessions-pane").border_title = "1 Sessions"
         if ov:
+            odd = ov.get("not_understood") or 0
+            estimated = ov.get("estimated_cost_usd") or 0
             self.query_one("#sessions-pane").border_subtitle = (
                 f"{ov.get('sessions', 0)} sessions{_folded(data)} · "
-                f"{fmt.cost(ov.get('cost_usd'))} · {ov.get('api_requests', 0)} API requests · "
-                f"window {data.query.window}"
+                + (f"{fmt.count(odd)} records not understood · " if odd else "")
+                + f"{fmt.cost(ov.get('cost_usd'))}"
+                + (f" ({fmt.ESTIMATE_MARK}{fmt.cost(estimated)} estimated)" if estimated else "")
+                + f" · {ov.get('api_requests', 0)} API requests · window {data.query.window}"
             )
         self.query_one("#tools-pane").border_title = f"2 Tools · {scope}"
         tool = self.table("tools").cursor_key
