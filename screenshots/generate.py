@@ -7,6 +7,10 @@ Claude Code exports (`tests/fixtures/claude-code-2.1.328/*.grpc.jsonl`) to it ov
 OTLP/gRPC, then saves SVG screenshots: the four-pane view, the span tree of the turn with the
 failing Bash, the tabbed view at 80x24, the tools tab in a 60-column split, and the connect
 screen. "Now" is pinned to just after the captures so ages read as they did live.
+
+Then the same with the Gemini CLI and Codex CLI captures sent beside Claude Code's (they were
+made 13 days later; "now" is pinned after them, window "all"): the mixed-agent session list
+and Codex's folded span tree.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from claude_top.ui.screens.spantree import SpanTree
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "tests" / "fixtures" / "claude-code-2.1.328"
 REPLAY = ("basic.grpc", "errors.grpc", "continued.grpc")
+OTHER_AGENTS = (
+    HERE.parent / "tests" / "fixtures" / "gemini-cli-0.61.0" / "basic.grpc.jsonl",
+    HERE.parent / "tests" / "fixtures" / "codex-cli-0.169.0" / "basic.grpc.jsonl",
+)
+AFTER_OTHER_AGENTS_NS = 1_796_452_600 * 1_000_000_000
+"""2026-12-05 06:36:40 UTC: a minute after the Codex CLI capture."""
+CODEX_SESSION = "01a244ea-6136-7851-97d5-6ad90ba44d72"
 NOW_NS = 1_795_310_980 * 1_000_000_000
 """27 s after the last captured event (2026-11-22 01:29:40 UTC)."""
 ERRORS_SESSION = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
@@ -45,10 +56,11 @@ def captured(fixtures: Path, name: str) -> list[tuple[str, bytes]]:
     return [(d["kind"], base64.b64decode(d["pb"])) for d in map(json.loads, filter(None, lines))]
 
 
-async def replay(port: int, fixtures: Path) -> None:
+async def replay(port: int, fixtures: Path, others: tuple[Path, ...] = ()) -> None:
+    paths = [fixtures / f"{name}.jsonl" for name in REPLAY] + list(others)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        for name in REPLAY:
-            for signal, body in captured(fixtures, name):
+        for path in paths:
+            for signal, body in captured(path.parent, path.name.removesuffix(".jsonl")):
                 await channel.unary_unary(SERVICES[signal])(body, timeout=10)
 
 
@@ -88,7 +100,9 @@ def walk(node):
         yield from walk(child)
 
 
-def live_app(store: Store) -> tuple[ClaudeTopApp, StoreWriter]:
+def live_app(
+    store: Store, window: str = "24h", now_ns: int = NOW_NS
+) -> tuple[ClaudeTopApp, StoreWriter]:
     writer = StoreWriter(store)
     receivers = Receivers(writer, ReceiverConfig(grpc_port=free(4317), http_port=free(4318)))
     app = ClaudeTopApp(
@@ -96,8 +110,8 @@ def live_app(store: Store) -> tuple[ClaudeTopApp, StoreWriter]:
         writer,
         receivers,
         db_path="~/.local/share/claude-top/claude-top.duckdb",
-        window="24h",
-        clock=lambda: NOW_NS,
+        window=window,
+        clock=lambda: now_ns,
     )
     return app, writer
 
@@ -114,7 +128,7 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
     app, writer = live_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await replay(app.receivers.grpc_port, fixtures)
-        await wait_for_rows(pilot, 4)
+        await wait_for_rows(pilot, 3)  # the fourth session sent start-up telemetry only
         await settle(pilot)
         app.main.table("sessions").select_key(ERRORS_SESSION)
         await settle(pilot)
@@ -142,6 +156,22 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
         await pilot.press("2")
         await settle(pilot)
         save(app, "narrow-60x24-tools")
+        await pilot.press("q")
+    writer.close()
+    store.close()
+
+    store = Store.open(":memory:")
+    app, writer = live_app(store, window="all", now_ns=AFTER_OTHER_AGENTS_NS)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await replay(app.receivers.grpc_port, fixtures, OTHER_AGENTS)
+        await wait_for_rows(pilot, 5)
+        await settle(pilot)
+        app.main.table("sessions").select_key(CODEX_SESSION)
+        await settle(pilot)
+        save(app, "mixed-agents-120x40")
+        await pilot.press("4", "enter")
+        await settle(pilot)
+        save(app, "span-tree-codex-120x40")
         await pilot.press("q")
     writer.close()
     store.close()
