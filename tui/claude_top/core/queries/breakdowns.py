@@ -18,6 +18,7 @@ from claude_top.core.queries.filters import (
     text_condition,
 )
 from claude_top.core.schema import COST_ESTIMATE, COST_MIXED, COST_NONE, COST_REPORTED
+from claude_top.core.store import rollup
 
 # --- models and tools ----------------------------------------------------------------------
 
@@ -111,7 +112,7 @@ def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
     a prompt or an API request: start-up telemetry alone (a `--continue`'s) is not a session.
     `estimated_cost_usd` is the part of the cost estimated from the price table;
     `not_understood` counts the events and spans stored but not read (`agents`); `agents`
-    lists the agents with records in the window (whatever the agent filter).
+    lists the agents with sessions in the window's hours (whatever the agent filter).
 
     `last_received_ns` and `received_total` (rows of every kind) ignore the filter: they are
     for the ingest rate and the age of the last export.
@@ -148,15 +149,14 @@ FROM events WHERE {ev_where}
         ps,
     ).fetchone()
     out["not_understood"] += odd
-    every = Filter(since_ns=f.since_ns)
     pa: dict[str, Any] = {}
+    since = ""
+    if f.since_ns is not None:
+        pa["edge"] = f.since_ns - f.since_ns % rollup.BUCKET_NS
+        since = "AND hour_ns >= $edge"
     (out["agents"],) = cur.execute(
-        f"""
-SELECT list_sort(list(DISTINCT agent)) FROM (
-  SELECT DISTINCT agent FROM events WHERE agent IS NOT NULL AND {filter_where(every, "time_ns", pa)}
-  UNION SELECT DISTINCT agent FROM spans WHERE agent IS NOT NULL
-    AND {filter_where(every, "start_ns", pa)})
-""",
+        "SELECT list_sort(list(DISTINCT agent)) FROM session_hours "
+        f"WHERE agent IS NOT NULL {since}",
         pa,
     ).fetchone()
     out["agents"] = out["agents"] or []
