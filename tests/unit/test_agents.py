@@ -208,6 +208,7 @@ def test_tool_latency_is_each_agents_reported_durations(cur):
 def test_costs_no_agent_reports_are_estimates_from_the_price_table(cur):
     table = tomllib.loads(pricing.SHIPPED.read_text())["models"]
     gpt5 = table["gpt-5"]  # gpt-5-codex: no entry of its own, the longest prefix
+    assert pricing.load().price("gpt-5-nano").input == 0.05  # not priced as gpt-5
     cost = 0.0
     for r in capture_records(CODEX_CAPTURE):
         if r.get("event.kind") == "response.completed" and "input_token_count" in r:
