@@ -14,6 +14,10 @@ Then the plan limits: the interactive capture (`statusline/limits.grpc.jsonl`) r
 way and its status-line samples handed to the receivers as `claude-top statusline` hands them
 (each with the time it arrived), "now" 12 s after the last: the main view with the limits strip,
 the limits view (`l`) and the cost history (`h`), at 120x40 and 80x24. Local time is UTC.
+
+Then the same with the Gemini CLI and Codex CLI captures sent beside Claude Code's (they were
+made 13 days later; "now" is pinned after them, window "all"): the mixed-agent session list
+and Codex's folded span tree.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "tests" / "fixtures" / "claude-code-2.1.328"
 REPLAY = ("basic.grpc", "errors.grpc", "continued.grpc")
 LIMITS = "statusline/limits.grpc"
+OTHER_AGENTS = (
+    HERE.parent / "tests" / "fixtures" / "gemini-cli-0.61.0" / "basic.grpc.jsonl",
+    HERE.parent / "tests" / "fixtures" / "codex-cli-0.169.0" / "basic.grpc.jsonl",
+)
+AFTER_OTHER_AGENTS_NS = 1_796_452_600 * 1_000_000_000
+"""2026-12-05 06:36:40 UTC: a minute after the Codex CLI capture."""
+CODEX_SESSION = "01a244ea-6136-7851-97d5-6ad90ba44d72"
 NOW_NS = 1_795_310_980 * 1_000_000_000
 """27 s after the last captured event (2026-11-22 01:29:40 UTC)."""
 ERRORS_SESSION = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
@@ -84,10 +95,11 @@ def hand_over(http_port: int, items: list[dict]) -> None:
         assert json.loads(resp.read())["stored"] == len(items)
 
 
-async def replay(port: int, fixtures: Path, names=REPLAY) -> None:
+async def replay(port: int, fixtures: Path, names=REPLAY, others: tuple[Path, ...] = ()) -> None:
+    paths = [fixtures / f"{name}.jsonl" for name in names] + list(others)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        for name in names:
-            for signal, body in captured(fixtures, name):
+        for path in paths:
+            for signal, body in captured(path.parent, path.name.removesuffix(".jsonl")):
                 await channel.unary_unary(SERVICES[signal])(body, timeout=10)
 
 
@@ -217,6 +229,22 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
         await pilot.resize_terminal(200, 50)
         await settle(pilot)
         save(app, "demo-by-cost-200x50")
+        await pilot.press("q")
+    writer.close()
+    store.close()
+
+    store = Store.open(":memory:")
+    app, writer = live_app(store, window="all", now_ns=AFTER_OTHER_AGENTS_NS)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await replay(app.receivers.grpc_port, fixtures, others=OTHER_AGENTS)
+        await wait_for_rows(pilot, 5)
+        await settle(pilot)
+        app.main.table("sessions").select_key(CODEX_SESSION)
+        await settle(pilot)
+        save(app, "mixed-agents-120x40")
+        await pilot.press("4", "enter")
+        await settle(pilot)
+        save(app, "span-tree-codex-120x40")
         await pilot.press("q")
     writer.close()
     store.close()

@@ -18,6 +18,10 @@ FIXTURES_ROOT = REPO / "tests" / "fixtures"
 FIXTURES = Path(os.environ.get("CLAUDE_TOP_FIXTURES", FIXTURES_ROOT / "claude-code-2.1.328"))
 GRPC_FIXTURES = ("basic.grpc", "errors.grpc", "continued.grpc")
 HTTP_FIXTURES = ("basic.http-json", "basic.http-protobuf")
+GEMINI_CAPTURE = FIXTURES_ROOT / "gemini-cli-0.61.0" / "basic.grpc.jsonl"
+CODEX_CAPTURE = FIXTURES_ROOT / "codex-cli-0.169.0" / "basic.grpc.jsonl"
+OTHER_AGENT_CAPTURES = {"gemini-cli": GEMINI_CAPTURE, "codex": CODEX_CAPTURE}
+"""Another agent's real capture, by the agent claude-top should name it."""
 
 
 def fixture_lines(name: str) -> list[dict]:
@@ -290,3 +294,156 @@ def statusline_samples() -> list[tuple[int, str, dict]]:
         arrived = expires - 299 if expires else first
         out.append((arrived * 10**9, text, doc))
     return out
+
+
+# --- other agents: truths from their captures, by the issue's formulas ---------------------
+
+
+def capture_requests(path: Path) -> list[tuple[str, bytes]]:
+    """(signal, protobuf bytes) for each request of a gRPC capture file anywhere."""
+    with open(path) as fh:
+        docs = [json.loads(line) for line in fh if line.strip()]
+    return [(d["kind"], base64.b64decode(d["pb"])) for d in docs]
+
+
+def capture_records(path: Path) -> list[dict]:
+    """Every log record of a gRPC capture: its attributes, plus `_resource`, `_scope`,
+    `_trace` (hex) and `_body`, read from the captured JSON."""
+    out = []
+    with open(path) as fh:
+        for line in fh:
+            req = json.loads(line)["req"]
+            for rl in req.get("resourceLogs", []):
+                resource = _attrs(rl.get("resource", {}).get("attributes"))
+                for sl in rl.get("scopeLogs", []):
+                    for r in sl.get("logRecords", []):
+                        a = _attrs(r.get("attributes"))
+                        a["_resource"] = resource
+                        a["_scope"] = sl.get("scope", {}).get("name")
+                        a["_trace"] = base64.b64decode(r.get("traceId", "")).hex()
+                        a["_body"] = r.get("body", {}).get("stringValue")
+                        out.append(a)
+    return out
+
+
+def capture_spans(path: Path) -> list[dict]:
+    """Every span of a gRPC capture: attributes plus `_name`, `_span_id`, `_parent`."""
+    out = []
+    with open(path) as fh:
+        for line in fh:
+            req = json.loads(line)["req"]
+            for rs in req.get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    for s in ss.get("spans", []):
+                        a = _attrs(s.get("attributes"))
+                        a["_name"] = s["name"]
+                        a["_span_id"] = base64.b64decode(s["spanId"]).hex()
+                        a["_parent"] = base64.b64decode(s.get("parentSpanId", "")).hex()
+                        a["_trace"] = base64.b64decode(s["traceId"]).hex()
+                        out.append(a)
+    return out
+
+
+def _n(value) -> int:
+    return int(value) if value is not None else 0
+
+
+def agent_sessions(agent: str, path: Path) -> dict[str, dict]:
+    """Per session of another agent's capture, what claude-top should count, computed from the
+    JSON by the issue's formulas: API requests = completed responses; input = input without
+    cache reads; cache_read = the cached count; cache_creation = cache writes where reported;
+    output = everything billed as output; tool calls and failures as the agent reported them.
+
+    Gemini CLI: `gemini_cli.api_response` (input_token_count - cached_content_token_count,
+    output_token_count + thoughts_token_count), `gemini_cli.tool_call` (function_name,
+    success), session `session.id`. Codex: the `codex.sse_event` of kind `response.completed`
+    that carries the counts (input_token_count - cached_token_count, cache_write_token_count,
+    output_token_count), `codex.tool_result` (tool_name, success "true"/"false"), session
+    `conversation.id`.
+    """
+    out: dict[str, dict] = {}
+
+    def session(sid: str) -> dict:
+        return out.setdefault(
+            sid,
+            {
+                "agent": agent,
+                "api_requests": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cache_read_tokens": 0,
+                "cache_creation_tokens": 0,
+                "tool_calls": 0,
+                "tool_errors": 0,
+                "models": set(),
+                "tools": defaultdict(list),
+                "prompts": 0,
+            },
+        )
+
+    for r in capture_records(path):
+        name = r.get("event.name")
+        if agent == "gemini-cli":
+            sid = r.get("session.id") or r["_resource"].get("session.id")
+            if name == "gemini_cli.api_response":
+                s = session(sid)
+                s["api_requests"] += 1
+                s["input_tokens"] += int(r["input_token_count"]) - int(
+                    r["cached_content_token_count"]
+                )
+                s["cache_read_tokens"] += int(r["cached_content_token_count"])
+                s["output_tokens"] += int(r["output_token_count"]) + int(r["thoughts_token_count"])
+                s["models"].add(r["model"])
+            elif name == "gemini_cli.tool_call":
+                s = session(sid)
+                s["tool_calls"] += 1
+                s["tool_errors"] += r["success"] is False
+                s["tools"][r["function_name"]].append(float(r["duration_ms"]))
+            elif name == "gemini_cli.user_prompt":
+                session(sid)["prompts"] += 1
+        else:
+            sid = r.get("conversation.id")
+            if (
+                name == "codex.sse_event"
+                and r.get("event.kind") == "response.completed"
+                and "input_token_count" in r
+            ):
+                s = session(sid)
+                s["api_requests"] += 1
+                s["input_tokens"] += int(r["input_token_count"]) - _n(r.get("cached_token_count"))
+                s["cache_read_tokens"] += _n(r.get("cached_token_count"))
+                s["cache_creation_tokens"] += _n(r.get("cache_write_token_count"))
+                s["output_tokens"] += int(r["output_token_count"])
+                s["models"].add(r["model"])
+            elif name == "codex.tool_result":
+                s = session(sid)
+                s["tool_calls"] += 1
+                s["tool_errors"] += r["success"] == "false"
+                s["tools"][r["tool_name"]].append(float(r["duration_ms"]))
+            elif name == "codex.user_prompt":
+                session(sid)["prompts"] += 1
+    return out
+
+
+def stranger_logs(service: str, scope: str, n: int) -> bytes:
+    """A logs export of `n` Claude-Code-like api_request events from a sender no rule knows
+    (or one posing as a known agent): protobuf bytes."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    records = [
+        {
+            "timeUnixNano": str(1_796_452_400_000_000_000 + i),
+            "attributes": [
+                {"key": "event.name", "value": {"stringValue": "api_request"}},
+                {"key": "session.id", "value": {"stringValue": f"{service}-s"}},
+                {"key": "input_tokens", "value": {"stringValue": "10"}},
+                {"key": "cost_usd", "value": {"stringValue": "0.5"}},
+            ],
+        }
+        for i in range(n)
+    ]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    scope_logs = [{"scope": {"name": scope}, "logRecords": records}]
+    doc = {"resourceLogs": [{"resource": resource, "scopeLogs": scope_logs}]}
+    return json_format.ParseDict(doc, ExportLogsServiceRequest()).SerializeToString()

@@ -93,6 +93,7 @@ def install_claude() -> Path:
         "--prefix",
         str(CACHE),
         f"{PACKAGE}@{CLAUDE_CODE_VERSION}",
+        *_other_agents(),  # `npm install --no-save` removes what it is not told to install
     ]
     print("installing the pinned Claude Code CLI:", " ".join(cmd[1:]), file=sys.stderr)
     try:
@@ -109,6 +110,13 @@ def install_claude() -> Path:
             f"{CLAUDE_CODE_VERSION} binary is there (no platform package for this machine?)"
         )
     return path
+
+
+def _other_agents() -> list[str]:
+    """The other pinned CLIs `.e2e/` holds (Gemini CLI, Codex CLI: `agent_clis.py`)."""
+    from agent_clis import AGENTS
+
+    return [f"{a.package}@{a.version}" for a in AGENTS]
 
 
 def ensure_claude() -> Path:

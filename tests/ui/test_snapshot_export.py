@@ -92,6 +92,7 @@ async def test_ctrl_s_writes_the_sessions_pane_as_shown_and_every_table(ui_store
         "session_id": None,
         "turn": None,
         "text": "sonnet",
+        "agent": None,
     }
     assert snap["exported_at_ns"] == NOW_NS
     events = sum(e["session.id"] in sonnet for e in TRUTH.events if "session.id" in e)

@@ -7,7 +7,7 @@ no ports or rates in the header). Regenerate with `pytest tests/ui --snapshot-up
 from __future__ import annotations
 
 import pytest
-from uihelpers import make_app, settle
+from uihelpers import AFTER_CAPTURES_NS, make_app, settle
 
 from claude_top.core.store.database import Store
 from truth import Truth
@@ -51,6 +51,13 @@ def select_tool(tool: str):
 @pytest.mark.parametrize("size", [WIDE, TERM, NARROW], ids=["120x40", "80x24", "60x24"])
 def test_sessions_pane(snap_compare, ui_store, size):
     assert snap_compare(make_app(ui_store), terminal_size=size, run_before=steps())
+
+
+@pytest.mark.parametrize("size", [WIDE, TERM], ids=["120x40", "80x24"])
+def test_mixed_agents(snap_compare, mixed_store, size):
+    """Claude Code, Gemini CLI and Codex CLI sessions in one list; Codex's cost estimated."""
+    app = make_app(mixed_store, clock=lambda: AFTER_CAPTURES_NS)
+    assert snap_compare(app, terminal_size=size, run_before=steps())
 
 
 @pytest.mark.parametrize("size", [WIDE, TERM], ids=["120x40", "80x24"])

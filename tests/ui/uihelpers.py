@@ -17,6 +17,11 @@ NOW_NS = 1_795_310_980 * 1_000_000_000
 in the minute before (the continued one) are active, the others idle."""
 
 
+AFTER_CAPTURES_NS = 1_796_452_600 * 1_000_000_000
+"""2026-12-05 06:36:40 UTC: a minute after the Codex CLI capture, 11 s after Gemini CLI's,
+13 days after Claude Code's."""
+
+
 def pin_received(store: Store) -> Store:
     """Make `received_ns` the telemetry's own time, so the header's "last export" is fixed."""
     cur = store.cursor()

@@ -48,6 +48,7 @@ MINIMUM = {
         "tool_calls",
         "tool_errors",
         "models",
+        "agent",
     ],
     "models": [
         "model",
@@ -58,8 +59,19 @@ MINIMUM = {
         "cache_read_tokens",
         "cache_creation_tokens",
         "cache_hit_ratio",
+        "agent",
     ],
-    "tools": ["tool_name", "calls", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "total_ms"],
+    "tools": [
+        "tool_name",
+        "calls",
+        "errors",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+        "total_ms",
+        "agent",
+    ],
     "spans": [
         "trace_id",
         "span_id",
@@ -71,8 +83,9 @@ MINIMUM = {
         "duration_ms",
         "status",
         "attributes",
+        "agent",
     ],
-    "events": ["session_id", "prompt_id", "name", "timestamp", "sequence", "attributes"],
+    "events": ["session_id", "prompt_id", "name", "timestamp", "sequence", "attributes", "agent"],
 }
 
 

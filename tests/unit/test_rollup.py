@@ -287,3 +287,74 @@ def test_a_commit_keeps_no_copy_of_its_batch():
     assert _STAGE not in {name for (name,) in temp}
     assert {name for (name,) in temp} >= {"rollup_touched_spans", "rollup_touched_events"}
     store.close()
+
+
+def _other_agents() -> list[tuple[str, bytes]]:
+    from test_agents import _genai_trace
+
+    from truth import OTHER_AGENT_CAPTURES, capture_requests
+
+    out = [req for path in OTHER_AGENT_CAPTURES.values() for req in capture_requests(path)]
+    return [*out, ("traces", _genai_trace())]
+
+
+def test_other_agents_rollups_written_export_by_export_equal_a_rebuild():
+    store = Store.open(":memory:")
+    cur = store.cursor()
+    for signal, body in [*exports(), *_other_agents()]:
+        write_rows(store, [spread(decode_protobuf(signal, body))])
+    got = rollup_rows(cur)
+    assert got == rebuilt(cur)
+    assert len(got["prompt_turns"]) == 4 + 3  # Gemini's prompt, Codex's turn, Copilot's trace
+    store.close()
+
+
+def _rows(cur, table: str) -> list[tuple]:
+    cols = [c for c in column_names(table) if c != "received_ns"]
+    return cur.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY uid").fetchall()
+
+
+def test_a_v3_database_reads_other_agents_again_when_opened(tmp_path, monkeypatch):
+    """v3 -> v4: v3 named Gemini's and Codex's records by their service and read them by Claude
+    Code's names (so they counted nowhere); opened by v4 they are read by the agents' rules,
+    exactly as the decoder reads them now, and the rollups are rebuilt."""
+    from claude_top.core.sources.otlp import decode
+
+    requests = [*exports(), *_other_agents()]
+    fresh = Store.open(":memory:")
+    for signal, body in requests:
+        write_rows(fresh, [decode_protobuf(signal, body)])
+    want = {t: _rows(fresh.cursor(), t) for t in ("events", "spans", "metric_points")}
+    fresh.close()
+
+    real = decode.agent_of
+
+    def v3_agent(service, scope):
+        agent = real(service, scope)
+        return agent if agent == "claude-code" or service == "claude-code" else service
+
+    path = tmp_path / "ct.duckdb"
+    store = Store.open(path)
+    with monkeypatch.context() as m:
+        m.setattr(decode, "agent_of", v3_agent)
+        m.setattr(decode, "_READ_BY_RULES", frozenset())
+        for signal, body in requests:
+            write_rows(store, [decode_protobuf(signal, body)])
+    cur = store.cursor()
+    cur.execute("DELETE FROM events WHERE attributes LIKE '{\"from_span\"%'")  # v3 made none
+    cur.execute("UPDATE spans SET role = NULL WHERE agent <> 'claude-code'")
+    assert cur.execute("SELECT count(*) FROM events WHERE kind IS NOT NULL AND agent "
+                       "IN ('gemini-cli', 'codex_exec')").fetchone() == (0,)  # fmt: skip
+    for table in ("events", "spans"):
+        cur.execute(f"ALTER TABLE {table} DROP COLUMN not_understood")
+    cur.execute("UPDATE claude_top_meta SET value = '3' WHERE key = 'schema_version'")
+    store.close()
+
+    store = Store.open(path)
+    cur = store.cursor()
+    for table, rows in want.items():
+        assert _rows(cur, table) == rows, table
+    assert rollup_rows(cur) == rebuilt(cur)
+    (sessions,) = cur.execute("SELECT count(DISTINCT session_id) FROM session_hours").fetchone()
+    assert sessions == 4 + 3  # Claude Code's four, and Gemini's, Codex's, Copilot's
+    store.close()

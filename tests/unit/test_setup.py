@@ -244,3 +244,157 @@ def test_an_unwritable_place_is_a_clear_error(capsys, tmp_path):
     assert code == 2
     assert err.startswith(f"claude-top setup: cannot update {path}: ")
     assert out == ""
+
+
+# --- Gemini CLI and Codex CLI ------------------------------------------------------------
+
+GEMINI_TELEMETRY = {
+    "enabled": True,
+    "target": "local",
+    "otlpEndpoint": "http://127.0.0.1:4317",
+    "otlpProtocol": "grpc",
+    "traces": True,
+    "logPrompts": False,
+}
+GRPC = {"otlp-grpc": {"endpoint": "http://127.0.0.1:4317"}}
+CODEX_OTEL = {
+    "exporter": GRPC,
+    "trace_exporter": GRPC,
+    "metrics_exporter": GRPC,
+    "log_user_prompt": False,
+}
+
+
+def toml_block(out: str) -> dict:
+    import tomllib
+
+    start = out.index("[otel]\n")
+    return tomllib.loads(out[start : out.index("\n\n", start)])
+
+
+def test_prints_gemini_clis_telemetry_block_and_its_environment(capsys):
+    code, out, _ = run(capsys, "--agent", "gemini")
+    assert code == 0
+    block = json.loads(out[out.index("{\n") : out.index("\n}\n") + 2])
+    assert block == {"telemetry": GEMINI_TELEMETRY}
+    assert exports(out) == {
+        "GEMINI_TELEMETRY_ENABLED": "true",
+        "GEMINI_TELEMETRY_TARGET": "local",
+        "GEMINI_TELEMETRY_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "GEMINI_TELEMETRY_OTLP_PROTOCOL": "grpc",
+        "GEMINI_TELEMETRY_TRACES_ENABLED": "true",
+        "GEMINI_TELEMETRY_LOG_PROMPTS": "false",
+    }
+    _, out, _ = run(capsys, "--agent", "gemini", "--protocol", "http/json", "--log-user-prompts")
+    block = json.loads(out[out.index("{\n") : out.index("\n}\n") + 2])["telemetry"]
+    assert (block["otlpProtocol"], block["otlpEndpoint"], block["logPrompts"]) == (
+        "http",
+        "http://127.0.0.1:4318",
+        True,
+    )
+
+
+def test_write_merges_gemini_clis_telemetry_keeping_the_rest(capsys, tmp_path):
+    path = tmp_path / ".gemini" / "settings.json"
+    path.parent.mkdir()
+    original = {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "telemetry": {"enabled": False, "outfile": "/tmp/t.log"},
+    }
+    path.write_text(json.dumps(original, indent=2) + "\n")
+    code, out, _ = run(capsys, "--agent", "gemini", "--write", "--settings", str(path))
+    assert code == 0
+    merged = json.loads(path.read_text())
+    assert merged == {
+        "security": original["security"],
+        "telemetry": {"outfile": "/tmp/t.log", **GEMINI_TELEMETRY},
+    }
+    assert '-    "enabled": false,' in out and "note: telemetry.outfile" in out
+    assert len(backups(path)) == 1
+    code, out, _ = run(capsys, "--agent", "gemini", "--write", "--settings", str(path))
+    assert "nothing changed" in out and len(backups(path)) == 1
+    path.write_text('{"telemetry": true}')
+    code, _, err = run(capsys, "--agent", "gemini", "--write", "--settings", str(path))
+    assert code == 2 and '"telemetry" is a boolean' in err
+
+
+def test_prints_codex_clis_otel_table(capsys):
+    code, out, _ = run(capsys, "--agent", "codex")
+    assert code == 0
+    assert toml_block(out) == {"otel": CODEX_OTEL}
+    _, out, _ = run(
+        capsys, "--agent", "codex", "--protocol", "http/protobuf", "--http-port", "5000"
+    )
+    otel = toml_block(out)["otel"]
+    assert otel["trace_exporter"] == {
+        "otlp-http": {"endpoint": "http://127.0.0.1:5000/v1/traces", "protocol": "binary"}
+    }
+    assert otel["exporter"]["otlp-http"]["endpoint"] == "http://127.0.0.1:5000/v1/logs"
+
+
+def test_write_merges_codex_clis_otel_table_line_by_line(capsys, tmp_path, monkeypatch):
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    monkeypatch.setenv("CODEX_HOME", str(home))
+    path = home / "config.toml"
+    original = (
+        'model = "o3"  # mine\n'
+        "\n"
+        "[otel]\n"
+        'environment = "dev"\n'
+        'exporter = "none"\n'
+        "\n"
+        "[profiles.fast]\n"
+        'model = "gpt-5-mini"\n'
+    )
+    path.write_text(original)
+    code, out, _ = run(capsys, "--agent", "codex", "--write", "--log-user-prompts")
+    assert code == 0
+    text = path.read_text()
+    assert text == (
+        'model = "o3"  # mine\n'
+        "\n"
+        "[otel]\n"
+        'environment = "dev"\n'
+        'exporter = { otlp-grpc = { endpoint = "http://127.0.0.1:4317" } }\n'
+        'trace_exporter = { otlp-grpc = { endpoint = "http://127.0.0.1:4317" } }\n'
+        'metrics_exporter = { otlp-grpc = { endpoint = "http://127.0.0.1:4317" } }\n'
+        "log_user_prompt = true\n"
+        "\n"
+        "[profiles.fast]\n"
+        'model = "gpt-5-mini"\n'
+    )
+    [backup] = backups(path)
+    assert backup.read_text() == original
+    assert '-exporter = "none"' in out and "Restart codex" in out
+    assert "nothing changed" in run(capsys, "--agent", "codex", "--write", "--log-user-prompts")[1]
+    # a file without the table gets it appended; a missing one is created
+    path.write_text('model = "o3"')
+    run(capsys, "--agent", "codex", "--write")
+    assert path.read_text().startswith('model = "o3"\n\n[otel]\nexporter = {')
+    path.unlink()
+    run(capsys, "--agent", "codex", "--write")
+    assert toml_block(path.read_text() + "\n") == {"otel": CODEX_OTEL}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model = \n", "is not valid TOML"),
+        ('otel = "on"\n', '"otel" is not a table'),
+        ('otel.exporter = "none"\n', "cannot merge line by line"),
+        ('[otel.exporter.otlp-grpc]\nendpoint = "x"\n', "cannot merge line by line"),
+    ],
+)
+def test_refuses_a_codex_config_it_cannot_merge(capsys, tmp_path, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    code, out, err = run(capsys, "--agent", "codex", "--write", "--settings", str(path))
+    assert (code, out) == (2, "")
+    assert message in err and "left it unchanged" in err
+    assert path.read_text() == text and backups(path) == []
+
+
+def test_tool_details_are_claude_codes_only(capsys):
+    code, _, err = run(capsys, "--agent", "codex", "--log-tool-details")
+    assert code == 2 and "Claude Code's only" in err

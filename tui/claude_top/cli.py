@@ -397,9 +397,18 @@ def _add_setup(sub) -> None:
 
     p = sub.add_parser(
         "setup",
-        help="print the settings that point Claude Code here; --write merges them",
-        description="Print the environment that points Claude Code at claude-top (shell exports "
-        "and the env block of ~/.claude/settings.json); --write merges it into the settings file.",
+        help="print the settings that point Claude Code (or Gemini CLI, Codex CLI) here; "
+        "--write merges them",
+        description="Print the settings that point a coding agent at claude-top: Claude Code's "
+        "environment (shell exports and the env block of ~/.claude/settings.json), Gemini CLI's "
+        "telemetry block of ~/.gemini/settings.json, Codex CLI's [otel] table of "
+        "~/.codex/config.toml; --write merges them into that file (backup first, diff shown).",
+    )
+    p.add_argument(
+        "--agent",
+        choices=("claude", "gemini", "codex"),
+        default="claude",
+        help="whose settings (default: claude)",
     )
     p.add_argument("--grpc-port", type=int, default=4317, metavar="N", help="OTLP/gRPC port")
     p.add_argument("--http-port", type=int, default=4318, metavar="N", help="OTLP/HTTP port")
@@ -411,7 +420,10 @@ def _add_setup(sub) -> None:
         help="merge the env block into the settings file (backup first; shows the diff)",
     )
     p.add_argument(
-        "--settings", metavar="PATH", help="settings file (default: ~/.claude/settings.json)"
+        "--settings",
+        metavar="PATH",
+        help="the file to merge into (default: ~/.claude/settings.json, ~/.gemini/settings.json "
+        "or $CODEX_HOME/config.toml, ~/.codex/config.toml)",
     )
     p.add_argument(
         "--no-statusline",
@@ -437,7 +449,8 @@ def _add_setup(sub) -> None:
     p.add_argument(
         "--log-user-prompts",
         action="store_true",
-        help="also set OTEL_LOG_USER_PROMPTS=1 (prompt text instead of <REDACTED>)",
+        help="also send prompt text: OTEL_LOG_USER_PROMPTS=1 (Claude Code), logPrompts (Gemini "
+        "CLI), log_user_prompt (Codex CLI)",
     )
 
 

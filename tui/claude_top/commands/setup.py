@@ -1,4 +1,5 @@
-"""`claude-top setup`: print, or merge into settings.json, what points Claude Code here."""
+"""`claude-top setup`: print, or merge into the agent's own file, what points Claude Code (or
+Gemini CLI, Codex CLI) here."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from pathlib import Path
 
 from claude_top.commands.common import EXIT_USAGE
 from claude_top.core.setup import (
-    DEFAULT_SETTINGS,
     SettingsError,
+    WriteResult,
+    codex_instructions,
+    codex_otel,
+    default_path,
+    gemini_instructions,
+    gemini_telemetry,
     instructions,
+    merge_codex,
+    merge_gemini,
     settings_env,
+    write_merged,
     write_settings,
 )
 from claude_top.core.sources.statusline.install import (
@@ -39,8 +48,45 @@ def _statusline_note(path: Path) -> str | None:
     return None
 
 
+RESTART = {"claude": "claude", "gemini": "gemini", "codex": "codex"}
+
+
+def _other_agent(args: argparse.Namespace, path: Path) -> tuple[str, object]:
+    """(what to print, how to merge) for Gemini CLI or Codex CLI."""
+    where = (args.bind, args.grpc_port, args.http_port, args.protocol)
+    if args.agent == "gemini":
+        telemetry = gemini_telemetry(*where, log_prompts=args.log_user_prompts)
+        return gemini_instructions(telemetry, path), lambda text, at: merge_gemini(
+            text, telemetry, at
+        )
+    otel = codex_otel(*where, log_user_prompt=args.log_user_prompts)
+    return codex_instructions(otel, path), lambda text, at: merge_codex(text, otel, at)
+
+
 def run_setup(args: argparse.Namespace) -> int:
     """Print the settings; with `--write`, merge them (backup and diff) and say what changed."""
+    agent = getattr(args, "agent", "claude")
+    path = Path(args.settings) if args.settings else default_path(agent)
+    if agent != "claude":
+        if args.log_tool_details:
+            print("claude-top setup: --log-tool-details is Claude Code's only", file=sys.stderr)
+            return EXIT_USAGE
+        text, merge = _other_agent(args, path)
+        if not args.write:
+            print(text)
+            return 0
+        try:
+            result = write_merged(path.expanduser(), merge)
+        except SettingsError as exc:
+            print(f"claude-top setup: {exc}; left it unchanged", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as exc:
+            print(f"claude-top setup: cannot update {path}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        code = _told(result, agent)
+        if agent == "gemini" and result.changed:
+            _gemini_notes(path.expanduser())
+        return code
     env = settings_env(
         args.bind,
         args.grpc_port,
@@ -49,7 +95,6 @@ def run_setup(args: argparse.Namespace) -> int:
         tool_details=args.log_tool_details,
         user_prompts=args.log_user_prompts,
     )
-    path = Path(args.settings) if args.settings else DEFAULT_SETTINGS
     base = args.statusline_command or claude_top_command()
     if not args.write:
         print(instructions(env, path))
@@ -74,6 +119,26 @@ def run_setup(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"claude-top setup: cannot update {path}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    code = _told(result, agent)
+    note = None if args.no_statusline else _statusline_note(result.path)
+    if note:
+        print(note)
+    return code
+
+
+def _gemini_notes(path: Path) -> None:
+    """Warn about what in Gemini CLI's telemetry block would keep its OTLP export off."""
+    try:
+        block = json.loads(path.read_text(encoding="utf-8-sig")).get("telemetry", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    if block.get("outfile"):
+        print(f"note: telemetry.outfile={block['outfile']} makes Gemini CLI write telemetry to "
+              "that file instead of sending it: remove it to send it here")  # fmt: skip
+
+
+def _told(result: WriteResult, agent: str) -> int:
+    """Say what `--write` did: nothing, or the diff and where the backup is."""
     if not result.changed:
         print(f"{result.path} already has these settings; nothing changed.")
     else:
@@ -87,11 +152,8 @@ def run_setup(args: argparse.Namespace) -> int:
             f"kept your {key}={theirs} (claude-top suggests {ours} for a live view; "
             "--set-intervals replaces it)"
         )
-    note = None if args.no_statusline else _statusline_note(result.path)
-    if note:
-        print(note)
     for key, value in result.overrides.items():
         print(f"note: {key}={value} in its env overrides the endpoint/protocol for that signal")
     if result.changed:
-        print("Restart claude to pick it up (running sessions keep their old settings).")
+        print(f"Restart {RESTART[agent]} to pick it up (running sessions keep their old settings).")
     return 0

@@ -27,6 +27,7 @@ from claude_top.core.queries import (
     Query,
     filter_where,
     models_query,
+    overview,
     parse_window,
     session_ids_starting,
     sessions_query,
@@ -35,6 +36,7 @@ from claude_top.core.queries import (
 from claude_top.core.queries.reader import LocalSource, Source
 from claude_top.core.queries.spantree import turn_traces
 from claude_top.core.schema import SCHEMA_VERSION
+from claude_top.core.sources.otlp.agents import prices
 
 FILES = ("sessions", "models", "tools", "spans", "events")
 
@@ -52,6 +54,7 @@ SESSIONS_COLUMNS = (
     "tool_calls",
     "tool_errors",
     "models",
+    "agent",
 )
 MODELS_COLUMNS = (
     "model",
@@ -62,8 +65,19 @@ MODELS_COLUMNS = (
     "cache_read_tokens",
     "cache_creation_tokens",
     "cache_hit_ratio",
+    "agent",
 )
-TOOLS_COLUMNS = ("tool_name", "calls", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "total_ms")
+TOOLS_COLUMNS = (
+    "tool_name",
+    "calls",
+    "errors",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "total_ms",
+    "agent",
+)
 SPANS_COLUMNS = (
     "trace_id",
     "span_id",
@@ -75,8 +89,9 @@ SPANS_COLUMNS = (
     "duration_ms",
     "status",
     "attributes",
+    "agent",
 )
-EVENTS_COLUMNS = ("session_id", "prompt_id", "name", "timestamp", "sequence", "attributes")
+EVENTS_COLUMNS = ("session_id", "prompt_id", "name", "timestamp", "sequence", "attributes", "agent")
 
 SESSIONS_CSV = (
     *SESSIONS_COLUMNS,
@@ -86,9 +101,14 @@ SESSIONS_CSV = (
     "first_seen_ns",
     "last_seen_ns",
     "resource_attributes",
+    "cost_source",
+    "unpriced_requests",
+    "not_understood",
 )
-"""Every column of `sessions.csv` (the minimum first)."""
-MODELS_CSV = (*MODELS_COLUMNS, "share")
+"""Every column of `sessions.csv` (the minimum first). `cost_source`: `reported` (by the agent),
+`estimate` (from the price table), `mixed`, or `none` (no price for its requests);
+`unpriced_requests`: requests without a cost; `not_understood`: events stored but not read."""
+MODELS_CSV = (*MODELS_COLUMNS, "share", "cost_source")
 TOOLS_CSV = (*TOOLS_COLUMNS, "error_pct")
 TURNS_CSV = (
     "n",
@@ -192,6 +212,8 @@ def _column_sql(column: str) -> str:
 
 SPANS_CSV = (
     *SPANS_COLUMNS,
+    "role",
+    "not_understood",
     "status_message",
     "kind",
     "span_type",
@@ -216,6 +238,9 @@ SPANS_CSV = (
 """Every column of `spans.csv` (the minimum first)."""
 EVENTS_CSV = (
     *EVENTS_COLUMNS,
+    "kind",
+    "cost_source",
+    "not_understood",
     "time_ns",
     "trace_id",
     "span_id",
@@ -292,13 +317,15 @@ class PaneView:
 @dataclass(frozen=True)
 class SnapshotScope:
     """What a UI snapshot covers: the window and text filter, one session (or one of its turns),
-    and the pane as shown. Sent as JSON when a running instance writes it (`core.wire`)."""
+    one agent, and the pane as shown. Sent as JSON when a running instance writes it
+    (`core.wire`)."""
 
     window: str = "all"
     session_id: str | None = None
     turn_key: str | None = None
     text: str | None = None
     view: PaneView | None = None
+    agent: str | None = None
 
     def to_doc(self) -> dict:
         return dataclasses.asdict(self)
@@ -354,7 +381,7 @@ SELECT trace_id, span_id, parent_span_id, name, session_id,
   {_column_sql("duration_ms")},
   CASE status_code WHEN 0 THEN 'UNSET' WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR'
     ELSE CAST(status_code AS VARCHAR) END AS status,
-  attributes,
+  attributes, agent, role, not_understood,
   status_message, kind, span_type, model, tool_name, tool_use_id, input_tokens, output_tokens,
   cache_read_tokens, cache_creation_tokens, success, attempt, agent_id, parent_agent_id,
   start_ns, end_ns, events, links, scope_name, service_name
@@ -379,10 +406,10 @@ def events_export_query(
         )
     sql = f"""
 SELECT session_id, prompt_id, name, {iso_sql("time_ns")} AS timestamp, sequence, attributes,
-  time_ns, trace_id, span_id, model, tool_name, tool_use_id, {_column_sql("cost_usd")},
-  input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-  {_column_sql("duration_ms")}, success, decision, error,
-  attempt, query_source, body, severity_number, scope_name, service_name
+  agent, kind, cost_source, not_understood, time_ns, trace_id, span_id, model, tool_name,
+  tool_use_id, {_column_sql("cost_usd")}, input_tokens, output_tokens, cache_read_tokens,
+  cache_creation_tokens, {_column_sql("duration_ms")}, success, decision, error, attempt,
+  query_source, body, severity_number, scope_name, service_name
 FROM events WHERE {where}
 ORDER BY time_ns, session_id, sequence
 """
@@ -509,18 +536,22 @@ def export_snapshot(
     view: PaneView | None = None,
     now_ns: int | None = None,
     turn_key: str | None = None,
+    agent: str | None = None,
 ) -> ExportResult:
     """Write the five CSVs and `snapshot.json` into `out_dir` (created if missing), readable
     by their owner alone. `session_id` may be any unique start of one (UnknownSession if not).
 
     `text` is the panes' text filter: sessions, models and tools as filtered on screen, spans
     and events of the sessions it matches. `turn_key` (a turn of `session_id`): only that
-    turn's spans and events. `view` adds `focused-<pane>.csv`.
+    turn's spans and events. `agent` keeps one agent's records. `view` adds
+    `focused-<pane>.csv`.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     if session_id is not None:
         session_id = resolve_session(cur, session_id)
-    f = Filter.for_window(window_s, now_ns, session_id=session_id, text=text or None)
+    f = Filter.for_window(
+        window_s, now_ns, session_id=session_id, text=text or None, agent=agent or None
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(PRIVATE_DIR, parents=True, exist_ok=True)
     if turn_key is not None and session_id is None:
@@ -540,11 +571,12 @@ def export_snapshot(
             path = out_dir / f"{name}.csv"
             counts[name] = _copy(cur, q, path)
             os.chmod(path, PRIVATE_FILE)  # COPY creates the file anew, under the umask
+        odd = overview(cur, f)["not_understood"]
     finally:
         with contextlib.suppress(duckdb.Error):
             cur.rollback()
     return _finish(
-        out_dir, counts, f, view, db_path, window, window_s, session_id, now_ns, turn_key
+        out_dir, counts, f, view, db_path, window, window_s, session_id, now_ns, turn_key, odd
     )
 
 
@@ -559,10 +591,12 @@ def _finish(
     session_id: str | None,
     now_ns: int,
     turn_key: str | None = None,
+    not_understood: int | None = None,
 ) -> ExportResult:
     """Add the focused pane's file and `snapshot.json`."""
     if view is not None:
         counts[view.name] = write_pane_csv(out_dir / f"{view.name}.csv", view)
+    table = prices()
     snapshot = {
         "db": db_path,
         "window": window or "all",
@@ -573,13 +607,18 @@ def _finish(
             "session_id": session_id,
             "turn": turn_key,
             "text": f.text,
+            "agent": f.agent,
         },
         "counts": {f"{name}.csv": n for name, n in counts.items()},
+        "not_understood": not_understood,
         "claude_top_version": __version__,
         "schema_version": SCHEMA_VERSION,
         "exported_at": _iso(now_ns),
         "exported_at_ns": now_ns,
-        "cost_source": "api_request events (claude_code.cost.usage metric: reconciliation only)",
+        "cost_source": "api_request events: reported by the agent, or estimated from the price "
+        "table where it reports none (cost_source=estimate); claude_code.cost.usage metric: "
+        "reconciliation only",
+        "prices": {"source": table.source, "date": table.date},
     }
     if view is not None:
         snapshot["view"] = {
@@ -644,12 +683,15 @@ def export_reader_snapshot(
     text: str | None = None,
     view: PaneView | None = None,
     now_ns: int | None = None,
+    agent: str | None = None,
 ) -> ExportResult:
     """`export_snapshot` over a reader that is not the local store: the same five files, in the
     same columns and order, from the reader's pane rows and its `export_spans` /
     `export_events` (the local store keeps DuckDB's COPY)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    f = Filter.for_window(window_s, now_ns, session_id=session_id, text=text or None)
+    f = Filter.for_window(
+        window_s, now_ns, session_id=session_id, text=text or None, agent=agent or None
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(PRIVATE_DIR, parents=True, exist_ok=True)
     sessions = reader.sessions(f, now_ns)
@@ -697,4 +739,5 @@ def export_scope(
         view=scope.view,
         now_ns=now_ns,
         turn_key=scope.turn_key,
+        agent=scope.agent,
     )

@@ -13,6 +13,27 @@ def cost(usd: float | None) -> str:
     return f"${usd:.2f}" if usd >= 100 else f"${usd:.4f}"
 
 
+ESTIMATE_MARK = "~"
+"""Before a cost estimated from the price table (no agent reported it)."""
+_ESTIMATED = ("estimate", "mixed")
+
+
+def cost_of(usd: float | None, source: str | None) -> str:
+    """A cost as `cost` shows it, marked `~` when (partly) estimated, `?` when no request of
+    it has a price (`source` is a session's or model's `cost_source`)."""
+    if source == "none":
+        return "?"
+    text = cost(usd)
+    return ESTIMATE_MARK + text if source in _ESTIMATED and usd is not None else text
+
+
+def short_agent(agent: str | None) -> str:
+    """`claude-code` -> `claude`, `gemini-cli` -> `gemini`; others as they are named."""
+    if not agent:
+        return "-"
+    return {"claude-code": "claude", "gemini-cli": "gemini"}.get(agent, agent)
+
+
 _SUFFIXES = (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12))
 
 

@@ -16,6 +16,10 @@ TOOL_EXECUTION = "execution"
 BLOCKED_ON_USER = "blocked_on_user"
 
 CLAUDE_CODE = "claude-code"
+GEMINI_CLI = "gemini-cli"
+CODEX = "codex"
+UNKNOWN_AGENT = "unknown"
+"""A sender that calls itself one of the agents above without that agent's scopes."""
 CLAUDE_PREFIX = "claude_code."
 COST_METRIC = "claude_code.cost.usage"
 STATUS_ERROR = 2

@@ -8,7 +8,9 @@ event's `kind` (`api_request`, `tool_result`, ...), a span's `role` in its turn 
 Events also say where they came from (`source`: `otel`, or `transcript` for what Claude Code's
 transcript files hold and telemetry does not) and where their cost came from (`cost_source`:
 `reported` by the agent, `transcript` from its cost-state lines, `estimate` from the price
-table). Resource attributes are stored once in
+table). `not_understood` says why claude-top could not read a record it stored (an agent's
+counts missing or not numbers, a sender no rule knows); empty for the rest. Resource
+attributes are stored once in
 `resources` (keyed by a digest of the resource) and referenced by `resource_id`.
 """
 
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APP_ID = "claude-top"
 META_TABLE = "claude_top_meta"
 """Key-value facts about the database: app, schema version, creator, the journal position."""
@@ -76,6 +78,7 @@ SPANS: tuple[tuple[str, str], ...] = (
     ("received_ns", "BIGINT"),
     ("agent", "VARCHAR"),
     ("role", "VARCHAR"),
+    ("not_understood", "VARCHAR"),
 )
 
 EVENTS: tuple[tuple[str, str], ...] = (
@@ -114,6 +117,7 @@ EVENTS: tuple[tuple[str, str], ...] = (
     ("source", "VARCHAR"),
     ("cost_source", "VARCHAR"),
     ("project", "VARCHAR"),
+    ("not_understood", "VARCHAR"),
 )
 
 METRIC_POINTS: tuple[tuple[str, str], ...] = (
@@ -153,6 +157,10 @@ SOURCE_TRANSCRIPT = "transcript"
 COST_REPORTED = "reported"
 COST_TRANSCRIPT = "transcript"
 COST_ESTIMATE = "estimate"
+COST_NONE = "none"
+"""A session's or model's cost source when none of its requests has a price."""
+COST_MIXED = "mixed"
+"""A session's or model's cost source when some of its costs are reported and some estimated."""
 
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "spans": SPANS,

@@ -78,6 +78,13 @@ class ClaudeTopApp(App):
         Binding("question_mark", "help", "Help", tooltip="every key", id="app.help"),
         Binding("t", "cycle_window", "Window", tooltip="15m, 1h, 24h, 7d, all", id="app.window"),
         Binding(
+            "f",
+            "cycle_agent",
+            "Agent",
+            tooltip="every agent, or only one: claude-code, codex, gemini-cli, ...",
+            id="app.agent",
+        ),
+        Binding(
             "slash",
             "filter",
             "Filter",
@@ -175,6 +182,8 @@ class ClaudeTopApp(App):
         self._background_task: asyncio.Task | None = None
         self.paused = False
         self.filter_text = ""
+        self.agent: str | None = None
+        """Only this agent's records in every pane (None: every agent's)."""
         self.startup_error: str | None = None
         self.last_received_ns: int | None = None
         self._rate: deque[tuple[float, int]] = deque()
@@ -327,6 +336,7 @@ class ClaudeTopApp(App):
             paused=self.paused,
             attached_pid=self.attached.instance.pid if self.attached else None,
             attached_lost=self.instance_error is not None,
+            agent=self.agent,
         )
 
     def limits_changed(self) -> None:
@@ -366,6 +376,19 @@ class ClaudeTopApp(App):
         self._main_changed()
         self.notify(f"window: {self.window}", timeout=1.5)
 
+    def action_cycle_agent(self) -> None:
+        """Every agent, then each agent seen in the window in turn, then every agent again."""
+        main = getattr(self, "main", None)
+        data = main.last_data if main is not None else None
+        seen = list((data.overview.get("agents") if data else None) or [])
+        if self.agent is not None and self.agent not in seen:
+            seen = sorted([*seen, self.agent])
+        choices: list[str | None] = [None, *seen]
+        i = choices.index(self.agent) if self.agent in choices else 0
+        self.agent = choices[(i + 1) % len(choices)]
+        self._main_changed()
+        self.notify(f"agent: {self.agent or 'every agent'}", timeout=1.5)
+
     def action_toggle_pause(self) -> None:
         """Pause or resume refreshing (ingest continues)."""
         self.paused = not self.paused
@@ -403,8 +426,9 @@ class ClaudeTopApp(App):
 
     def action_export(self) -> None:
         """Write a CSV snapshot of what the screen on top shows: its pane as shown, plus every
-        table for what it covers (the window and filter, a session, or one of its turns)."""
-        scope = self.snapshot_scope()
+        table for what it covers (the window and filter, a session, or one of its turns, and the
+        agent the panes keep)."""
+        scope = dataclasses.replace(self.snapshot_scope(), agent=self.agent)
         if self.attached is not None:
             self._write_snapshot_remotely(scope, self.clock())
         else:
@@ -433,6 +457,7 @@ class ClaudeTopApp(App):
                     text=scope.text,
                     view=scope.view,
                     now_ns=now_ns,
+                    agent=scope.agent,
                 )
             else:
                 with self.store.reading() as cur:
@@ -499,6 +524,11 @@ class ClaudeTopApp(App):
             "Time window: next", "15m, 1h, 24h, 7d, all  (t)", self.action_cycle_window
         )
         yield SystemCommand("Filter rows", "By session id, model or tool  (/)", self.action_filter)
+        yield SystemCommand(
+            "Agent: next",
+            "Every agent, or only one (claude-code, codex, ...)  (f)",
+            self.action_cycle_agent,
+        )
         yield SystemCommand(
             "Pause / resume refresh", "Ingest continues  (p)", self.action_toggle_pause
         )

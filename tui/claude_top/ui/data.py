@@ -7,6 +7,7 @@ Nothing here touches widgets.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from array import array
@@ -23,7 +24,7 @@ from claude_top.core.queries.spantree import TreeNode
 
 @dataclass(frozen=True)
 class MainQuery:
-    """The inputs of one refresh: window, text filter, and what is selected."""
+    """The inputs of one refresh: window, text filter, agent, and what is selected."""
 
     window: str = "all"
     now_ns: int = 0
@@ -34,11 +35,16 @@ class MainQuery:
     generation: int = 0
     group: str | None = None
     """Group the sessions and models panes by this key (`core.queries.groups`)."""
+    agent: str | None = None
 
     def filter(self, session_id: str | None = None) -> Filter:
         window_s = parse_window(self.window)
         return Filter.for_window(
-            window_s, now_ns=self.now_ns, session_id=session_id, text=self.text or None
+            window_s,
+            now_ns=self.now_ns,
+            session_id=session_id,
+            text=self.text or None,
+            agent=self.agent,
         )
 
 
@@ -136,9 +142,7 @@ def _load_main(source: Source, q: MainQuery, started: float) -> MainData:
 def _with_tool(q: MainQuery, tool: str | None) -> MainQuery:
     if tool == q.tool_name:
         return q
-    return MainQuery(
-        q.window, q.now_ns, q.text, q.session_id, q.scope_session, tool, q.generation, q.group
-    )
+    return dataclasses.replace(q, tool_name=tool)
 
 
 def load_turns(source: Source, session_id: str, now_ns: int) -> tuple[dict | None, list[dict]]:

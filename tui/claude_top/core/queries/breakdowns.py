@@ -19,6 +19,7 @@ from claude_top.core.queries.filters import (
     text_condition,
 )
 from claude_top.core.queries.sessions import hours_in
+from claude_top.core.schema import COST_ESTIMATE, COST_MIXED, COST_NONE, COST_REPORTED
 from claude_top.core.store import hourly
 from claude_top.core.store.hourly import Hourly
 
@@ -32,6 +33,9 @@ def hourly_in(f: Filter, p: dict[str, Any], h: Hourly, *, session: bool = True) 
     if session and f.session_id is not None:
         p["session"] = f.session_id
         conds.append("session_id = $session")
+    if f.agent is not None:
+        p["agent"] = f.agent
+        conds.append("agent = $agent")
     if f.since_ns is None:
         return f"SELECT * FROM {h.table} WHERE " + " AND ".join(conds or ["TRUE"])
     p["since"] = f.since_ns
@@ -46,8 +50,9 @@ def hourly_in(f: Filter, p: dict[str, Any], h: Hourly, *, session: bool = True) 
 
 
 def models_query(f: Filter) -> Query:
-    """Per model: requests, cost and its share (and how much of it is estimated), tokens by
-    kind, cache hit ratio; by cost. Read from `model_hours`."""
+    """Per model: requests, cost and its share (how much of it is estimated, and where it came
+    from: `reported`, `estimate`, `mixed`, `none`), tokens by kind, cache hit ratio, the agents
+    that used it; by cost. Read from `model_hours`."""
     p: dict[str, Any] = {}
     hours = hourly_in(f, p, hourly.BY_TABLE["model_hours"])
     text = text_condition(f, p, "model", "session_id")
@@ -59,12 +64,18 @@ WITH m AS (
     coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
     coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read_tokens,
     coalesce(sum(cache_creation_tokens), 0)::BIGINT AS cache_creation_tokens,
-    sum(estimated_usd) AS estimated_cost_usd
+    sum(estimated_usd) AS estimated_cost_usd,
+    string_agg(DISTINCT agent, ', ' ORDER BY agent) AS agent,
+    coalesce(sum(estimated_requests), 0) AS estimated,
+    coalesce(sum(unpriced_requests), 0) AS unpriced
   FROM ({hours}) h WHERE {text}
   GROUP BY 1
 )
 SELECT model, api_requests, cost_usd, input_tokens, output_tokens, cache_read_tokens,
-  cache_creation_tokens,
+  cache_creation_tokens, agent,
+  CASE WHEN unpriced = api_requests THEN '{COST_NONE}' WHEN estimated = 0 THEN '{COST_REPORTED}'
+    WHEN estimated + unpriced = api_requests THEN '{COST_ESTIMATE}' ELSE '{COST_MIXED}' END
+    AS cost_source,
   {cache_ratio_sql("cache_read_tokens", "input_tokens", "cache_creation_tokens")}
     AS cache_hit_ratio,
   CASE WHEN sum(cost_usd) OVER () > 0 THEN cost_usd / sum(cost_usd) OVER () ELSE 0.0 END
@@ -115,13 +126,14 @@ def tools_query(f: Filter, *, exact: bool = True) -> Query:
     sql = f"""
 WITH t AS (
   SELECT tool_name, sum(calls)::BIGINT AS calls, sum(errors)::BIGINT AS errors,
-    max(max_ms) AS max_ms, coalesce(sum(total_ms), 0.0) AS total_ms
+    max(max_ms) AS max_ms, coalesce(sum(total_ms), 0.0) AS total_ms,
+    string_agg(DISTINCT agent, ', ' ORDER BY agent) AS agent
   FROM ({hours}) h WHERE {text}
   GROUP BY 1
 ), q AS ({quantiles}
 )
 SELECT t.tool_name, calls, errors, least(q[1], max_ms) AS p50_ms, least(q[2], max_ms) AS p95_ms,
-  least(q[3], max_ms) AS p99_ms, max_ms, total_ms, 100.0 * errors / calls AS error_pct
+  least(q[3], max_ms) AS p99_ms, max_ms, total_ms, 100.0 * errors / calls AS error_pct, agent
 FROM t LEFT JOIN q ON q.tool_name = t.tool_name
 ORDER BY total_ms DESC, t.tool_name
 """
@@ -223,6 +235,9 @@ ORDER BY time_ns DESC LIMIT $limit
 def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
     """Header totals in the window/session (text filter ignored). `sessions` counts those with
     a prompt or an API request: start-up telemetry alone (a `--continue`'s) is not a session.
+    `estimated_cost_usd` is the part of the cost estimated from the price table;
+    `not_understood` counts the events and spans stored but not read (`agents`); `agents`
+    lists the agents with sessions in the window's hours (whatever the agent filter).
 
     `last_received_ns` and `received_total` (rows of every kind) ignore the filter: they are
     for the ingest rate and the age of the last export.
@@ -237,12 +252,18 @@ def overview(cur: duckdb.DuckDBPyConnection, f: Filter) -> dict:
         cur.execute(
             f"""
 SELECT count(DISTINCT session_id) FILTER (WHERE prompts > 0 OR api_requests > 0) AS sessions,
-  coalesce(sum(cost_usd), 0.0) AS cost_usd, coalesce(sum(api_requests), 0)::BIGINT AS api_requests
+  coalesce(sum(cost_usd), 0.0) AS cost_usd, coalesce(sum(api_requests), 0)::BIGINT AS api_requests,
+  coalesce(sum(not_understood), 0)::BIGINT AS not_understood
 FROM ({hours}) h
 """,
             ph,
         )
     )[0]
+    pm: dict[str, Any] = {}
+    models_hours = hourly_in(f, pm, hourly.BY_TABLE["model_hours"])
+    (out["estimated_cost_usd"],) = cur.execute(
+        f"SELECT coalesce(sum(estimated_usd), 0.0) FROM ({models_hours})", pm
+    ).fetchone()
     (out["events_total"],) = cur.execute(
         f"SELECT count(*) FROM events WHERE {ev_where}", pe
     ).fetchone()
@@ -250,6 +271,17 @@ FROM ({hours}) h
         f"SELECT count(*) FROM spans WHERE {sp_where}",
         ps,
     ).fetchone()
+    pa: dict[str, Any] = {}
+    since = ""
+    if f.since_ns is not None:
+        pa["edge"] = f.since_ns - f.since_ns % hourly.BUCKET_NS
+        since = "AND hour_ns >= $edge"
+    (out["agents"],) = cur.execute(
+        "SELECT list_sort(list(DISTINCT agent)) FROM session_hours "
+        f"WHERE agent IS NOT NULL {since}",
+        pa,
+    ).fetchone()
+    out["agents"] = out["agents"] or []
     out["last_received_ns"], out["received_total"] = cur.execute(
         """
 SELECT greatest((SELECT max(received_ns) FROM events), (SELECT max(received_ns) FROM spans),

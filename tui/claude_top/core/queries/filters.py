@@ -42,11 +42,13 @@ def parse_window(text: str) -> int | None:
 
 @dataclass(frozen=True)
 class Filter:
-    """What the panes show: a time window, one session, a text filter."""
+    """What the panes show: a time window, one session, a text filter, one agent."""
 
     since_ns: int | None = None
     session_id: str | None = None
     text: str | None = None
+    agent: str | None = None
+    """`claude-code`, `gemini-cli`, `codex`, ...: only that agent's records; None: every one."""
 
     @classmethod
     def for_window(cls, window_s: int | None, now_ns: int | None = None, **kw: Any) -> Filter:
@@ -81,7 +83,8 @@ def dicts(result: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def filter_where(f: Filter, time_col: str, params: dict[str, Any], *, session: bool = True) -> str:
-    """Window and session conditions; only the ones in use, so DuckDB can push them down."""
+    """Window, session and agent conditions; only the ones in use, so DuckDB can push them
+    down."""
     conds = ["TRUE"]
     if f.since_ns is not None:
         params["since"] = f.since_ns
@@ -89,6 +92,9 @@ def filter_where(f: Filter, time_col: str, params: dict[str, Any], *, session: b
     if session and f.session_id is not None:
         params["session"] = f.session_id
         conds.append("session_id = $session")
+    if f.agent is not None:
+        params["agent"] = f.agent
+        conds.append("agent = $agent")
     return " AND ".join(conds)
 
 

@@ -21,7 +21,13 @@ from claude_top.core.queries.filters import (
     cache_ratio_sql,
     filter_where,
 )
-from claude_top.core.schema import META_TABLE
+from claude_top.core.schema import (
+    COST_ESTIMATE,
+    COST_MIXED,
+    COST_NONE,
+    COST_REPORTED,
+    META_TABLE,
+)
 from claude_top.core.store import rollup
 
 STANDARD_ATTR_PREFIXES = ("service.", "os.", "host.", "telemetry.", "process.")
@@ -37,6 +43,9 @@ def hours_in(f: Filter, p: dict[str, Any], table: str) -> str:
     if f.session_id is not None:
         p["session"] = f.session_id
         conds.append("session_id = $session")
+    if f.agent is not None:
+        p["agent"] = f.agent
+        conds.append("agent = $agent")
     if f.since_ns is None:
         return "SELECT * FROM session_hours WHERE " + " AND ".join(conds)
     p["since"] = f.since_ns
@@ -95,7 +104,8 @@ WITH ev AS (
     array_to_string(list_sort(list_distinct(flatten(list(models)))), ', ') AS models,
     max(agent) AS agent, bool_or(from_otel) AS from_otel,
     bool_or(from_transcript) AS from_transcript, sum(api_errors) AS api_errors,
-    max(project) AS project
+    max(project) AS project, sum(estimated_requests) AS estimated_requests,
+    sum(unpriced_requests) AS unpriced_requests, sum(not_understood) AS not_understood
   FROM ({hours("events")}) r GROUP BY session_id
 ), sp AS (
   SELECT session_id, min(first_ns) AS first_ns, max(last_ns) AS last_ns,
@@ -146,6 +156,13 @@ WITH ev AS (
     ev.project,
     coalesce(ev.api_errors, 0)::BIGINT AS api_errors,
     coalesce(sp.retries, 0)::BIGINT AS retries,
+    CASE WHEN coalesce(ev.api_requests, 0) = 0 THEN NULL
+      WHEN ev.unpriced_requests = ev.api_requests THEN '{COST_NONE}'
+      WHEN ev.estimated_requests = 0 THEN '{COST_REPORTED}'
+      WHEN ev.estimated_requests + ev.unpriced_requests = ev.api_requests THEN '{COST_ESTIMATE}'
+      ELSE '{COST_MIXED}' END AS cost_source,
+    coalesce(ev.unpriced_requests, 0)::BIGINT AS unpriced_requests,
+    coalesce(ev.not_understood, 0)::BIGINT AS not_understood,
     whole.first_seq, whole.first_prompt, coalesce(whole.prompts, 0) AS all_prompts,
     coalesce(whole.api_requests, 0) AS all_requests
   FROM ids
@@ -161,7 +178,8 @@ SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests,
   {cache_ratio_sql("s.cache_read_tokens", "s.input_tokens", "s.cache_creation_tokens")}
     AS cache_hit_ratio,
   s.metric_cost_usd, s.last_received_ns, s.user_prompts, s.agent, s.source, s.project,
-  s.first_prompt, s.api_errors, s.retries,
+  s.first_prompt, s.api_errors, s.retries, s.cost_source, s.unpriced_requests,
+  s.not_understood,
   s.prompts > 0 OR s.api_requests > 0 AS has_work,
   s.source = 'otel' AND (s.first_seq > 0 OR (s.all_requests > 0 AND s.all_prompts = 0))
     AS partial,

@@ -14,6 +14,7 @@ from claude_top.core.names import (
     API_ERROR,
     API_REQUEST,
     BLOCKED_ON_USER,
+    CLAUDE_CODE,
     INTERACTION,
     LLM_REQUEST,
     STATUS_ERROR,
@@ -27,6 +28,7 @@ from claude_top.core.queries.filters import (
     as_datetime,
     dicts,
 )
+from claude_top.core.schema import COST_ESTIMATE
 
 # --- span tree -----------------------------------------------------------------------------
 
@@ -72,8 +74,8 @@ def _tokens(inp: Any, out: Any) -> str | None:
     return f"{shown[0]}/{shown[1]} tok"
 
 
-def _cost(c: float | None) -> str | None:
-    return None if c is None else fmt.cost(c)
+def _cost(c: float | None, estimated: bool = False) -> str | None:
+    return None if c is None else (fmt.ESTIMATE_MARK if estimated else "") + fmt.cost(c)
 
 
 def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: Any) -> str:
@@ -94,7 +96,7 @@ def _label(kind: str, a: dict, duration_ms: float | None, is_error: bool, cost: 
             if is_error
             else None
         )
-        return _join(head, dur, tok, _cost(cost), err)
+        return _join(head, dur, tok, _cost(cost, a.get("cost_source") == COST_ESTIMATE), err)
     if kind == "tool":
         detail = a.get("full_command") or a.get("file_path") or a.get("mcp_server_name")
         return _join(f"tool {a.get('tool_name') or '?'}", dur, fmt.one_line(detail, 50) or None)
@@ -177,7 +179,8 @@ def span_tree(
             f"""
 SELECT trace_id, span_id, parent_span_id, name, role, start_ns, end_ns, duration_ms, status_code,
   status_message, session_id, model, tool_name, input_tokens, output_tokens, cache_read_tokens,
-  cache_creation_tokens, success, attempt, agent_id, parent_agent_id, attributes
+  cache_creation_tokens, success, attempt, agent_id, parent_agent_id, attributes, agent,
+  tool_use_id
 FROM spans WHERE trace_id IN (SELECT unnest($t::VARCHAR[])) AND {_between("start_ns", span)}
 ORDER BY start_ns, span_id
 """,
@@ -189,7 +192,7 @@ ORDER BY start_ns, span_id
             f"""
 SELECT time_ns, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, duration_ms, attributes, name, trace_id, span_id, sequence, prompt_id,
-  tool_name, tool_use_id, success, decision, error, attempt, uid, kind, source
+  tool_name, tool_use_id, success, decision, error, attempt, uid, kind, source, cost_source
 FROM events WHERE session_id = $s AND (prompt_id = $p OR (prompt_id IS NULL AND
   trace_id IN (SELECT unnest($t::VARCHAR[])))) AND {_between("time_ns", span)}
 ORDER BY time_ns, sequence
@@ -205,10 +208,98 @@ def build_tree(key: str, span_rows: list[dict], events: list[dict]) -> tuple[lis
     columns `span_tree` reads, whichever store they came from."""
     if not span_rows:
         return _tree_from_events(key, events), "events"
+    if any(r.get("agent", CLAUDE_CODE) != CLAUDE_CODE for r in span_rows):
+        return _other_agent_tree(key, span_rows, events), "spans"
     roots = _tree_from_spans(span_rows, [e for e in events if e["kind"] == API_REQUEST])
     if not any(r.kind == "interaction" for r in roots):
         roots = [_pending_root(key, events, roots)]
     return roots, "spans"
+
+
+def _fold(rows: list[dict]) -> list[dict]:
+    """Only the spans with a role in the turn, each under its nearest ancestor with one: another
+    agent's internal spans (Codex sends hundreds a turn) folded away."""
+    by_id = {r["span_id"]: r for r in rows}
+    out = []
+    for r in rows:
+        if r["role"] is None:
+            continue
+        parent = r["parent_span_id"]
+        seen: set[str] = set()
+        while parent in by_id and by_id[parent]["role"] is None and parent not in seen:
+            seen.add(parent)
+            parent = by_id[parent]["parent_span_id"]
+        out.append({**r, "parent_span_id": parent if parent in by_id else None})
+    return out
+
+
+def _other_agent_tree(key: str, rows: list[dict], events: list[dict]) -> list[TreeNode]:
+    """Another agent's turn from its spans, folded to turn -> model request -> tool ->
+    execution. Each model request shows its api_request event's tokens and cost; a tool whose
+    call sent no span (Gemini CLI's rejected calls) is built from its events; an agent that
+    sends no span for the whole turn gets a root built from the turn's prompt."""
+    near: dict[str, set[str]] = {}  # a tool or execution span's id, its parent's, its children's
+    by_parent: dict[str | None, list[dict]] = {}
+    for r in rows:
+        by_parent.setdefault(r["parent_span_id"], []).append(r)
+    for r in rows:
+        if r["role"] in (TOOL_SPAN, TOOL_EXECUTION):
+            ids = {r["span_id"], r["parent_span_id"]}
+            ids.update(c["span_id"] for c in by_parent.get(r["span_id"], ()))
+            near[r["span_id"]] = {i for i in ids if i}
+    tool_events = [e for e in events if e["kind"] == TOOL_RESULT]
+    results: dict[str, dict] = {}
+    for e in tool_events:
+        for r in rows:
+            if r["span_id"] in near and (
+                e["span_id"] in near[r["span_id"]]
+                or (e["tool_use_id"] and e["tool_use_id"] == r["tool_use_id"])
+            ):
+                results.setdefault(r["span_id"], e)
+    folded = _fold(rows)
+    roots = _tree_from_spans(folded, [e for e in events if e["kind"] == API_REQUEST], results)
+    matched = {id(e) for e in results.values()}
+    loose = [
+        _tool_from_events(e["tool_use_id"] or f"uid:{e['uid'].hex()}", {"result": e})
+        for e in tool_events
+        if id(e) not in matched
+    ]
+    turn = next((r for r in roots if r.kind == INTERACTION), None)
+    if turn is None:
+        return [_turn_root(key, events, roots + loose)]
+    prompt_ev = next((e for e in events if e["kind"] == USER_PROMPT), None)
+    prompt = _loads(prompt_ev["attributes"]).get("prompt") if prompt_ev else None
+    if prompt and "prompt" not in turn.attributes:
+        turn.attributes["prompt"] = prompt
+        turn.label = _label(INTERACTION, turn.attributes, turn.duration_ms, False, None)
+    turn.children.extend(r for r in [*roots, *loose] if r is not turn)
+    turn.children.sort(key=lambda n: (n.start_ns is None, n.start_ns or 0))
+    return [turn]
+
+
+def _turn_root(key: str, events: list[dict], children: list[TreeNode]) -> TreeNode:
+    """The root of a turn whose agent sends no span for the whole turn: its prompt, from the
+    first record to the last."""
+    prompt_ev = next((e for e in events if e["kind"] == USER_PROMPT), None)
+    attrs = {"prompt.id": key, **(_loads(prompt_ev["attributes"]) if prompt_ev else {})}
+    starts = [c.start_ns for c in children if c.start_ns is not None]
+    ends = [c.start_ns + int((c.duration_ms or 0) * 1e6) for c in children if c.start_ns]
+    starts += [e["time_ns"] for e in events]
+    ends += [e["time_ns"] for e in events]
+    start = min(starts) if starts else None
+    dur = (max(ends) - start) / 1e6 if start is not None else None
+    children.sort(key=lambda n: (n.start_ns is None, n.start_ns or 0))
+    return TreeNode(
+        key=f"turn:{key}",
+        name=INTERACTION,
+        kind="interaction",
+        label=_label("interaction", attrs, dur, False, None),
+        duration_ms=dur,
+        is_error=False,
+        attributes=attrs,
+        children=children,
+        start_ns=start,
+    )
 
 
 def _pending_root(key: str, events: list[dict], children: list[TreeNode]) -> TreeNode:
@@ -257,7 +348,12 @@ def _pair_costs(llm: list[dict], api: list[dict]) -> dict[str, dict]:
     return out
 
 
-def _tree_from_spans(rows: list[dict], api: list[dict]) -> list[TreeNode]:
+def _tree_from_spans(
+    rows: list[dict], api: list[dict], results: dict[str, dict] | None = None
+) -> list[TreeNode]:
+    """Nodes of the spans as they nest. Another agent's spans (`results`: the tool_result
+    event of a tool or execution span) take their typed model, tool and tokens, their
+    request's tokens and their tool's outcome from their events."""
     paired = _pair_costs([r for r in rows if r["role"] == LLM_REQUEST], api)
     nodes: dict[str, TreeNode] = {}
     for r in rows:
@@ -266,9 +362,26 @@ def _tree_from_spans(rows: list[dict], api: list[dict]) -> list[TreeNode]:
         is_error = r["status_code"] == STATUS_ERROR or r["success"] is False
         cost = None
         ev = paired.get(r["span_id"])
+        if results is not None:
+            for col in ("model", "tool_name", "attempt"):
+                if r.get(col) is not None:
+                    a.setdefault(col, r[col])
+            if ev is not None:
+                for col in ("input_tokens", "output_tokens", "cache_read_tokens"):
+                    a.setdefault(col, ev[col])
+            outcome = results.get(r["span_id"])
+            if outcome is not None:
+                a.setdefault("tool_name", outcome["tool_name"])
+                for k, v in _tool_detail(_loads(outcome["attributes"])).items():
+                    a.setdefault(k, v)
+                if outcome["success"] is False:
+                    is_error = True
+                    a.setdefault("error", outcome["error"] or "failed")
         if ev is not None:
             cost = ev["cost_usd"]
             a.setdefault("cost_usd", cost)
+            if ev.get("cost_source") is not None:
+                a.setdefault("cost_source", ev["cost_source"])
         info = {
             "span.name": r["name"],
             "trace_id": r["trace_id"],
@@ -301,6 +414,9 @@ def _tree_from_spans(rows: list[dict], api: list[dict]) -> list[TreeNode]:
 
 def _event_node(e: dict, kind: str, name: str, start_ns: int | None, dur: float | None) -> TreeNode:
     a = _loads(e["attributes"])
+    for col in ("model", "input_tokens", "output_tokens", "cost_source"):
+        if e.get(col) is not None:  # another agent names them its own way
+            a.setdefault(col, e[col])
     is_error = e["success"] is False or e["kind"] == API_ERROR
     return TreeNode(
         key=f"event:{e['uid'].hex()}",
@@ -361,6 +477,18 @@ def _tree_from_events(key: str, events: list[dict]) -> list[TreeNode]:
     return [root]
 
 
+def _tool_detail(attrs: dict) -> dict:
+    """What a tool event says the call did: its command or file (Claude Code's tool_input /
+    tool_parameters, Codex's arguments, Gemini CLI's function_args)."""
+    detail: dict = {}
+    for key in ("tool_input", "tool_parameters", "arguments", "function_args"):
+        detail.update(_loads(attrs.get(key)))
+    for key in ("command", "cmd"):
+        if isinstance(detail.get(key), str):
+            detail.setdefault("full_command", detail[key])
+    return {k: detail[k] for k in ("full_command", "file_path") if detail.get(k)}
+
+
 def _tool_from_events(tool_use_id: str, pair: dict[str, dict]) -> TreeNode:
     dec, res = pair.get("decision"), pair.get("result")
     base = res or dec
@@ -370,10 +498,7 @@ def _tool_from_events(tool_use_id: str, pair: dict[str, dict]) -> TreeNode:
         **_loads(res["attributes"] if res else None),
     }
     attrs.pop("event.name", None)
-    detail = {**_loads(attrs.get("tool_input")), **_loads(attrs.get("tool_parameters"))}
-    if "command" in detail:
-        detail.setdefault("full_command", detail["command"])
-    shown = {k: detail[k] for k in ("full_command", "file_path") if detail.get(k)}
+    shown = _tool_detail(attrs)
     children: list[TreeNode] = []
     start = dec["time_ns"] if dec else _minus(res["time_ns"], res["duration_ms"])
     end = res["time_ns"] if res else dec["time_ns"]

@@ -1,7 +1,8 @@
 """Hourly rollups of one kind of event: what the models and tools panes, the cost history and
 the limits windows read instead of scanning every event.
 
-- `model_hours`: per session, hour, agent and model, the requests, cost and tokens.
+- `model_hours`: per session, hour, agent and model, the requests, cost (how much of it
+  estimated, how many requests unpriced) and tokens.
 - `tool_hours`: per session, hour, agent and tool, the calls, failures and time spent.
 - `tool_latency`: per hour, agent, tool and latency bucket (1 % wide), the calls: percentiles
   of a view too large to sort exactly are read from it.
@@ -98,6 +99,18 @@ HOURLY = (
                 "DOUBLE",
                 f"sum(cost_usd) FILTER (WHERE cost_source = '{COST_ESTIMATE}')",
                 "sum(estimated_usd)",
+            ),
+            (
+                "estimated_requests",
+                "BIGINT",
+                f"count(*) FILTER (WHERE cost_source = '{COST_ESTIMATE}')",
+                "sum(estimated_requests)",
+            ),
+            (
+                "unpriced_requests",
+                "BIGINT",
+                "count(*) FILTER (WHERE cost_usd IS NULL)",
+                "sum(unpriced_requests)",
             ),
             ("input_tokens", "HUGEINT", "sum(input_tokens)", "sum(input_tokens)"),
             ("output_tokens", "HUGEINT", "sum(output_tokens)", "sum(output_tokens)"),

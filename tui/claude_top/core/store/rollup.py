@@ -33,7 +33,7 @@ from claude_top.core.names import (
     TOOL_SPAN,
     USER_PROMPT,
 )
-from claude_top.core.schema import SOURCE_OTEL, SOURCE_TRANSCRIPT
+from claude_top.core.schema import COST_ESTIMATE, SOURCE_OTEL, SOURCE_TRANSCRIPT
 from claude_top.core.store import hourly
 
 BUCKET_NS = 3600 * 10**9
@@ -72,6 +72,9 @@ SESSION_HOURS_COLUMNS = (
     ("project", "VARCHAR"),
     ("first_prompt", "VARCHAR"),
     ("first_prompt_ns", "BIGINT"),
+    ("estimated_requests", "BIGINT"),
+    ("unpriced_requests", "BIGINT"),
+    ("not_understood", "BIGINT"),
 )
 PROMPT_TURNS_COLUMNS = (
     ("session_id", "VARCHAR"),
@@ -84,6 +87,8 @@ PROMPT_TURNS_COLUMNS = (
     ("tool_errors", "BIGINT"),
     ("tool_list", "VARCHAR[]"),
     ("prompt", "VARCHAR"),
+    ("estimated_requests", "BIGINT"),
+    ("unpriced_requests", "BIGINT"),
 )
 TRACE_TURNS_COLUMNS = (
     ("session_id", "VARCHAR"),
@@ -152,7 +157,10 @@ _HOURS_AGGREGATES = {
   min(time_ns) FILTER (WHERE {_SEQUENCED}),
   count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project),
   arg_min(json_extract_string(attributes, '$.prompt'), time_ns) FILTER (WHERE {_PROMPT_TEXT}),
-  min(time_ns) FILTER (WHERE {_PROMPT_TEXT})""",
+  min(time_ns) FILTER (WHERE {_PROMPT_TEXT}),
+  count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
+  count(*) FILTER (WHERE {_API} AND cost_usd IS NULL),
+  count(not_understood)""",
     "spans": f"""
   min(start_ns), max(coalesce(end_ns, start_ns)), max(received_ns),
   count(*) FILTER (WHERE role = '{INTERACTION}'),
@@ -160,13 +168,13 @@ _HOURS_AGGREGATES = {
   arg_max(resource_id, start_ns), max(start_ns) FILTER (WHERE resource_id IS NOT NULL),
   max(agent), true, false, NULL, NULL, 0,
   coalesce(sum(attempt - 1) FILTER (WHERE role = '{LLM_REQUEST}' AND attempt > 1), 0), NULL,
-  NULL, NULL""",
+  NULL, NULL, 0, 0, count(not_understood)""",
     "metric_points": f"""
   min(time_ns), max(time_ns), max(received_ns), 0, 0,
   sum(increment) FILTER (WHERE name = '{COST_METRIC}'),
   NULL, NULL, NULL, NULL, 0, 0, NULL,
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
-  max(agent), true, false, NULL, NULL, 0, 0, NULL, NULL, NULL""",
+  max(agent), true, false, NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0, 0""",
 }
 
 
@@ -195,7 +203,7 @@ SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(
     FILTER (WHERE first_seq IS NOT NULL),
   min(first_seq_ns), sum(api_errors), sum(retries), max(project),
   arg_min(first_prompt, first_prompt_ns) FILTER (WHERE first_prompt IS NOT NULL),
-  min(first_prompt_ns)
+  min(first_prompt_ns), sum(estimated_requests), sum(unpriced_requests), sum(not_understood)
 FROM (SELECT h.* FROM session_hours h SEMI JOIN rollup_added USING (src, session_id, hour_ns)
       UNION ALL SELECT * FROM rollup_added)
 GROUP BY session_id, hour_ns, src"""
@@ -211,7 +219,9 @@ SELECT session_id, prompt_id, min(time_ns), max(time_ns),
   count(*) FILTER (WHERE kind = '{TOOL_RESULT}' AND success = false),
   list(coalesce(tool_name, '?') ORDER BY time_ns, sequence) FILTER (WHERE kind = '{TOOL_RESULT}'),
   arg_min(json_extract_string(attributes, '$.prompt'), time_ns)
-    FILTER (WHERE kind = '{USER_PROMPT}')
+    FILTER (WHERE kind = '{USER_PROMPT}'),
+  count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
+  count(*) FILTER (WHERE {_API} AND cost_usd IS NULL)
 FROM (SELECT * FROM events WHERE session_id IS NOT NULL AND prompt_id IS NOT NULL
       AND ({where})) x {join}
 GROUP BY session_id, prompt_id"""

@@ -1,4 +1,5 @@
-"""Shown instead of empty tables until the first export arrives: how to connect Claude Code."""
+"""Shown instead of empty tables until the first export arrives: how to connect Claude Code
+(and where Gemini CLI's and Codex CLI's settings come from)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ class ConnectPane(VerticalScroll):
             "Optional: OTEL_LOG_USER_PROMPTS=1 shows prompt text, OTEL_LOG_TOOL_DETAILS=1 "
             "shows commands and file paths. OTEL_RESOURCE_ATTRIBUTES=workflow_id=x,stage=y "
             "adds columns.",
+            classes="connect-note",
+        )
+        yield Static(
+            "Gemini CLI or Codex CLI: `claude-top setup --agent gemini` (or codex) prints their "
+            "settings, and with --write puts them in ~/.gemini/settings.json or "
+            "~/.codex/config.toml.",
             classes="connect-note",
         )
 

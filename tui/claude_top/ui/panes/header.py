@@ -43,6 +43,7 @@ class HeaderState:
     attached_pid: int | None = None
     """The pid of the `claude-top serve` this UI reads through (None: it is the receiver)."""
     attached_lost: bool = False
+    agent: str | None = None
 
 
 def _home(path: str) -> str:
@@ -151,6 +152,8 @@ class HeaderBar(Widget):
         last = "just now" if last == "now ago" else last
         out.append((70, Text(f"last export {last}")))
         out.append((90, Text(f"window {s.window}", style=theme_style(app, "accent"))))
+        if s.agent:
+            out.append((82, Text(f"agent {s.agent}", style=theme_style(app, "accent"))))
         if s.text:
             out.append((80, Text(f'filter "{s.text}"', style=theme_style(app, "accent"))))
         if s.paused:

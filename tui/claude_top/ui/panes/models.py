@@ -40,7 +40,7 @@ COLUMNS = (
     Col(
         "cost",
         "Cost",
-        lambda r: fmt.cost(r["cost_usd"]),
+        lambda r: fmt.cost_of(r["cost_usd"], r.get("cost_source")),
         lambda r: r["cost_usd"],
         right=True,
         priority=95,

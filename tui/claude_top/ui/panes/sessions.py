@@ -32,8 +32,9 @@ def status_cell(row: dict) -> tuple[str, str]:
 
 
 def cost_cell(row: dict) -> str:
-    """The cost, or "-" while the session has made no API request."""
-    return fmt.cost(row["cost_usd"]) if row.get("api_requests") else "-"
+    """The cost (`~` estimated, `?` no price), or "-" while the session has made no API
+    request."""
+    return fmt.cost_of(row["cost_usd"], row.get("cost_source")) if row.get("api_requests") else "-"
 
 
 def _errors(row: dict):
@@ -63,6 +64,15 @@ COLUMNS = (
         help="the session id's first 8 characters (export --session takes them)",
     ),
     Col(
+        "agent",
+        "Agent",
+        lambda r: fmt.short_agent(r.get("agent")),
+        lambda r: r.get("agent") or "",
+        descending=False,
+        priority=42,
+        help="who ran it: claude (Claude Code), gemini (Gemini CLI), codex (Codex CLI); f filters",
+    ),
+    Col(
         "last",
         "Last",
         lambda r: fmt.age(r["last_seen_ns"], r["now_ns"]),
@@ -89,7 +99,7 @@ COLUMNS = (
         lambda r: r["cost_usd"],
         right=True,
         priority=95,
-        help="US dollars, from its api_request events (as Claude Code counts them)",
+        help="US dollars from its API requests: as the agent reported it, ~ estimated, ? no price",
     ),
     Col(
         "models",

@@ -452,9 +452,10 @@ class KeyedTable(DataTable):
     def fitted_widths(self, rows: int | None = None) -> dict[str, int]:
         """The columns that fit the table's width and their widths, in display order.
 
-        By priority (the first and the sorted column first), each column at its full width if
-        that fits, else cut to its least width if that fits, else left out; then the room left
-        over goes back to the cut ones, by priority.
+        By priority (the first and the sorted column first), each column at its least width
+        (its full width unless it has a `min_width`) if that fits, else left out; then the room
+        left over goes back to the cut ones, by priority: long text is cut before a column is
+        left out.
         """
         natural = self._natural
         cols = [c for c in self.cols.values() if natural.get(c.key)]
@@ -470,11 +471,9 @@ class KeyedTable(DataTable):
         used = 0
         for c in ranked:
             least = max(min(natural[c.key], c.min_width or natural[c.key]), self._label(c).cell_len)
-            for width in (natural[c.key], least):
-                if not widths or used + width + pad <= room:
-                    widths[c.key] = width
-                    used += width + pad
-                    break
+            if not widths or used + least + pad <= room:
+                widths[c.key] = least
+                used += least + pad
         for c in ranked:
             if c.key in widths and used < room:
                 grow = min(natural[c.key] - widths[c.key], room - used)

@@ -52,7 +52,7 @@ COLUMNS = (
     Col(
         "cost",
         "Cost",
-        lambda r: fmt.cost(r.get("cost_usd")),
+        lambda r: fmt.cost_of(r.get("cost_usd"), r.get("cost_source")),
         lambda r: r.get("cost_usd"),
         right=True,
         priority=85,

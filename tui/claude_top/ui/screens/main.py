@@ -59,7 +59,12 @@ def _totals(data: MainData) -> str:
         what = fmt.plural(ov.get("sessions") or 0, "session")
     folded = len(data.sessions) - len(working)
     what += f" (+{folded} without a prompt yet)" if folded else ""
-    return f"{what} · {fmt.cost(cost)} · {fmt.plural(api, 'API request')} · {window}"
+    odd = data.overview.get("not_understood") or 0
+    what += f" · {fmt.count(odd)} records not understood" if odd else ""
+    estimated = 0.0 if data.query.text else data.overview.get("estimated_cost_usd") or 0.0
+    spent = fmt.cost(cost)
+    spent += f" ({fmt.ESTIMATE_MARK}{fmt.cost(estimated)} estimated)" if estimated else ""
+    return f"{what} · {spent} · {fmt.plural(api, 'API request')} · {window}"
 
 
 class FilterInput(Input):
@@ -367,6 +372,7 @@ class MainScreen(LiveScreen):
             scope_session=self.scope_session,
             tool_name=self.table("tools").cursor_key,
             group=self.group,
+            agent=app.agent,
         )
 
     def load(self, inputs: MainQuery) -> MainData:
@@ -431,6 +437,8 @@ class MainScreen(LiveScreen):
         note = ""
         if not any(r.get("has_work", True) for r in data.sessions):
             note = "No sessions match the filter." if data.query.text else ""
+            if not note and data.query.agent:
+                note = f"No {data.query.agent} sessions in the last {window} (f: every agent)."
             note = note or f"No sessions in the last {window} (t changes the window)."
         empty = self.query_one("#sessions-empty", Static)
         empty.update(note)

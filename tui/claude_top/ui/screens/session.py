@@ -89,6 +89,7 @@ class SessionScreen(LiveScreen):
         status, colour = status_cell(dict(s, status=session_status(s, now_ns)))
         parts = [
             Text(status, style=theme_style(app, colour)),
+            Text(s.get("agent") or "-"),
             Text(
                 ", ".join(fmt.short_model(m) for m in (s.get("models") or "").split(", ") if m)
                 or "-"

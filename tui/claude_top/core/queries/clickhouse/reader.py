@@ -39,6 +39,7 @@ from claude_top.core.queries.groups import IDENTITY_KEYS, NONE, group_sessions
 from claude_top.core.queries.sessions import custom_attributes
 from claude_top.core.queries.spantree import TreeNode, build_tree
 from claude_top.core.queries.turns import turns_from_rollups
+from claude_top.core.schema import COST_NONE, COST_REPORTED
 from claude_top.core.sources.otlp.agents import CLAUDE_SCOPE, CLAUDE_SPAN_ROLES
 from claude_top.core.store.rollup import REDACTED
 
@@ -390,7 +391,7 @@ class Exprs:
         """Sum points with `increment`: the value of a delta point; for a cumulative one the
         change since the series' previous point (a new start time restarts it), as the local
         store keeps them."""
-        need = list(dict.fromkeys(["time_ns", "start_ns", "series", "value", *columns]))
+        need = list(dict.fromkeys(["time_ns", "start_ns", "series", "value", "agent", *columns]))
         need = [c for c in need if c != "increment"]
         sel = ",\n      ".join(f"{self.mp[c]} AS `{c}`" for c in need)
         cond = "time_ns >= {since:Int64}" if since else "TRUE"
@@ -444,10 +445,15 @@ _WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
 
 
 def _session_cond(f: Filter, p: dict[str, Any]) -> str:
-    if f.session_id is None:
-        return "TRUE"
-    p["session"] = f.session_id
-    return "session_id = {session:String}"
+    """The filter's session and agent conditions."""
+    conds = []
+    if f.session_id is not None:
+        p["session"] = f.session_id
+        conds.append("session_id = {session:String}")
+    if f.agent is not None:
+        p["agent"] = f.agent
+        conds.append("agent = {agent:String}")
+    return " AND ".join(conds) or "TRUE"
 
 
 def _window(f: Filter, p: dict[str, Any]) -> bool:
@@ -482,11 +488,25 @@ SELECT countIf(kind = {_q(API_REQUEST)}) AS api_requests,
   uniqExactIf(session_id, kind IN ({_q(USER_PROMPT)}, {_q(API_REQUEST)})
     AND session_id IS NOT NULL) AS working,
   groupUniqArrayIf(session_id, kind IN ({_q(USER_PROMPT)}, {_q(API_REQUEST)})
-    AND session_id IS NOT NULL) AS ids
+    AND session_id IS NOT NULL) AS ids,
+  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents
 FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
             p,
         )[0]
+        agents = ev["agents"]
+        if f.agent is not None:  # every agent, as the local store lists them
+            q = {}
+            since_all = _window(f, q)
+            agents = self._rows(
+                f"""
+SELECT groupUniqArrayIf(agent, agent IS NOT NULL) AS agents
+FROM ({x.events(["session_id"], "session_id IS NOT NULL", since_all)})""",
+                q,
+            )[0]["agents"]
         out = {
+            "agents": sorted(agents),
+            "not_understood": 0,
+            "estimated_cost_usd": 0.0,
             "cost_usd": float(ev["cost_usd"] or 0.0),
             "api_requests": int(ev["api_requests"]),
             "events_total": int(ev["events_total"]),
@@ -552,7 +572,7 @@ FROM ({x.spans(["session_id", "role"], sess, since)})""",
             f"""
 SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
   countIf(kind = {_q(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
-  sumIf(cost_usd, {api}) AS cost_usd,
+  sumIf(cost_usd, {api}) AS cost_usd, countIf({api} AND cost_usd IS NULL) AS unpriced,
   sumIf(input_tokens, {api}) AS input_tokens, sumIf(output_tokens, {api}) AS output_tokens,
   sumIf(cache_read_tokens, {api}) AS cache_read_tokens,
   sumIf(cache_creation_tokens, {api}) AS cache_creation_tokens,
@@ -742,6 +762,9 @@ GROUP BY session_id""",
                 "first_prompt": w.get("first_prompt"),
                 "api_errors": int(e["api_errors"]) if e else 0,
                 "retries": int(s["retries"] or 0) if s else 0,
+                "cost_source": _cost_source(api, int(e["unpriced"]) if e else 0),
+                "unpriced_requests": int(e["unpriced"]) if e else 0,
+                "not_understood": 0,
                 "has_work": prompts > 0 or api > 0,
                 "partial": bool(
                     (first_seq is not None and first_seq > 0)
@@ -785,7 +808,7 @@ SELECT ifNull(model, '(unknown)') AS model, count() AS api_requests,
   ifNull(sum(cost_usd), 0.0) AS cost_usd, ifNull(sum(input_tokens), 0) AS input_tokens,
   ifNull(sum(output_tokens), 0) AS output_tokens,
   ifNull(sum(cache_read_tokens), 0) AS cache_read_tokens,
-  ifNull(sum(cache_creation_tokens), 0) AS cache_creation_tokens
+  ifNull(sum(cache_creation_tokens), 0) AS cache_creation_tokens, {_MODEL_EXTRA}
 FROM ({
                 x.events(
                     [
@@ -821,12 +844,13 @@ GROUP BY model""",
         )
         rows = self._rows(
             f"""
-SELECT tool_name, calls, errors, max_ms, total_ms, timed,
+SELECT tool_name, calls, errors, max_ms, total_ms, timed, agent,
   arrayMap(q -> {_QUANTILE}, [0.5, 0.95, 0.99]) AS q
 FROM (
   SELECT ifNull(tool_name, '(unknown)') AS tool_name, count() AS calls,
     countIf(success = false) AS errors, max(duration_ms) AS max_ms,
     ifNull(sum(duration_ms), 0.0) AS total_ms, countIf(duration_ms IS NOT NULL) AS timed,
+    arrayStringConcat(arraySort(groupUniqArray(agent)), ', ') AS agent,
     arraySort(groupArrayIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL)) AS v
   FROM ({x.events(["session_id", "tool_name", "success", "duration_ms"], where, since)})
   GROUP BY tool_name
@@ -847,6 +871,7 @@ FROM (
                     "max_ms": r["max_ms"],
                     "total_ms": float(r["total_ms"]),
                     "error_pct": 100.0 * int(r["errors"]) / int(r["calls"]),
+                    "agent": r["agent"] or None,
                 }
             )
         out.sort(key=lambda t: t["tool_name"])
@@ -1080,6 +1105,7 @@ ORDER BY time_ns, sequence""",
             "duration_ms",
             "status_code",
             "attributes",
+            "role",
             "status_message",
             "kind",
             "span_type",
@@ -1142,6 +1168,9 @@ ORDER BY time_ns, sequence""",
                     "duration_ms": r["duration_ms"],
                     "status": status,
                     "attributes": _jsonmap(r["attributes"]),
+                    "agent": r["agent"],
+                    "role": r["role"],
+                    "not_understood": None,
                     **{
                         k: r[k]
                         for k in (
@@ -1210,6 +1239,8 @@ ORDER BY time_ns, sequence""",
         )
         for r in rows:
             r["attributes"] = _jsonmap(r["attributes"])
+            r["cost_source"] = COST_REPORTED if r["cost_usd"] is not None else None
+            r["not_understood"] = None
         return rows
 
     # -- grouping by person and team -----------------------------------------------------------
@@ -1252,7 +1283,7 @@ SELECT ifNull({group}, {_q(NONE)}) AS grp, ifNull(model, '(unknown)') AS model,
   count() AS api_requests, ifNull(sum(cost_usd), 0.0) AS cost_usd,
   ifNull(sum(input_tokens), 0) AS input_tokens, ifNull(sum(output_tokens), 0) AS output_tokens,
   ifNull(sum(cache_read_tokens), 0) AS cache_read_tokens,
-  ifNull(sum(cache_creation_tokens), 0) AS cache_creation_tokens
+  ifNull(sum(cache_creation_tokens), 0) AS cache_creation_tokens, {_MODEL_EXTRA}
 FROM ({
                 x.events(
                     [
@@ -1276,6 +1307,21 @@ GROUP BY grp, model""",
         return _model_rows(rows)
 
 
+_MODEL_EXTRA = (
+    "arrayStringConcat(arraySort(groupUniqArray(agent)), ', ') AS agent, "
+    "countIf(cost_usd IS NULL) AS unpriced"
+)
+"""The models pane's agents and unpriced requests, beside its sums."""
+
+
+def _cost_source(requests: int, unpriced: int) -> str | None:
+    """Where a row's cost came from, as the local store says it (a collector's costs are all
+    reported: nothing is estimated)."""
+    if requests == 0:
+        return None
+    return COST_NONE if unpriced == requests else COST_REPORTED
+
+
 def _model_rows(rows: list[dict]) -> list[dict]:
     total = sum(float(r["cost_usd"]) for r in rows)
     out = []
@@ -1294,6 +1340,8 @@ def _model_rows(rows: list[dict]) -> list[dict]:
         row["cache_hit_ratio"] = row["cache_read_tokens"] / den if den > 0 else None
         row["share"] = row["cost_usd"] / total if total > 0 else 0.0
         row["estimated_cost_usd"] = None  # every cost a collector stores was reported
+        row["cost_source"] = _cost_source(row["api_requests"], int(r["unpriced"]))
+        del row["unpriced"]
         out.append(row)
     out.sort(key=lambda m: (m.get("grp") or "", m["model"]))
     out.sort(key=lambda m: -m["cost_usd"])

@@ -22,11 +22,29 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from claude_top.core.names import (
+    CLAUDE_CODE,
+    CODEX,
+    GEMINI_CLI,
+    STATUS_ERROR,
+    UNKNOWN_AGENT,
+)
 from claude_top.core.schema import COST_REPORTED, SOURCE_OTEL, column_names
 from claude_top.core.sources.otlp import lean, otlp_json
-from claude_top.core.sources.otlp.agents import agent_of, event_kind, span_role
+from claude_top.core.sources.otlp.agents import (
+    KNOWN_AGENTS,
+    TURN_KINDS,
+    agent_of,
+    event_kind,
+    map_event,
+    map_span,
+    session_of,
+    span_event,
+    span_role,
+)
 from claude_top.core.sources.otlp.redact import Redactor
 from claude_top.core.sources.otlp.signals import SIGNALS
+from claude_top.core.sources.otlp.values import to_bool, to_float, to_int, to_str
 
 REQUEST_TYPES: dict[str, type[Message]] = {name: s.request for name, s in SIGNALS.items()}
 _JSON_ROOT_KEYS = {
@@ -284,65 +302,6 @@ def map_attributes(attributes) -> dict[str, Any]:
     return {k: lean.attribute_value(v, any_value) for k, v in attributes.items()}
 
 
-def to_int(x: Any) -> int | None:
-    """Coerce an attribute to int: ints, integral floats and numeric strings."""
-    if x is None or isinstance(x, bool):
-        return None if x is None else int(x)
-    if isinstance(x, int):
-        return x if -_INT64_MAX <= x <= _INT64_MAX else None
-    if isinstance(x, float):
-        return int(x) if math.isfinite(x) and abs(x) <= _INT64_MAX else None
-    if isinstance(x, str):
-        try:
-            return to_int(int(x))
-        except ValueError:
-            try:
-                return to_int(float(x))
-            except ValueError:
-                return None
-    return None
-
-
-def to_float(x: Any) -> float | None:
-    """Coerce an attribute to a finite float."""
-    if x is None or isinstance(x, bool):
-        return None
-    if isinstance(x, int | float):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    if isinstance(x, str):
-        try:
-            f = float(x)
-        except ValueError:
-            return None
-        return f if math.isfinite(f) else None
-    return None
-
-
-def to_bool(x: Any) -> bool | None:
-    """Coerce an attribute to bool: bools, "true"/"false", 1/0."""
-    if isinstance(x, bool):
-        return x
-    if isinstance(x, str):
-        s = x.strip().lower()
-        if s in ("true", "1", "yes"):
-            return True
-        if s in ("false", "0", "no"):
-            return False
-        return None
-    if isinstance(x, int | float):
-        return bool(x)
-    return None
-
-
-def to_str(x: Any) -> str | None:
-    if x is None:
-        return None
-    if isinstance(x, str):
-        return x
-    return json.dumps(x, ensure_ascii=False)
-
-
 def _cut(text: str, limit: int) -> tuple[str, int]:
     """`text` cut to at most `limit` UTF-8 bytes (on a character boundary), and its size in
     bytes (0 when it fits whole)."""
@@ -472,17 +431,25 @@ def decode_traces(
     request: Message, received_ns: int | None = None, limit: int | None = None
 ) -> Decoded:
     """A trace request -> span rows. Spans with invalid ids are rejected and counted. With
-    `limit`, longer text values are cut (`bounded`, `clip`)."""
+    `limit`, longer text values are cut (`bounded`, `clip`).
+
+    Claude Code's spans are read here; other agents' through `agents.map_span` (a span of theirs
+    without a session takes the one its trace's other spans in this export carry), and a GenAI
+    agent's model requests and tool calls also become the events the panes count.
+    """
     request = _lean(request)
     out = Decoded("traces")
     rows = out.rows["spans"]
     append = rows.append
     now = received_ns or time.time_ns()
+    others: list[tuple[int, dict[str, Any] | None]] = []
     for rs in request.resource_spans:
         res = _Resource(rs.resource, out, now, limit)
         for ss in rs.scope_spans:
             scope_name = clip(ss.scope.name, limit) or None
             agent = agent_of(res.service, scope_name)
+            claude = agent == CLAUDE_CODE
+            genai = not claude and agent not in KNOWN_AGENTS and agent != UNKNOWN_AGENT
             for span in ss.spans:
                 tid, sid = span.trace_id, span.span_id
                 if len(tid) != 16 or len(sid) != 8 or tid == _ZERO16 or sid == _ZERO8:
@@ -492,47 +459,149 @@ def decode_traces(
                 a = map_attributes(span.attributes)
                 if limit is not None:
                     a = bounded(a, limit)
-                get = a.get
                 start, end = _ns(span.start_time_unix_nano), _ns(span.end_time_unix_nano)
+                duration = (end - start) / 1e6 if start is not None and end is not None else None
                 status = span.status
-                append(
-                    (
-                        tid + sid,
-                        tid.hex(),
-                        sid.hex(),
-                        span.parent_span_id.hex() or None,
-                        clip(span.name, limit),
-                        span.kind,
-                        start,
-                        end,
-                        (end - start) / 1e6 if start is not None and end is not None else None,
-                        status.code,
-                        clip(status.message, limit) or None,
-                        res.session(a),
-                        to_str(get("span.type")),
-                        to_str(_first(get("model"), get("gen_ai.request.model"))),
-                        to_str(_first(get("tool_name"), get("gen_ai.tool.name"))),
-                        to_str(_first(get("tool_use_id"), get("gen_ai.tool.call.id"))),
-                        to_int(_first(get("input_tokens"), get("gen_ai.usage.input_tokens"))),
-                        to_int(_first(get("output_tokens"), get("gen_ai.usage.output_tokens"))),
-                        to_int(get("cache_read_tokens")),
-                        to_int(get("cache_creation_tokens")),
-                        to_bool(get("success")),
-                        to_int(get("attempt")),
-                        to_str(get("agent_id")),
-                        to_str(get("parent_agent_id")),
-                        _dumps(a),
-                        _span_events(span, limit),
-                        _span_links(span, limit),
-                        res.uid,
-                        scope_name,
-                        res.service,
-                        now,
-                        agent,
-                        span_role(agent, span.name),
-                    )
+                head = (
+                    tid + sid,
+                    tid.hex(),
+                    sid.hex(),
+                    span.parent_span_id.hex() or None,
+                    clip(span.name, limit),
+                    span.kind,
+                    start,
+                    end,
+                    duration,
+                    status.code,
+                    clip(status.message, limit) or None,
                 )
+                tail = (
+                    _dumps(a),
+                    _span_events(span, limit),
+                    _span_links(span, limit),
+                    res.uid,
+                    scope_name,
+                    res.service,
+                    now,
+                    agent,
+                )
+                if claude:
+                    get = a.get
+                    append(
+                        (
+                            *head,
+                            res.session(a),
+                            to_str(get("span.type")),
+                            to_str(_first(get("model"), get("gen_ai.request.model"))),
+                            to_str(_first(get("tool_name"), get("gen_ai.tool.name"))),
+                            to_str(_first(get("tool_use_id"), get("gen_ai.tool.call.id"))),
+                            to_int(_first(get("input_tokens"), get("gen_ai.usage.input_tokens"))),
+                            to_int(_first(get("output_tokens"), get("gen_ai.usage.output_tokens"))),
+                            to_int(get("cache_read_tokens")),
+                            to_int(get("cache_creation_tokens")),
+                            to_bool(get("success")),
+                            to_int(get("attempt")),
+                            to_str(get("agent_id")),
+                            to_str(get("parent_agent_id")),
+                            *tail,
+                            span_role(agent, span.name),
+                            None,
+                        )
+                    )
+                    continue
+                m = other_span(agent, span.name, a, res.attrs)
+                m.update(zip(_SPAN_IDS, (*head, *tail), strict=True))
+                derived = None
+                if genai and m.get("role") is not None:
+                    derived = {**m, "ok": status.code != STATUS_ERROR}
+                others.append((len(rows), derived))
+                append(tuple(m.get(c) for c in _SPAN_COLS))
+    if others:
+        share_sessions(rows, [i for i, _ in others])
+        for i, derived in others:
+            if derived is not None and (ev := span_as_event(rows[i], derived)) is not None:
+                out.rows["events"].append(ev)
     return out
+
+
+_SPAN = {name: i for i, name in enumerate(column_names("spans"))}
+_SPAN_COLS = column_names("spans")
+_EVENT_COLS = column_names("events")
+_SPAN_IDS = (*_SPAN_COLS[: _SPAN["session_id"]], *_SPAN_COLS[_SPAN["attributes"] : _SPAN["role"]])
+OTHER_SPAN_COLUMNS = (
+    *_SPAN_COLS[_SPAN["session_id"] : _SPAN["attributes"]],
+    "role",
+    "not_understood",
+)
+"""The typed span columns `other_span` fills."""
+_READ_BY_RULES = frozenset({GEMINI_CLI, CODEX})
+
+
+def other_span(
+    agent: str | None, name: str, a: dict[str, Any], resource: dict[str, Any]
+) -> dict[str, Any]:
+    """The typed columns (session_id .. parent_agent_id, role, not_understood) of a span from an
+    agent other than Claude Code: Gemini's and Codex's by their rules, any other sender's read
+    by Claude Code's names, a GenAI model request's tokens in claude-top's meaning."""
+    m = map_span(agent, name, a)
+    m["session_id"] = session_of(agent, a, resource)
+    if agent in _READ_BY_RULES:
+        return m
+    get = a.get
+    typed = {
+        "span_type": to_str(get("span.type")),
+        "model": to_str(_first(get("model"), get("gen_ai.request.model"))),
+        "tool_name": to_str(_first(get("tool_name"), get("gen_ai.tool.name"))),
+        "tool_use_id": to_str(_first(get("tool_use_id"), get("gen_ai.tool.call.id"))),
+        "input_tokens": to_int(_first(get("input_tokens"), get("gen_ai.usage.input_tokens"))),
+        "output_tokens": to_int(_first(get("output_tokens"), get("gen_ai.usage.output_tokens"))),
+        "cache_read_tokens": to_int(get("cache_read_tokens")),
+        "cache_creation_tokens": to_int(get("cache_creation_tokens")),
+        "success": to_bool(get("success")),
+        "attempt": to_int(get("attempt")),
+        "agent_id": to_str(get("agent_id")),
+        "parent_agent_id": to_str(get("parent_agent_id")),
+    }
+    return {**typed, **m} if m.get("role") is not None else {**m, **typed}
+
+
+def share_sessions(rows: list[tuple], indices: list[int]) -> None:
+    """Spans (of other agents) without a session take the one their trace's spans carry."""
+    sess, trace = _SPAN["session_id"], _SPAN["trace_id"]
+    known = {rows[i][trace]: rows[i][sess] for i in indices if rows[i][sess] is not None}
+    if not known:
+        return
+    for i in indices:
+        row = rows[i]
+        if row[sess] is None and row[trace] in known:
+            rows[i] = (*row[:sess], known[row[trace]], *row[sess + 1 :])
+
+
+def span_as_event(span: tuple, m: dict[str, Any]) -> tuple | None:
+    """The event row a GenAI agent's model request or tool span (`span`, a spans row; `m` its
+    typed columns, role, `ok` and `duration_ms`) stands for (`agents.span_event`), or None."""
+    ev = span_event(m["role"], m)
+    if ev is None:
+        return None
+    g = _SPAN
+    values = {
+        **ev,
+        "uid": _digest(b"span-event", span[g["uid"]]),
+        "name": span[g["name"]],
+        "session_id": span[g["session_id"]],
+        "prompt_id": span[g["trace_id"]],
+        "time_ns": span[g["end_ns"]] or span[g["start_ns"]] or span[g["received_ns"]],
+        "trace_id": span[g["trace_id"]],
+        "span_id": span[g["span_id"]],
+        "attributes": _dumps({"from_span": span[g["name"]]}),
+        "resource_id": span[g["resource_id"]],
+        "scope_name": span[g["scope_name"]],
+        "service_name": span[g["service_name"]],
+        "received_ns": span[g["received_ns"]],
+        "agent": span[g["agent"]],
+        "source": SOURCE_OTEL,
+    }
+    return tuple(values.get(c) for c in _EVENT_COLS)
 
 
 # --- log events ----------------------------------------------------------------------------
@@ -548,21 +617,108 @@ def event_name(body: Any, attrs: dict[str, Any]) -> str:
     return "log"
 
 
+_EVENT = {name: i for i, name in enumerate(column_names("events"))}
+OTHER_EVENT_COLUMNS = (
+    "session_id",
+    "prompt_id",
+    *column_names("events")[_EVENT["model"] : _EVENT["attributes"]],
+    "kind",
+    "request_id",
+    "cost_source",
+    "project",
+    "not_understood",
+)
+"""The typed event columns `other_event` fills."""
+_EVENT_IDS = (
+    "uid",
+    "name",
+    "time_ns",
+    "sequence",
+    "trace_id",
+    "span_id",
+    "severity_number",
+    "body",
+    "attributes",
+    "resource_id",
+    "scope_name",
+    "service_name",
+    "received_ns",
+    "agent",
+)
+
+
+def other_event(
+    agent: str | None,
+    name: str,
+    a: dict[str, Any],
+    resource: dict[str, Any],
+    trace_id: str | None,
+    turn_of: dict[str, str],
+) -> dict[str, Any]:
+    """The typed columns (`OTHER_EVENT_COLUMNS`) of an event from an agent other than Claude
+    Code: Gemini's and Codex's by their rules, any other sender's read by Claude Code's names
+    (with no kind) and marked not understood.
+
+    Codex groups a turn's events by their trace; a completed response, logged without one,
+    takes the trace its conversation's previous record carried (`turn_of`, kept by the caller
+    across one export's records in order): the request it completes.
+    """
+    session = session_of(agent, a, resource)
+    if agent not in _READ_BY_RULES:
+        get = a.get
+        cost = to_float(get("cost_usd"))
+        return {
+            "session_id": session,
+            "prompt_id": to_str(get("prompt.id")),
+            "model": to_str(_first(get("model"), get("gen_ai.request.model"))),
+            "tool_name": to_str(get("tool_name")),
+            "tool_use_id": to_str(get("tool_use_id")),
+            "cost_usd": cost,
+            "input_tokens": to_int(get("input_tokens")),
+            "output_tokens": to_int(get("output_tokens")),
+            "cache_read_tokens": to_int(get("cache_read_tokens")),
+            "cache_creation_tokens": to_int(get("cache_creation_tokens")),
+            "duration_ms": to_float(get("duration_ms")),
+            "success": to_bool(get("success")),
+            "decision": to_str(get("decision")),
+            "error": to_str(get("error")),
+            "attempt": to_int(get("attempt")),
+            "query_source": to_str(get("query_source")),
+            "request_id": to_str(get("request_id")),
+            "cost_source": COST_REPORTED if cost is not None else None,
+            "project": to_str(get("project")),
+            "not_understood": map_event(agent, name, a).get("not_understood"),
+        }
+    m = map_event(agent, name, a)
+    m["session_id"] = session
+    if agent == CODEX and session is not None:
+        if trace_id is not None:
+            turn_of[session] = trace_id
+        if m.get("kind") in TURN_KINDS:
+            m["prompt_id"] = trace_id or turn_of.get(session)
+    return m
+
+
 def decode_logs(
     request: Message, received_ns: int | None = None, limit: int | None = None
 ) -> Decoded:
     """A logs request -> event rows; the uid is a digest of the record's content. With
-    `limit`, longer text values are cut (`bounded`, `clip`)."""
+    `limit`, longer text values are cut (`bounded`, `clip`).
+
+    Claude Code's events are read here; other agents' by `other_event`.
+    """
     request = _lean(request)
     out = Decoded("logs")
     append = out.rows["events"].append
     now = received_ns or time.time_ns()
+    turn_of: dict[str, str] = {}
     for rl in request.resource_logs:
         res = _Resource(rl.resource, out, now, limit)
         for sl in rl.scope_logs:
             scope_name = clip(sl.scope.name, limit) or None
             scope_digest = sl.scope.SerializeToString(deterministic=True)
             agent = agent_of(res.service, scope_name)
+            claude = agent == CLAUDE_CODE
             for rec in sl.log_records:
                 a = map_attributes(rec.attributes)
                 body = any_value(rec.body) if rec.HasField("body") else None
@@ -571,21 +727,34 @@ def decode_logs(
                     body = _bounded_item(body, limit)
                 get = a.get
                 name = event_name(body, a)
+                uid = _digest(
+                    b"log", res.uid, scope_digest, rec.SerializeToString(deterministic=True)
+                )
+                time_ns = _ns(rec.time_unix_nano) or _ns(rec.observed_time_unix_nano) or now
+                trace_id = rec.trace_id.hex() or None
+                ids = (
+                    time_ns,
+                    to_int(get("event.sequence")),
+                    trace_id,
+                    rec.span_id.hex() or None,
+                    rec.severity_number or None,
+                    to_str(body),
+                )
+                where = (_dumps(a), res.uid, scope_name, res.service, now, agent)
+                if not claude:
+                    m = other_event(agent, name, a, res.attrs, trace_id, turn_of)
+                    m.update(zip(_EVENT_IDS, (uid, name, *ids, *where), strict=True))
+                    m["source"] = SOURCE_OTEL
+                    append(tuple(m.get(c) for c in _EVENT_COLS))
+                    continue
                 cost = to_float(get("cost_usd"))
                 append(
                     (
-                        _digest(
-                            b"log", res.uid, scope_digest, rec.SerializeToString(deterministic=True)
-                        ),
+                        uid,
                         name,
                         res.session(a),
                         to_str(get("prompt.id")),
-                        _ns(rec.time_unix_nano) or _ns(rec.observed_time_unix_nano) or now,
-                        to_int(get("event.sequence")),
-                        rec.trace_id.hex() or None,
-                        rec.span_id.hex() or None,
-                        rec.severity_number or None,
-                        to_str(body),
+                        *ids,
                         to_str(_first(get("model"), get("gen_ai.request.model"))),
                         to_str(get("tool_name")),
                         to_str(get("tool_use_id")),
@@ -600,17 +769,13 @@ def decode_logs(
                         to_str(get("error")),
                         to_int(get("attempt")),
                         to_str(get("query_source")),
-                        _dumps(a),
-                        res.uid,
-                        scope_name,
-                        res.service,
-                        now,
-                        agent,
+                        *where,
                         event_kind(agent, name),
                         to_str(get("request_id")),
                         SOURCE_OTEL,
                         COST_REPORTED if cost is not None else None,
                         to_str(get("project")),
+                        None,
                     )
                 )
     return out
