@@ -154,7 +154,8 @@ class UI:
         env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "claude_top.cli", "--db", db,
-             "--grpc-port", str(self.grpc_port), "--http-port", str(free_port())],
+             "--grpc-port", str(self.grpc_port), "--http-port", str(free_port()),
+             "--no-transcripts"],  # this machine's own history would change the figures
             stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
         )  # fmt: skip
         os.close(slave)

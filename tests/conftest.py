@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# `claude-top` and `serve` started by tests (in process or not) leave the machine's own
+# Claude Code transcripts alone; a test that wants them passes --transcripts DIR.
+os.environ["CLAUDE_TOP_TRANSCRIPTS"] = "off"
 
 from truth import GRPC_FIXTURES, grpc_requests
 

@@ -447,3 +447,62 @@ def stranger_logs(service: str, scope: str, n: int) -> bytes:
     scope_logs = [{"scope": {"name": scope}, "logRecords": records}]
     doc = {"resourceLogs": [{"resource": resource, "scopeLogs": scope_logs}]}
     return json_format.ParseDict(doc, ExportLogsServiceRequest()).SerializeToString()
+
+
+# --- transcripts ---------------------------------------------------------------------------
+
+TRANSCRIPT_SETS = {
+    "basic": ("transcripts/basic.grpc", "transcripts/basic/projects"),
+    "errors": ("transcripts/errors.grpc", "transcripts/errors/projects"),
+    "continued": ("transcripts/continued.grpc", "transcripts/continued/projects"),
+    "limits": ("statusline/limits.grpc", "statusline/limits/projects"),
+}
+"""Each run's OTLP capture beside its `~/.claude/projects` tree (the fixtures' README)."""
+
+
+def transcript_files(folder: str | Path) -> list[Path]:
+    """Every transcript under a projects folder (relative to FIXTURES, or absolute)."""
+    return sorted(Path(FIXTURES, folder).rglob("*.jsonl"))
+
+
+class TranscriptTruth:
+    """What transcript files hold, read as JSON here (never by claude-top code): each API
+    request once (by requestId, however many lines its content blocks took), its tokens and
+    subagent, each tool result, and each session's last cost-state total."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.requests: dict[str, dict] = {}
+        self.tool_results: dict[str, bool] = {}
+        self.cost_state: dict[str, float] = {}
+        self.prompts: dict[str, str] = {}
+        for path in transcript_files(folder):
+            agent = path.stem.removeprefix("agent-") if path.parent.name == "subagents" else None
+            for line in path.read_text().splitlines():
+                d = json.loads(line)
+                if d.get("type") == "assistant" and d["message"].get("model") != "<synthetic>":
+                    u = d["message"]["usage"]
+                    self.requests.setdefault(
+                        d["requestId"],
+                        {
+                            "session": d["sessionId"],
+                            "model": d["message"]["model"],
+                            "input": u["input_tokens"],
+                            "output": u["output_tokens"],
+                            "cache_read": u["cache_read_input_tokens"],
+                            "cache_creation": u["cache_creation_input_tokens"],
+                            "agent_id": d.get("agentId") or agent,
+                        },
+                    )
+                elif d.get("type") == "user" and isinstance(d["message"]["content"], list):
+                    for b in d["message"]["content"]:
+                        if b.get("type") == "tool_result":
+                            self.tool_results[b["tool_use_id"]] = b.get("is_error") is True
+                elif d.get("type") == "user" and not d.get("isSidechain"):
+                    self.prompts[d["promptId"]] = d["message"]["content"]
+                elif d.get("type") == "cost-state":
+                    self.cost_state[d["sessionId"]] = d["totalCostUSD"]
+
+    def tokens(self, kind: str, session: str | None = None) -> int:
+        return sum(
+            r[kind] for r in self.requests.values() if session is None or r["session"] == session
+        )

@@ -357,4 +357,35 @@ def test_a_v3_database_reads_other_agents_again_when_opened(tmp_path, monkeypatc
     assert rollup_rows(cur) == rebuilt(cur)
     (sessions,) = cur.execute("SELECT count(DISTINCT session_id) FROM session_hours").fetchone()
     assert sessions == 4 + 3  # Claude Code's four, and Gemini's, Codex's, Copilot's
+
+
+def test_a_v3_database_gains_the_transcript_tables_and_cost_sources_when_opened(tmp_path):
+    """v3 -> v4: the transcript tables are created and session_hours gains the sums by cost
+    source, rebuilt from the rows; transcripts can then be imported."""
+    from claude_top.core.schema import TRANSCRIPT_TABLES
+    from claude_top.core.store.importer import TranscriptImporter
+    from truth import FIXTURES, TRANSCRIPT_SETS
+
+    path = tmp_path / "ct.duckdb"
+    store = Store.open(path)
+    for signal, body in exports():
+        write_rows(store, [decode_protobuf(signal, body)])
+    cur = store.cursor()
+    before = rollup_rows(cur)
+    for table in TRANSCRIPT_TABLES:
+        cur.execute(f"DROP TABLE {table}")
+    for col in ("estimated_cost_usd", "unpriced_requests", "cost_sources"):
+        cur.execute(f"ALTER TABLE session_hours DROP COLUMN {col}")
+    cur.execute("UPDATE claude_top_meta SET value = '3' WHERE key = 'schema_version'")
+    store.close()
+    with pytest.raises(StoreError, match="schema v3; open it once"):
+        Store.open(path, read_only=True)
+    store = Store.open(path)
+    cur = store.cursor()
+    assert rollup_rows(cur) == before
+    assert {r[1] for r in before["session_hours"]} and all(
+        r[-1] == ["reported"] for r in before["session_hours"] if r[2] == "events" and r[7]
+    )
+    TranscriptImporter(store).run([FIXTURES / TRANSCRIPT_SETS["basic"][1]])
+    assert rollup_rows(cur) == rebuilt(cur)
     store.close()

@@ -1,9 +1,9 @@
 """Command line: `claude-top` (UI + receivers, or attached to a running `serve`), `serve`
-(headless receivers), `service` (`serve` in the background at login), `export`, `setup` (point
-Claude Code here), `demo` (the UI fed with synthetic telemetry), `statusline` (Claude Code's
-status-line command), `status` (plan limits, one shot), `team-tables` (a team's ClickHouse).
-Only parsing here: each command runs in `claude_top.commands`, imported when it is the one asked
-for."""
+(headless receivers), `service` (`serve` in the background at login), `export`, `import`
+(transcripts and OTLP JSON lines), `setup` (point Claude Code here), `demo` (the UI fed with
+synthetic telemetry), `statusline` (Claude Code's status-line command), `status` (plan limits,
+one shot), `team-tables` (a team's ClickHouse). Only parsing here: each command runs in
+`claude_top.commands`, imported when it is the one asked for."""
 
 from __future__ import annotations
 
@@ -163,6 +163,24 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_transcripts(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    p.add_argument(
+        "--transcripts",
+        action="append",
+        default=_default(None, sub),
+        metavar="DIR",
+        help="import and follow Claude Code's transcripts here (repeatable; default: "
+        "~/.claude/projects and $CLAUDE_CONFIG_DIR/projects, or $CLAUDE_TOP_TRANSCRIPTS: "
+        "folders separated by ':', or 'off')",
+    )
+    p.add_argument(
+        "--no-transcripts",
+        action="store_true",
+        default=_default(False, sub),
+        help="do not read Claude Code's transcripts (telemetry only)",
+    )
+
+
 def _add_export_dir(p: argparse.ArgumentParser, sub: bool = False) -> None:
     p.add_argument(
         "--export-dir",
@@ -259,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listen(parser)
     _add_security(parser)
     _add_forward(parser)
+    _add_transcripts(parser)
     _add_export_dir(parser)
     _add_limits(parser)
     _add_source(parser)
@@ -270,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_security(serve, sub=True)
     _add_limits(serve, sub=True)
     _add_forward(serve, sub=True)
+    _add_transcripts(serve, sub=True)
 
     export = sub.add_parser("export", help="write CSV snapshots of a database")
     _add_db(export, sub=True)
@@ -283,6 +303,27 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of a database file",
     )
 
+    imp = sub.add_parser(
+        "import",
+        help="import Claude Code's transcripts (and OTLP JSON lines files)",
+        description="Import Claude Code's transcripts: *.jsonl under the folders given (searched "
+        "recursively, subagents included) or the files given; default ~/.claude/projects and "
+        "$CLAUDE_CONFIG_DIR/projects. A file of OTLP JSON lines (the OpenTelemetry Collector's "
+        "file exporter) is stored as the receivers store an export. While a claude-top runs on "
+        "the database, it does the import.",
+    )
+    _add_db(imp, sub=True)
+    imp.add_argument("paths", nargs="*", metavar="PATH", help="folders or files")
+    imp.add_argument(
+        "-v", "--verbose", action="store_true", help="list each skipped line as file:line"
+    )
+    imp.add_argument(
+        "--redact",
+        type=_redact_kinds,
+        default=frozenset(),
+        metavar="KINDS",
+        help="keep these out of the database: prompts, commands, paths (comma-separated)",
+    )
     _add_setup(sub)
     _add_demo(sub)
     _add_statusline(sub)
@@ -530,6 +571,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from claude_top.commands.export import run_export
 
         return run_export(args, _db_path(args))
+    if args.command == "import":
+        from claude_top.commands.imports import run_import
+
+        return run_import(args, _db_path(args))
     if args.command == "serve":
         from claude_top.commands.serve import run_serve
 

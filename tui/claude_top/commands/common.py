@@ -7,12 +7,16 @@ command, `claude-top statusline` included, which must answer Claude Code within 
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from claude_top.core.store.database import Store
     from claude_top.core.store.writer import StoreWriter
+
+TRANSCRIPTS_ENV = "CLAUDE_TOP_TRANSCRIPTS"
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -60,3 +64,21 @@ def start_writer(store: Store, command: str = "", **options) -> StoreWriter | No
         store.close()
         fail(command, str(exc))
         return None
+
+
+def transcript_roots(args) -> list[Path] | None:
+    """The transcript folders `claude-top` / `serve` follow (None: off): `--transcripts`,
+    else `$CLAUDE_TOP_TRANSCRIPTS` (folders separated by `:`, or `off`), else Claude Code's."""
+    from claude_top.core.sources.transcripts.files import default_roots
+
+    if getattr(args, "no_transcripts", False):
+        return None
+    given = getattr(args, "transcripts", None)
+    if given:
+        return [Path(p).expanduser().absolute() for p in given]
+    env = os.environ.get(TRANSCRIPTS_ENV, "").strip()
+    if env.lower() in ("off", "0", "no", "false", "none"):
+        return None
+    if env:
+        return [Path(p).expanduser().absolute() for p in env.split(os.pathsep) if p]
+    return default_roots()

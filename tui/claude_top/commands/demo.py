@@ -126,7 +126,7 @@ def run_demo(args, db_path: str, *, temporary: bool = False) -> int:
         senders.append(sender)
         return sender.run(drain=False)
 
-    code = run_app(args, db_path, background=feed, attach=False)
+    code = run_app(args, db_path, background=feed, attach=False, transcripts=False)
     gc.collect()  # free the closed store's cursors while duckdb is still loaded
     if senders:
         ledger = senders[0].ledger

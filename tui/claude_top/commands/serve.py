@@ -10,12 +10,21 @@ import signal
 import sys
 import time
 
-from claude_top.commands.common import EXIT_USAGE, age_option, fail, open_store, start_writer
+from claude_top.commands.common import (
+    EXIT_USAGE,
+    age_option,
+    fail,
+    open_store,
+    start_writer,
+    transcript_roots,
+)
 from claude_top.core import alerts, heap
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.connect import shell_exports
 from claude_top.core.sources.otlp.redact import KINDS
 from claude_top.core.store.database import Store
+from claude_top.core.store.importer import summary_lines
+from claude_top.core.store.tail import TranscriptTail
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.forward import Forwarder, open_relay
 from claude_top.receiver.security import is_loopback
@@ -56,6 +65,7 @@ async def _serve(
     config: ReceiverConfig,
     limits: LimitSettings,
     relay: Forwarder | None = None,
+    roots: list | None = None,
 ) -> int:
     receivers = Receivers(writer, config, limits)
     try:
@@ -63,6 +73,11 @@ async def _serve(
     except OSError as exc:  # PortInUse, or TLS files that changed since the options were checked
         print(f"claude-top: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    tail = None
+    if roots is not None:
+        tail = TranscriptTail(store, roots, redact=config.redact)
+        receivers.control.importer = tail.importer
+        tail.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,9 +89,14 @@ async def _serve(
     print(f"database: {store.path} ({_size(store.size_bytes())}{retention})", flush=True)
     if relay is not None:
         print(f"relay: forwarding to {relay.config.describe()}", flush=True)
+    if tail is not None:
+        print(f"transcripts: importing and following {', '.join(map(str, roots))}", flush=True)
+    else:
+        print("transcripts: off", flush=True)
     print("point Claude Code here (shell, or the env block of ~/.claude/settings.json):")
     print(shell_exports(receivers.env_block()), flush=True)
-    reported = 0
+    reported = transcript_errors = 0
+    first_told = False
     next_alert_check = time.monotonic()
     told: tuple | None = None
     while True:
@@ -85,9 +105,19 @@ async def _serve(
         if time.monotonic() >= next_alert_check:
             next_alert_check = time.monotonic() + ALERT_CHECK_S
             await _check_alerts(store, limits)
+        if tail is not None:
+            if not first_told and tail.first is not None:
+                first_told = True
+                print("transcripts imported:", flush=True)
+                print("\n".join("  " + x for x in summary_lines(tail.first.as_dict())), flush=True)
+            if tail.errors > transcript_errors:
+                transcript_errors = tail.errors
+                print(f"claude-top: {tail.last_error}", file=sys.stderr, flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), ERROR_CHECK_S)
             break
+    if tail is not None:
+        await asyncio.to_thread(tail.close)
     await receivers.stop()
     _report_index_errors(writer, reported)
     return 0
@@ -161,7 +191,9 @@ def run_serve(args, db_path: str) -> int:
         relay.start()
     started = time.monotonic()
     try:
-        code = asyncio.run(_serve(store, writer, _config(args), limits, relay))
+        code = asyncio.run(
+            _serve(store, writer, _config(args), limits, relay, transcript_roots(args))
+        )
     finally:
         if relay is not None:
             relay.close()

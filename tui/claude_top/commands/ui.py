@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from claude_top.commands.common import EXIT_USAGE, fail, start_writer
+from claude_top.commands.common import EXIT_USAGE, fail, start_writer, transcript_roots
 from claude_top.core import heap
 from claude_top.core.budgets import LimitSettings, SettingsError, settings_from_args
 from claude_top.core.instance import Instance, InstanceError, read_instance
 from claude_top.core.queries.remote import RemoteSource
 from claude_top.core.store.database import Store, StoreError, StoreLocked
+from claude_top.core.store.tail import TranscriptTail
 from claude_top.core.store.writer import StoreWriter
 from claude_top.receiver.forward import Forwarder, open_relay
 from claude_top.receiver.server import ReceiverConfig, Receivers
@@ -49,13 +50,19 @@ def attached_app(instance: Instance, args=None) -> ClaudeTopApp:
 
 
 def run_app(
-    args, db_path: str, *, background: Background | None = None, attach: bool = True
+    args,
+    db_path: str,
+    *,
+    background: Background | None = None,
+    attach: bool = True,
+    transcripts: bool = True,
 ) -> int:
     """Run the UI: attached to the claude-top that holds `db_path` (when `attach` and one runs),
     else with the receivers in-process, flushing and closing the store on exit.
 
     `background(receivers)` runs as a task on the app's loop once the receivers listen; it is
-    cancelled (and awaited) before they stop.
+    cancelled (and awaited) before they stop. With `transcripts`, Claude Code's transcript
+    folders (`transcript_roots`) are imported and followed in a thread.
     """
     try:
         limits = settings_from_args(args)
@@ -93,6 +100,11 @@ def run_app(
             relay = Forwarder(writer.journal, *relay_setup)
             relay.start()
         receivers = _receivers(args, writer, limits)
+    tail = None
+    roots = transcript_roots(args) if transcripts and receivers is not None else None
+    if roots is not None:
+        tail = TranscriptTail(store, roots, redact=receivers.config.redact)
+        receivers.control.importer = tail.importer
     app = ClaudeTopApp(
         store,
         writer,
@@ -103,10 +115,13 @@ def run_app(
         limits=limits,
         source=source,
         relay=relay,
+        transcripts=tail,
     )
     try:
         app.run()
     finally:
+        if tail is not None:
+            tail.close()
         if relay is not None:
             relay.close()
         if writer is not None:
@@ -119,6 +134,7 @@ def run_app(
         # Textual keeps the app object alive after run(); let the DuckDB objects go now,
         # or the binding reports them as leaked at interpreter exit.
         app.store = app.source = app.writer = app.receivers = app.relay = None
+        app.transcripts = None
     if app.startup_error:
         print(f"claude-top: {app.startup_error}", file=sys.stderr)
         return EXIT_USAGE

@@ -104,11 +104,18 @@ SESSIONS_CSV = (
     "cost_source",
     "unpriced_requests",
     "not_understood",
+    "source",
+    "project",
+    "cost_sources",
+    "estimated_cost_usd",
 )
 """Every column of `sessions.csv` (the minimum first). `cost_source`: `reported` (by the agent),
 `estimate` (from the price table), `mixed`, or `none` (no price for its requests);
-`unpriced_requests`: requests without a cost; `not_understood`: events stored but not read."""
-MODELS_CSV = (*MODELS_COLUMNS, "share", "cost_source")
+`unpriced_requests`: requests without a cost; `not_understood`: events stored but not read;
+`source`: otel, transcript (Claude Code's transcript files only) or both; `cost_sources`: where
+`cost_usd` came from (reported, transcript, estimate), `estimated_cost_usd` the part estimated
+from the price table."""
+MODELS_CSV = (*MODELS_COLUMNS, "share", "cost_source", "estimated_cost_usd", "unpriced_requests")
 TOOLS_CSV = (*TOOLS_COLUMNS, "error_pct")
 TURNS_CSV = (
     "n",
@@ -124,6 +131,8 @@ TURNS_CSV = (
     "tool_errors",
     "tree",
     "start_ns",
+    "estimated_cost_usd",
+    "unpriced_requests",
 )
 """A session's turns as the turns pane shows them (the CLI export has no turns file)."""
 TREE_CSV = (
@@ -262,6 +271,9 @@ EVENTS_CSV = (
     "severity_number",
     "scope_name",
     "service_name",
+    "source",
+    "request_id",
+    "project",
 )
 _ROW_ISO = {
     "first_seen": "first_seen_ns",
@@ -409,7 +421,8 @@ SELECT session_id, prompt_id, name, {iso_sql("time_ns")} AS timestamp, sequence,
   agent, kind, cost_source, not_understood, time_ns, trace_id, span_id, model, tool_name,
   tool_use_id, {_column_sql("cost_usd")}, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, {_column_sql("duration_ms")}, success, decision, error, attempt,
-  query_source, body, severity_number, scope_name, service_name
+  query_source, body, severity_number, scope_name, service_name, source,
+  request_id, project
 FROM events WHERE {where}
 ORDER BY time_ns, session_id, sequence
 """
@@ -615,9 +628,10 @@ def _finish(
         "schema_version": SCHEMA_VERSION,
         "exported_at": _iso(now_ns),
         "exported_at_ns": now_ns,
-        "cost_source": "api_request events: reported by the agent, or estimated from the price "
-        "table where it reports none (cost_source=estimate); claude_code.cost.usage metric: "
-        "reconciliation only",
+        "cost_source": "api_request events: the cost the agent reports; for requests only "
+        "Claude Code's transcripts hold, their cost-state lines (cost_source transcript); else "
+        "the price table (cost_source estimate; sessions.csv estimated_cost_usd); the "
+        "claude_code.cost.usage metric: reconciliation only",
         "prices": {"source": table.source, "date": table.date},
     }
     if view is not None:

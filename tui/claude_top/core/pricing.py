@@ -94,3 +94,11 @@ def load(extra: Path | None = None) -> PriceTable:
         table.models.update(mine.models)
         table.source = f"{table.source}; {override}" if mine.models else table.source
     return table
+
+
+def load_safely(extra: Path | None = None) -> tuple[PriceTable, str | None]:
+    """`load()`, or the shipped table alone and why when the user's table is not one."""
+    try:
+        return load(extra), None
+    except PriceFileError as exc:
+        return parse(SHIPPED.read_text(), str(SHIPPED)), f"{exc}; using the shipped prices"

@@ -12,6 +12,11 @@ table). `not_understood` says why claude-top could not read a record it stored (
 counts missing or not numbers, a sender no rule knows); empty for the rest. Resource
 attributes are stored once in
 `resources` (keyed by a digest of the resource) and referenced by `resource_id`.
+
+The `transcript_*` tables (v4) keep what Claude Code's transcript files hold, keyed by what it
+is (a request by its request id, a prompt by its prompt id, a tool call by its tool_use id),
+with how far each file was read; `core.store.reconcile` derives `events` rows
+(`source = 'transcript'`) from them for what telemetry lacks.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APP_ID = "claude-top"
 META_TABLE = "claude_top_meta"
 """Key-value facts about the database: app, schema version, creator, the journal position."""
@@ -161,6 +166,120 @@ COST_NONE = "none"
 """A session's or model's cost source when none of its requests has a price."""
 COST_MIXED = "mixed"
 """A session's or model's cost source when some of its costs are reported and some estimated."""
+
+TRANSCRIPT_TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
+    "transcript_requests": (
+        (
+            ("session_id", "VARCHAR"),
+            ("request_key", "VARCHAR"),
+            ("request_id", "VARCHAR"),
+            ("message_id", "VARCHAR"),
+            ("agent_id", "VARCHAR"),
+            ("is_sidechain", "BOOLEAN"),
+            ("time_ns", "BIGINT"),
+            ("model", "VARCHAR"),
+            ("input_tokens", "BIGINT"),
+            ("output_tokens", "BIGINT"),
+            ("cache_read_tokens", "BIGINT"),
+            ("cache_creation_tokens", "BIGINT"),
+            ("prompt_id", "VARCHAR"),
+            ("cwd", "VARCHAR"),
+            ("version", "VARCHAR"),
+            ("file", "VARCHAR"),
+            ("line", "BIGINT"),
+        ),
+        ("session_id", "request_key"),
+    ),
+    "transcript_prompts": (
+        (
+            ("session_id", "VARCHAR"),
+            ("prompt_id", "VARCHAR"),
+            ("time_ns", "BIGINT"),
+            ("text", "VARCHAR"),
+            ("cwd", "VARCHAR"),
+            ("file", "VARCHAR"),
+            ("line", "BIGINT"),
+        ),
+        ("session_id", "prompt_id"),
+    ),
+    "transcript_tools": (
+        (
+            ("session_id", "VARCHAR"),
+            ("tool_use_id", "VARCHAR"),
+            ("name", "VARCHAR"),
+            ("input", "VARCHAR"),
+            ("use_ns", "BIGINT"),
+            ("result_ns", "BIGINT"),
+            ("is_error", "BOOLEAN"),
+            ("prompt_id", "VARCHAR"),
+            ("agent_id", "VARCHAR"),
+            ("request_key", "VARCHAR"),
+            ("decision", "VARCHAR"),
+            ("decision_source", "VARCHAR"),
+        ),
+        ("session_id", "tool_use_id"),
+    ),
+    "transcript_costs": (
+        (
+            ("session_id", "VARCHAR"),
+            ("file", "VARCHAR"),
+            ("line", "BIGINT"),
+            ("model", "VARCHAR"),
+            ("cost_usd", "DOUBLE"),
+            ("time_ns", "BIGINT"),
+        ),
+        ("session_id", "file", "line", "model"),
+    ),
+    "transcript_sessions": (
+        (
+            ("session_id", "VARCHAR"),
+            ("first_ns", "BIGINT"),
+            ("last_ns", "BIGINT"),
+            ("cwd", "VARCHAR"),
+            ("version", "VARCHAR"),
+        ),
+        ("session_id",),
+    ),
+    "transcript_files": (
+        (
+            ("path", "VARCHAR"),
+            ("size", "BIGINT"),
+            ("mtime_ns", "BIGINT"),
+            ("inode", "BIGINT"),
+            ("offset_bytes", "BIGINT"),
+            ("lines", "BIGINT"),
+            ("last_time_ns", "BIGINT"),
+            ("prompt_id", "VARCHAR"),
+            ("session_id", "VARCHAR"),
+            ("skipped", "BIGINT"),
+            ("kind", "VARCHAR"),
+            ("read_ns", "BIGINT"),
+        ),
+        ("path",),
+    ),
+}
+"""What transcript files hold (columns, primary key): requests (one per request id, however
+many lines its content blocks took), prompts, tool calls (use and result), cost-state totals
+per model, the sessions they belong to, and how far each file was read."""
+TRANSCRIPT_TIME_COLUMNS = {
+    "transcript_requests": "time_ns",
+    "transcript_prompts": "time_ns",
+    "transcript_tools": "coalesce(result_ns, use_ns)",
+    "transcript_costs": "time_ns",
+}
+"""The time each transcript table's rows are pruned by (`--retention`)."""
+
+
+def transcript_table_sql(table: str) -> str:
+    """CREATE TABLE statement of a transcript table."""
+    cols, key = TRANSCRIPT_TABLES[table]
+    body = ", ".join(f"{name} {sql}" for name, sql in cols)
+    return f"CREATE TABLE IF NOT EXISTS {table} ({body}, PRIMARY KEY ({', '.join(key)}))"
+
+
+def transcript_columns(table: str) -> tuple[str, ...]:
+    return tuple(name for name, _ in TRANSCRIPT_TABLES[table][0])
+
 
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "spans": SPANS,

@@ -15,6 +15,7 @@ import dataclasses
 import hmac
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from claude_top.core.export import SnapshotScope, export_scope, export_snapshot
 from claude_top.core.instance import API_PREFIX, KEY_HEADER
 from claude_top.core.queries.filters import parse_window
 from claude_top.core.queries.reader import READ_METHODS, LocalSource
+from claude_top.core.store.importer import ImportJob, TranscriptImporter
 from claude_top.core.store.writer import StoreWriter
 
 SYNC_TIMEOUT_S = 60.0
@@ -40,12 +42,22 @@ class Control:
     """Answers the control API for one store. `about()` adds what the listeners know (their
     endpoints, the env block that points Claude Code at them)."""
 
-    def __init__(self, writer: StoreWriter, key: str, about: Callable[[], dict] | None = None):
+    def __init__(
+        self,
+        writer: StoreWriter,
+        key: str,
+        about: Callable[[], dict] | None = None,
+        redact: frozenset[str] = frozenset(),
+    ) -> None:
         self.writer = writer
         self.store = writer.store
         self.key = key
         self.about = about or dict
         self.source = LocalSource(self.store)
+        self.redact = redact
+        self.importer: TranscriptImporter | None = None
+        """The instance's transcript importer (its tail's), shared so runs take turns."""
+        self.jobs: dict[str, ImportJob] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -53,6 +65,8 @@ class Control:
             web.get(API_PREFIX + "/writer", self._guard(self.writer_progress)),
             web.post(API_PREFIX + "/read", self._guard(self.read)),
             web.post(API_PREFIX + "/export", self._guard(self.export)),
+            web.post(API_PREFIX + "/import", self._guard(self.start_import)),
+            web.get(API_PREFIX + "/import/{job}", self._guard(self.import_status)),
         ]
 
     def _guard(self, handler):
@@ -150,3 +164,31 @@ class Control:
                 "view": result.snapshot.get("view"),
             }
         )
+
+    async def start_import(self, request: web.Request) -> web.Response:
+        """Start an import as `claude-top import` would: {transcripts: [path], otlp: [file]}
+        (absolute paths, read by this process); answers {job} to poll."""
+        try:
+            doc = await request.json()
+            transcripts = [str(p) for p in doc.get("transcripts") or []]
+            otlp = [str(p) for p in doc.get("otlp") or []]
+        except (ValueError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+            return _error(400, f"bad import request: {exc}")
+        if not all(Path(p).is_absolute() for p in transcripts + otlp):
+            return _error(400, "import paths must be absolute")
+        if self.importer is None:
+            self.importer = TranscriptImporter(self.store, redact=self.redact)
+        job_id = secrets.token_hex(8)
+        self.jobs[job_id] = ImportJob(
+            self.importer, transcripts, otlp, self.writer, self.redact
+        ).start()
+        return web.json_response({"job": job_id})
+
+    async def import_status(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["job"])
+        if job is None:
+            return _error(404, "no such import")
+        status = job.status()
+        if status["done"]:
+            self.jobs.pop(request.match_info["job"], None)
+        return web.json_response(status)

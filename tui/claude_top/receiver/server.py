@@ -78,7 +78,7 @@ class Receivers:
     ) -> None:
         self.config = config or ReceiverConfig()
         self.ingest = Ingest(writer, self.config.token, self.config.redact)
-        self.control = Control(writer, new_key(), self._about)
+        self.control = Control(writer, new_key(), self._about, self.config.redact)
         self.statusline = StatusLineService(
             writer, self.ingest, limits, self.config.redact, self.config.max_body
         )

@@ -41,6 +41,7 @@ from claude_top.core.queries import WINDOWS, parse_window
 from claude_top.core.queries.reader import LocalSource, Source
 from claude_top.core.queries.remote import RemoteSource
 from claude_top.core.store.database import Store
+from claude_top.core.store.tail import TranscriptTail
 from claude_top.core.store.writer import StoreWriter, WriterStats
 from claude_top.ui.limits import LimitsMonitor
 from claude_top.ui.panes.header import HeaderState
@@ -153,10 +154,13 @@ class ClaudeTopApp(App):
         limits: LimitSettings | None = None,
         relay=None,
         attached: RemoteSource | None = None,
+        transcripts: TranscriptTail | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.attached = attached
+        self.transcripts = transcripts
+        """Imports and follows Claude Code's transcripts (started once the receivers listen)."""
         self.source: Source = source or attached or LocalSource(store)
         self.remote = source is not None and not isinstance(source, LocalSource)
         """The panes read a team's source (ClickHouse), not this process's store nor the
@@ -188,6 +192,8 @@ class ClaudeTopApp(App):
         self.last_received_ns: int | None = None
         self._rate: deque[tuple[float, int]] = deque()
         self._index_errors_told = 0
+        self._transcript_errors_told = 0
+        self._import_told = False
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -200,6 +206,8 @@ class ClaudeTopApp(App):
                 self.startup_error = str(exc)
                 self.exit(return_code=2)  # EXIT_USAGE; `startup_error` says why
                 return
+        if self.transcripts is not None:
+            self.transcripts.start()
         if self.background is not None:
             self._background_task = asyncio.create_task(self.background(self.receivers))
             self._background_task.add_done_callback(self._background_done)
@@ -250,6 +258,8 @@ class ClaudeTopApp(App):
         exports = [w for w in self.workers if w.group == "export" and not w.is_finished]
         if exports:
             await self.workers.wait_for_complete(exports)
+        if self.transcripts is not None:
+            await asyncio.to_thread(self.transcripts.close)
         if self.receivers is not None:
             await self.receivers.stop(SHUTDOWN_GRACE_S)
         if self.writer is not None:
@@ -268,15 +278,17 @@ class ClaudeTopApp(App):
         known = {f.name for f in dataclasses.fields(WriterStats)}
         return WriterStats(**{k: v for k, v in status["stats"].items() if k in known})
 
-    def ingest_mark(self) -> tuple[int, int, int]:
-        """Changes whenever an export is committed or indexed, or retention deleted rows (then
-        the panes query again; nothing else changes what is stored)."""
+    def ingest_mark(self) -> tuple[int, int, int, int]:
+        """Changes whenever an export is committed or indexed, transcripts are imported, or
+        retention deleted rows (then the panes query again; nothing else changes what is
+        stored)."""
         if self.remote:  # what another place holds changes without telling: look every few s
-            return (int(time.monotonic() // REMOTE_REFRESH_S), 0, 0)
+            return (int(time.monotonic() // REMOTE_REFRESH_S), 0, 0, 0)
+        imported = self.transcripts.commits if self.transcripts is not None else 0
         stats = self.writer_stats()
         if stats is None:
-            return (0, 0, 0)
-        return (stats.commits, stats.rows_indexed, stats.rows_pruned)
+            return (0, 0, 0, imported)
+        return (stats.commits, stats.rows_indexed, stats.rows_pruned, imported)
 
     def env_block(self) -> dict[str, str]:
         """The variables that point Claude Code at this claude-top (or the one it is attached
@@ -324,6 +336,7 @@ class ClaudeTopApp(App):
             alert=self.limits_monitor.header_alert(now),
             relay=self.relay.status() if self.relay is not None else None,
             source=self.source.label if self.remote else None,
+            importing=self._transcripts_state(),
             endpoints=endpoints,
             backlog=stats.backlog_rows if stats else 0,
             index_errors=stats.index_errors if stats else 0,
@@ -347,6 +360,29 @@ class ClaudeTopApp(App):
             header = screen.query("#header")
             if header:
                 header.first().update(self.header_state())
+
+    def _transcripts_state(self) -> float | None:
+        """How far the first transcript import is (None: not importing); tells once when it
+        is done, and about errors."""
+        tail = self.transcripts
+        if tail is None:
+            return None
+        if tail.errors > self._transcript_errors_told:
+            self._transcript_errors_told = tail.errors
+            self.notify(tail.last_error, severity="error", timeout=10)
+        if tail.first is not None and not self._import_told:
+            self._import_told = True
+            r = tail.first
+            if r.sessions:
+                self.notify(
+                    f"{len(r.sessions)} sessions, {r.requests} API requests "
+                    f"({r.transcript_only} not in telemetry) from {r.files_read} files",
+                    title="Transcripts imported",
+                    timeout=8,
+                )
+        if not tail.importing:
+            return None
+        return tail.progress.fraction or 0.0
 
     # --- actions -------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ WITH m AS (
   GROUP BY 1
 )
 SELECT model, api_requests, cost_usd, input_tokens, output_tokens, cache_read_tokens,
-  cache_creation_tokens, agent,
+  cache_creation_tokens, agent, estimated_cost_usd, unpriced AS unpriced_requests,
   CASE WHEN unpriced = api_requests THEN '{COST_NONE}' WHEN estimated = 0 THEN '{COST_REPORTED}'
     WHEN estimated + unpriced = api_requests THEN '{COST_ESTIMATE}' ELSE '{COST_MIXED}' END
     AS cost_source,

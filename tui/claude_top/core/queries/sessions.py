@@ -1,5 +1,10 @@
 """The sessions pane: one row per session with telemetry in the filter, read from the
-`session_hours` rollup (whole hours) and the rows of the part-hour a window starts in."""
+`session_hours` rollup (whole hours) and the rows of the part-hour a window starts in.
+
+`source` says where a session is known from: `otel` (telemetry), `transcript` (Claude Code's
+transcript files only) or `both`; `cost_sources` where its cost came from (`reported`,
+`transcript`, `estimate`), with the estimated part in `estimated_cost_usd` and the requests no
+source could price in `unpriced_requests`."""
 
 from __future__ import annotations
 
@@ -105,7 +110,9 @@ WITH ev AS (
     max(agent) AS agent, bool_or(from_otel) AS from_otel,
     bool_or(from_transcript) AS from_transcript, sum(api_errors) AS api_errors,
     max(project) AS project, sum(estimated_requests) AS estimated_requests,
-    sum(unpriced_requests) AS unpriced_requests, sum(not_understood) AS not_understood
+    sum(estimated_cost_usd) AS estimated_cost_usd,
+    sum(unpriced_requests) AS unpriced_requests, sum(not_understood) AS not_understood,
+    list_sort(list_distinct(flatten(list(cost_sources)))) AS cost_sources
   FROM ({hours("events")}) r GROUP BY session_id
 ), sp AS (
   SELECT session_id, min(first_ns) AS first_ns, max(last_ns) AS last_ns,
@@ -123,11 +130,13 @@ WITH ev AS (
 ), whole AS (
   SELECT session_id,
     arg_min(first_seq, first_seq_ns::HUGEINT * 4294967296 + first_seq)
-      FILTER (WHERE first_seq IS NOT NULL) AS first_seq,
-    sum(prompts) AS prompts, sum(api_requests) AS api_requests,
+      FILTER (WHERE src = 'events' AND first_seq IS NOT NULL) AS first_seq,
+    sum(prompts) FILTER (WHERE src = 'events') AS prompts,
+    sum(api_requests) FILTER (WHERE src = 'events') AS api_requests,
     arg_min(first_prompt, first_prompt_ns) FILTER (WHERE first_prompt IS NOT NULL)
-      AS first_prompt
-  FROM session_hours WHERE src = 'events' AND session_id IN (SELECT session_id FROM ids)
+      AS first_prompt,
+    bool_or(from_otel) AS from_otel, bool_or(from_transcript) AS from_transcript
+  FROM session_hours WHERE session_id IN (SELECT session_id FROM ids)
   GROUP BY session_id
 ), s AS (
   SELECT ids.session_id,
@@ -149,11 +158,12 @@ WITH ev AS (
     mp.metric_cost_usd,
     coalesce(ev.resource_id, sp.resource_id, mp.resource_id) AS resource_id,
     coalesce(ev.agent, sp.agent, mp.agent) AS agent,
-    CASE WHEN coalesce(ev.from_transcript, false) THEN
-      CASE WHEN coalesce(ev.from_otel, false) OR sp.session_id IS NOT NULL
-        OR mp.session_id IS NOT NULL THEN 'both' ELSE 'transcript' END
+    CASE WHEN coalesce(whole.from_transcript, false) OR ts.session_id IS NOT NULL THEN
+      CASE WHEN coalesce(whole.from_otel, false) THEN 'both' ELSE 'transcript' END
     ELSE 'otel' END AS source,
-    ev.project,
+    coalesce(ev.project, ts.cwd) AS project,
+    ev.estimated_cost_usd,
+    coalesce(array_to_string(ev.cost_sources, ','), '') AS cost_sources,
     coalesce(ev.api_errors, 0)::BIGINT AS api_errors,
     coalesce(sp.retries, 0)::BIGINT AS retries,
     CASE WHEN coalesce(ev.api_requests, 0) = 0 THEN NULL
@@ -170,6 +180,7 @@ WITH ev AS (
   LEFT JOIN sp ON sp.session_id = ids.session_id
   LEFT JOIN mp ON mp.session_id = ids.session_id
   LEFT JOIN whole ON whole.session_id = ids.session_id
+  LEFT JOIN transcript_sessions ts ON ts.session_id = ids.session_id
 )
 SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests, s.cost_usd,
   s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_creation_tokens, s.tool_calls,
@@ -179,7 +190,7 @@ SELECT s.session_id, s.first_seen_ns, s.last_seen_ns, s.prompts, s.api_requests,
     AS cache_hit_ratio,
   s.metric_cost_usd, s.last_received_ns, s.user_prompts, s.agent, s.source, s.project,
   s.first_prompt, s.api_errors, s.retries, s.cost_source, s.unpriced_requests,
-  s.not_understood,
+  s.not_understood, s.estimated_cost_usd, s.cost_sources,
   s.prompts > 0 OR s.api_requests > 0 AS has_work,
   s.source = 'otel' AND (s.first_seq > 0 OR (s.all_requests > 0 AND s.all_prompts = 0))
     AS partial,

@@ -75,7 +75,8 @@ def turns(cur: duckdb.DuckDBPyConnection, session_id: str) -> list[dict]:
     ev_rows = dicts(
         cur.execute(
             "SELECT prompt_id, start_ns, end_ns, trace_id, api_requests, cost_usd, tool_errors, "
-            "tool_list, prompt, estimated_requests, unpriced_requests FROM prompt_turns "
+            "tool_list, prompt, estimated_requests, estimated_cost_usd, unpriced_requests "
+            "FROM prompt_turns "
             "WHERE session_id = $s",
             p,
         )
@@ -121,6 +122,8 @@ def turns_from_rollups(
                     e.get("estimated_requests") or 0,
                     e.get("unpriced_requests") or 0,
                 ),
+                "estimated_cost_usd": e["estimated_cost_usd"],
+                "unpriced_requests": e["unpriced_requests"],
                 "api_requests": e["api_requests"],
                 "tools": _tools_text(e["tool_list"]),
                 "tool_errors": e["tool_errors"],

@@ -1,6 +1,11 @@
 """Decoded rows into one DuckDB transaction: inserts (a redelivered row is ignored), cumulative
 sums turned into increments, the rollups brought up to date, and what the writer stores beside
-the rows (series totals, exports that failed to decode, the journal position)."""
+the rows (series totals, exports that failed to decode, the journal position).
+
+Transcript facts go through here too (`commit_transcripts`), and any commit that touches a
+session with transcript facts derives that session's transcript rows again in the same
+transaction (`reconcile`). Commits from different threads (the indexer, a transcript import)
+take turns (`Store.write_lock`)."""
 
 from __future__ import annotations
 
@@ -11,12 +16,15 @@ from dataclasses import dataclass
 
 import duckdb
 
+from claude_top.core.pricing import PriceTable
 from claude_top.core.schema import INDEXED_SEQ_KEY, META_TABLE, TABLES, column_names
 from claude_top.core.sources.otlp.decode import Decoded
-from claude_top.core.store import rollup
+from claude_top.core.sources.transcripts.parse import Facts, FileState
+from claude_top.core.store import reconcile, rollup
 from claude_top.core.store.database import Store, transaction
 from claude_top.core.store.decode_worker import Spooled, is_cumulative_sum
 from claude_top.core.store.journal import Entry
+from claude_top.core.store.transcripts import Written, write_facts
 
 _STAGE = "rollup_stage"
 """The temporary table `Committer._insert` binds a batch of row tuples into, once."""
@@ -32,8 +40,10 @@ class _SeriesState:
 class Committer:
     """Turns decoded batches into one DuckDB transaction (cumulative sums become increments)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, prices: PriceTable | None = None) -> None:
         self.store = store
+        self._prices = prices
+        self.prices_error: str | None = None
         self.cur = store.cursor()
         with store.using():
             rows = self.cur.execute(
@@ -68,7 +78,7 @@ class Committer:
         merged["metric_points"] = metric_rows
         offered = 0
         try:
-            with self.store.using(), transaction(self.cur) as cur:
+            with self.store.write_lock, self.store.using(), transaction(self.cur) as cur:
                 rollup.begin(cur)
                 self._added, self._recompute = set(), set()
                 for table in TABLES:
@@ -78,6 +88,8 @@ class Committer:
                         self._insert_spooled(table, spooled[table])
                     if table != "resources":
                         offered += len(merged[table]) + sum(f.rows for f in spooled[table])
+                if merged["events"] or spooled["events"]:
+                    self._reconcile(self._transcript_sessions_touched())
                 rollup.refresh(cur, self._added - self._recompute)
                 self._commit_state(cur, series_updates, failed, indexed_seq)
         finally:
@@ -87,6 +99,51 @@ class Committer:
                         os.remove(f.path)
         self.series.update(series_updates)
         return offered
+
+    @property
+    def prices(self) -> PriceTable:
+        if self._prices is None:
+            from claude_top.core import pricing
+
+            self._prices, self.prices_error = pricing.load_safely()
+        return self._prices
+
+    def commit_transcripts(
+        self, facts: Facts, states: list[FileState], replaced: list[str] = ()
+    ) -> tuple[Written, reconcile.Plan]:
+        """Store transcript facts and the read states of their files in one transaction, and
+        derive the transcript rows of every session they touch; returns what was new and
+        what the derivation changed."""
+        with self.store.write_lock, self.store.using(), transaction(self.cur) as cur:
+            rollup.begin(cur)
+            self._added, self._recompute = set(), set()
+            written = write_facts(cur, facts, states, replaced)
+            plan = self._reconcile(facts.session_ids())
+            rollup.refresh(cur, self._added - self._recompute)
+        return written, plan
+
+    def _transcript_sessions_touched(self) -> set[str]:
+        """Sessions this transaction added events to that have transcript facts."""
+        rows = self.cur.execute(
+            "SELECT DISTINCT session_id FROM rollup_touched_events "
+            "SEMI JOIN transcript_sessions USING (session_id)"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _reconcile(self, sessions: set[str]) -> reconcile.Plan:
+        """Bring the sessions' transcript rows in `events` up to date (in the transaction)."""
+        plan = reconcile.plan(self.cur, sessions, self.prices)
+        if plan.deleted:
+            self._recompute.add("events")
+            gone = f"(SELECT * FROM events SEMI JOIN {reconcile.GONE} USING (uid))"
+            self.cur.execute(rollup.touch_sql("events", gone))
+            self.cur.execute(f"DELETE FROM events WHERE uid IN (SELECT uid FROM {reconcile.GONE})")
+        if plan.inserted:
+            self._insert("events", reconcile.NEW, [], plan.inserted)
+        if plan.sessions:
+            self.cur.execute(f"DROP TABLE IF EXISTS {reconcile.GONE}")
+            self.cur.execute(f"DROP TABLE IF EXISTS {reconcile.NEW}")
+        return plan
 
     def _commit_state(
         self,

@@ -31,7 +31,10 @@ from claude_top.core.schema import (
     SIDE_RETENTION_COLUMNS,
     SIDE_TABLES,
     TABLES,
+    TRANSCRIPT_TABLES,
+    TRANSCRIPT_TIME_COLUMNS,
     create_table_sql,
+    transcript_table_sql,
 )
 from claude_top.core.store import rollup
 from claude_top.core.store.journal import Journal
@@ -42,6 +45,17 @@ DEFAULT_THREADS = 2
 DEFAULT_MEMORY_LIMIT = "1GB"
 CACHE_KEEP_BYTES = 4 << 20
 DRAIN_QUEUE_NODES = 16_384
+
+
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 1 << 10,
+          "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}  # fmt: skip
+
+
+def _bytes(text: str) -> int:
+    """`128MB`, `122.0 MiB`, `1GB` as bytes."""
+    t = text.strip().upper().replace(" ", "")
+    digits = t.rstrip("KMGTIB")
+    return int(float(digits) * _UNITS.get(t[len(digits) :] or "B", 1))
 
 
 class StoreError(RuntimeError):
@@ -109,6 +123,9 @@ class Store:
         self._use = threading.Condition()
         self._users = 0
         self._releasing = False
+        self.write_lock = threading.RLock()
+        """Held by each write transaction (commits, prunes): one at a time, never a
+        conflict between the indexer and a transcript import."""
 
     @classmethod
     def open(
@@ -224,6 +241,8 @@ class Store:
         with transaction(self.con) as con:
             for table in (*TABLES, *SIDE_TABLES):
                 con.execute(create_table_sql(table))
+            for table in TRANSCRIPT_TABLES:
+                con.execute(transcript_table_sql(table))
             for sql in rollup.create_sql():
                 con.execute(sql)
             con.execute(FAILED_DDL)
@@ -321,6 +340,21 @@ class Store:
             self.queue_drains += drain
         return int(cached)
 
+    def raise_memory_limit(self) -> bool:
+        """Double DuckDB's memory limit, up to DEFAULT_MEMORY_LIMIT (for work a lowered limit
+        turned out too small for); False if it is there already."""
+        cur = self.con.cursor()
+        try:
+            (now,) = cur.execute("SELECT current_setting('memory_limit')").fetchone()
+            current, top = _bytes(now), _bytes(DEFAULT_MEMORY_LIMIT)
+            if current >= top:
+                return False
+            self.memory_limit = f"{min(top, current * 2)}B"
+            cur.execute(f"SET memory_limit = '{self.memory_limit}'")
+            return True
+        finally:
+            cur.close()
+
     def _limit_for_a_moment(self, cur: duckdb.DuckDBPyConnection, limit: int) -> None:
         """Evict down to `limit` bytes, then restore the configured memory limit."""
         try:  # a limit it cannot reach is refused, after evicting what it could
@@ -379,10 +413,11 @@ class Store:
         return total
 
     def prune(self, before_ns: int, cur: duckdb.DuckDBPyConnection | None = None) -> int:
-        """Delete telemetry older than `before_ns` (retention) and recompute the rollups
-        that summed it; returns the rows deleted."""
+        """Delete telemetry older than `before_ns` (retention), and the transcript facts as
+        old (or a later derivation would bring their rows back), and recompute the rollups
+        that summed it; returns the telemetry rows deleted."""
         deleted = 0
-        with self.using(), transaction(cur or self.cursor()) as tx:
+        with self.write_lock, self.using(), transaction(cur or self.cursor()) as tx:
             rollup.begin(tx)
             for table, time_col in RETENTION_COLUMNS.items():
                 rollup.touch_before(tx, table, before_ns)
@@ -393,6 +428,8 @@ class Store:
                 deleted += tx.execute(
                     f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns]
                 ).fetchone()[0]
+            for table, time_col in TRANSCRIPT_TIME_COLUMNS.items():
+                tx.execute(f"DELETE FROM {table} WHERE {time_col} < ?", [before_ns])
             rollup.refresh(tx)
         return deleted
 

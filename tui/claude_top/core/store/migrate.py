@@ -3,11 +3,12 @@
 v1 had no rollups; v2 had no `agent`, `kind` / `role`, `request_id`, `source`, `cost_source`
 and `project` columns (v3); v3 had no hourly rollups (v4); v4 had no `statusline_samples` and
 `limit_alerts` tables (v5); v5 read only Claude Code's records and had no `not_understood`
-(v6). Columns a table lacks are added and filled from what the rows already hold (the agent
-from their scope and service, the kind or role from their name, the request id and project
-from their attributes), tables it lacks are created, the records of other agents are read
-again by the decoder's own rules (`decode.other_event`, `other_span`); then every rollup is
-built again from the rows.
+(v6); v6 had no `transcript_*` tables and no cost-source sums in the rollups (v7). Columns a
+table lacks are added and filled from what the rows already hold (the agent from their scope
+and service, the kind or role from their name, the request id and project from their
+attributes), tables it lacks are created, the records of other agents are read again by the
+decoder's own rules (`decode.other_event`, `other_span`); then every rollup is built again
+from the rows.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from claude_top.core.schema import (
     SIDE_TABLES,
     SOURCE_OTEL,
     TABLES,
+    TRANSCRIPT_TABLES,
     column_names,
     create_table_sql,
+    transcript_table_sql,
 )
 from claude_top.core.sources.otlp import decode
 from claude_top.core.sources.otlp.agents import (
@@ -85,6 +88,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"UPDATE {table} SET {', '.join(fills)}")
     for table in SIDE_TABLES:
         con.execute(create_table_sql(table))
+    for table in TRANSCRIPT_TABLES:
+        con.execute(transcript_table_sql(table))
     if reread:
         _read_other_agents_again(con)
     for table in rollup.ALL_TABLES:

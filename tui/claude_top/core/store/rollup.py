@@ -75,6 +75,8 @@ SESSION_HOURS_COLUMNS = (
     ("estimated_requests", "BIGINT"),
     ("unpriced_requests", "BIGINT"),
     ("not_understood", "BIGINT"),
+    ("estimated_cost_usd", "DOUBLE"),
+    ("cost_sources", "VARCHAR[]"),
 )
 PROMPT_TURNS_COLUMNS = (
     ("session_id", "VARCHAR"),
@@ -88,6 +90,7 @@ PROMPT_TURNS_COLUMNS = (
     ("tool_list", "VARCHAR[]"),
     ("prompt", "VARCHAR"),
     ("estimated_requests", "BIGINT"),
+    ("estimated_cost_usd", "DOUBLE"),
     ("unpriced_requests", "BIGINT"),
 )
 TRACE_TURNS_COLUMNS = (
@@ -160,7 +163,9 @@ _HOURS_AGGREGATES = {
   min(time_ns) FILTER (WHERE {_PROMPT_TEXT}),
   count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
   count(*) FILTER (WHERE {_API} AND cost_usd IS NULL),
-  count(not_understood)""",
+  count(not_understood),
+  sum(cost_usd) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
+  list_sort(list(DISTINCT cost_source) FILTER (WHERE {_API} AND cost_source IS NOT NULL))""",
     "spans": f"""
   min(start_ns), max(coalesce(end_ns, start_ns)), max(received_ns),
   count(*) FILTER (WHERE role = '{INTERACTION}'),
@@ -168,13 +173,13 @@ _HOURS_AGGREGATES = {
   arg_max(resource_id, start_ns), max(start_ns) FILTER (WHERE resource_id IS NOT NULL),
   max(agent), true, false, NULL, NULL, 0,
   coalesce(sum(attempt - 1) FILTER (WHERE role = '{LLM_REQUEST}' AND attempt > 1), 0), NULL,
-  NULL, NULL, 0, 0, count(not_understood)""",
+  NULL, NULL, 0, 0, count(not_understood), 0, NULL""",
     "metric_points": f"""
   min(time_ns), max(time_ns), max(received_ns), 0, 0,
   sum(increment) FILTER (WHERE name = '{COST_METRIC}'),
   NULL, NULL, NULL, NULL, 0, 0, NULL,
   arg_max(resource_id, time_ns), max(time_ns) FILTER (WHERE resource_id IS NOT NULL),
-  max(agent), true, false, NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0, 0""",
+  max(agent), true, false, NULL, NULL, 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, NULL""",
 }
 
 
@@ -203,7 +208,9 @@ SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(
     FILTER (WHERE first_seq IS NOT NULL),
   min(first_seq_ns), sum(api_errors), sum(retries), max(project),
   arg_min(first_prompt, first_prompt_ns) FILTER (WHERE first_prompt IS NOT NULL),
-  min(first_prompt_ns), sum(estimated_requests), sum(unpriced_requests), sum(not_understood)
+  min(first_prompt_ns), sum(estimated_requests), sum(unpriced_requests), sum(not_understood),
+  sum(estimated_cost_usd),
+  list_sort(list_distinct(flatten(list(cost_sources) FILTER (WHERE cost_sources IS NOT NULL))))
 FROM (SELECT h.* FROM session_hours h SEMI JOIN rollup_added USING (src, session_id, hour_ns)
       UNION ALL SELECT * FROM rollup_added)
 GROUP BY session_id, hour_ns, src"""
@@ -221,6 +228,7 @@ SELECT session_id, prompt_id, min(time_ns), max(time_ns),
   arg_min(json_extract_string(attributes, '$.prompt'), time_ns)
     FILTER (WHERE kind = '{USER_PROMPT}'),
   count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
+  sum(cost_usd) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
   count(*) FILTER (WHERE {_API} AND cost_usd IS NULL)
 FROM (SELECT * FROM events WHERE session_id IS NOT NULL AND prompt_id IS NOT NULL
       AND ({where})) x {join}

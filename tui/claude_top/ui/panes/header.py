@@ -1,4 +1,5 @@
-"""The header line: endpoints, database, ingest rate, age of the last export, window, state.
+"""The header line: endpoints, database, ingest rate, age of the last export, window, state,
+and how far the first import of Claude Code's transcripts is.
 
 Parts are taken most useful first while they fit the width, so the line never wraps.
 """
@@ -44,6 +45,8 @@ class HeaderState:
     """The pid of the `claude-top serve` this UI reads through (None: it is the receiver)."""
     attached_lost: bool = False
     agent: str | None = None
+    importing: float | None = None
+    """How far the first import of Claude Code's transcripts is (None: not importing)."""
 
 
 def _home(path: str) -> str:
@@ -148,6 +151,11 @@ class HeaderBar(Widget):
         if s.index_errors:
             errors = f"✗ {fmt.count(s.index_errors)} not indexed"
             out.append((85, Text(errors, style=theme_style(app, "error"))))
+        if s.importing is not None:
+            done = f"{s.importing * 100:.0f}%"
+            out.append(
+                (78, Text(f"importing transcripts {done}", style=theme_style(app, "warning")))
+            )
         last = "never" if not s.last_export_ns else fmt.age(s.last_export_ns, s.now_ns) + " ago"
         last = "just now" if last == "now ago" else last
         out.append((70, Text(f"last export {last}")))

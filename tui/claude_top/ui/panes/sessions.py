@@ -37,6 +37,17 @@ def cost_cell(row: dict) -> str:
     return fmt.cost_of(row["cost_usd"], row.get("cost_source")) if row.get("api_requests") else "-"
 
 
+def source_cell(row: dict):
+    """Where the session is known from, when not from telemetry alone: its transcript only
+    (no telemetry: no spans, no tool latency), or both."""
+    source = row.get("source")
+    if source == "transcript":
+        return ("transcript", "warning")
+    if source == "both":
+        return "otel+transcript"
+    return ""
+
+
 def _errors(row: dict):
     n = row.get("tool_errors") or 0
     return (str(n), "error") if n else "0"
@@ -133,6 +144,16 @@ COLUMNS = (
         right=True,
         priority=48,
         help="tool calls that failed",
+    ),
+    Col(
+        "source",
+        "From",
+        source_cell,
+        lambda r: r.get("source") or "",
+        descending=False,
+        optional=True,
+        help="transcript: known from Claude Code's transcript files only (switch telemetry on for "
+        "spans and tool latency); otel+transcript: both; blank: telemetry only",
     ),
     Col(
         "terminal",

@@ -108,6 +108,16 @@ class SessionScreen(LiveScreen):
         ]
         if s.get("terminal"):
             parts.append(Text(f"terminal {s['terminal']}"))
+        if s.get("source") == "transcript":
+            parts.append(
+                Text(
+                    "no telemetry: from its transcript (`claude-top setup` switches telemetry "
+                    "on: spans and tool latency)",
+                    style=theme_style(app, "warning"),
+                )
+            )
+        elif s.get("source") == "both":
+            parts.append(Text("telemetry + transcript"))
         for k, v in sorted((s.get("custom") or {}).items()):
             parts.append(Text(f"{k}={v}"))
         return Text(" ") + Text(" · ").join(parts)

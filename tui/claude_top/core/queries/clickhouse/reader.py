@@ -39,7 +39,7 @@ from claude_top.core.queries.groups import IDENTITY_KEYS, NONE, group_sessions
 from claude_top.core.queries.sessions import custom_attributes
 from claude_top.core.queries.spantree import TreeNode, build_tree
 from claude_top.core.queries.turns import turns_from_rollups
-from claude_top.core.schema import COST_NONE, COST_REPORTED
+from claude_top.core.schema import COST_NONE, COST_REPORTED, SOURCE_OTEL
 from claude_top.core.sources.otlp.agents import CLAUDE_SCOPE, CLAUDE_SPAN_ROLES
 from claude_top.core.store.rollup import REDACTED
 
@@ -764,6 +764,8 @@ GROUP BY session_id""",
                 "retries": int(s["retries"] or 0) if s else 0,
                 "cost_source": _cost_source(api, int(e["unpriced"]) if e else 0),
                 "unpriced_requests": int(e["unpriced"]) if e else 0,
+                "estimated_cost_usd": None,
+                "cost_sources": COST_REPORTED if api > int(e["unpriced"] if e else 0) else "",
                 "not_understood": 0,
                 "has_work": prompts > 0 or api > 0,
                 "partial": bool(
@@ -903,6 +905,7 @@ FROM (
 SELECT prompt_id, min(time_ns) AS start_ns, max(time_ns) AS end_ns,
   argMinIf(trace_id, time_ns, trace_id IS NOT NULL) AS trace_id,
   countIf({api}) AS api_requests, sumIf(cost_usd, {api}) AS cost_usd,
+  countIf({api} AND cost_usd IS NULL) AS unpriced_requests,
   countIf(kind = {_q(TOOL_RESULT)} AND success = false) AS tool_errors,
   arrayMap(t -> t.3, arraySort(groupArrayIf((time_ns, ifNull(sequence, 0), ifNull(tool_name, '?')),
     kind = {_q(TOOL_RESULT)}))) AS tool_list,
@@ -982,6 +985,8 @@ GROUP BY trace_id""",
                 "api_requests": int(r["api_requests"]),
                 "tool_errors": int(r["tool_errors"]),
                 "cost_usd": r["cost_usd"] if int(r["api_requests"]) else None,
+                "estimated_cost_usd": None,
+                "unpriced_requests": int(r["unpriced_requests"]),
                 "tool_list": r["tool_list"] or None,
             }
             for r in prompt_rows
@@ -1231,6 +1236,8 @@ ORDER BY time_ns, sequence""",
             "severity_number",
             "scope_name",
             "service_name",
+            "request_id",
+            "project",
         ]
         rows = self._rows(
             f"SELECT * FROM ({self.x.events(cols, where, since)}) "
@@ -1241,6 +1248,7 @@ ORDER BY time_ns, sequence""",
             r["attributes"] = _jsonmap(r["attributes"])
             r["cost_source"] = COST_REPORTED if r["cost_usd"] is not None else None
             r["not_understood"] = None
+            r["source"] = SOURCE_OTEL
         return rows
 
     # -- grouping by person and team -----------------------------------------------------------
@@ -1341,7 +1349,7 @@ def _model_rows(rows: list[dict]) -> list[dict]:
         row["share"] = row["cost_usd"] / total if total > 0 else 0.0
         row["estimated_cost_usd"] = None  # every cost a collector stores was reported
         row["cost_source"] = _cost_source(row["api_requests"], int(r["unpriced"]))
-        del row["unpriced"]
+        row["unpriced_requests"] = int(row.pop("unpriced"))
         out.append(row)
     out.sort(key=lambda m: (m.get("grp") or "", m["model"]))
     out.sort(key=lambda m: -m["cost_usd"])
