@@ -63,14 +63,23 @@ async def test_a_transcript_only_session_shows_live_as_its_file_grows(tmp_path):
             assert shown(table, SESSION, "cost") == f"${truth.cost():.4f}"
             assert shown(table, SESSION, "tools") == str(len(truth.tool_results()))
             assert shown(table, SESSION, "status") == "● active"
+            tools = app.main.table("tools")  # a transcript holds no tool durations
+            assert sorted(tools.rows_by_key) == sorted(truth.tool_calls())
+            for tool in tools.rows_by_key:
+                assert shown(tools, tool, "p50_ms") == shown(tools, tool, "total_ms") == "-"
 
             assert table.select_key(SESSION)
             await pilot.press("enter")
             await settle(pilot)
             summary = str(app.screen.query_one("#session-summary").render())
-            assert "no telemetry: from its transcript" in summary
+            assert "transcript only: no spans, no tool latency (telemetry off)" in summary
             turns = app.screen.query_one("#session-turns")
             assert len(turns.rows_by_key) == 1
+            await pilot.press("enter")
+            await _wait_for(pilot, lambda: getattr(app.screen, "source", None), "the tree")
+            assert app.screen.source == "transcript"
+            note = str(app.screen.query_one("#tree-source").render())
+            assert "built from Claude Code's transcript: telemetry was off" in note
             assert as_datetime(last_time).year == 2026
     finally:
         tail.close()

@@ -28,7 +28,7 @@ from claude_top.core.queries.filters import (
     as_datetime,
     dicts,
 )
-from claude_top.core.schema import COST_ESTIMATE
+from claude_top.core.schema import COST_ESTIMATE, SOURCE_TRANSCRIPT
 
 # --- span tree -----------------------------------------------------------------------------
 
@@ -167,7 +167,8 @@ def turn_traces(
 def span_tree(
     cur: duckdb.DuckDBPyConnection, session_id: str, prompt_id: str
 ) -> tuple[list[TreeNode], str]:
-    """The tree of one turn and where it came from: "spans", or "events" when no span exists.
+    """The tree of one turn and where it came from: "spans", or "events" when no span exists
+    ("transcript" when those events all come from Claude Code's transcript files).
 
     `prompt_id` is a turn's `key`: a prompt id, or a trace id for a turn known only by spans.
     """
@@ -207,7 +208,8 @@ def build_tree(key: str, span_rows: list[dict], events: list[dict]) -> tuple[lis
     """A turn's tree from its span rows (oldest first) and its events (in time order), with the
     columns `span_tree` reads, whichever store they came from."""
     if not span_rows:
-        return _tree_from_events(key, events), "events"
+        from_transcript = events and all(e.get("source") == SOURCE_TRANSCRIPT for e in events)
+        return _tree_from_events(key, events), SOURCE_TRANSCRIPT if from_transcript else "events"
     if any(r.get("agent", CLAUDE_CODE) != CLAUDE_CODE for r in span_rows):
         return _other_agent_tree(key, span_rows, events), "spans"
     roots = _tree_from_spans(span_rows, [e for e in events if e["kind"] == API_REQUEST])

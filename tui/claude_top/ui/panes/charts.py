@@ -96,8 +96,11 @@ class LatencyChart(Chart):
             return None
         tool, durations = self.state
         muted = theme_style(self.app, "muted")
-        if not tool or not durations:
+        if not tool:
             return Text("latency: no tool calls in view", style=muted, justify="center")
+        if not durations:
+            said = "no durations recorded\n(transcripts carry none: switch telemetry on)"
+            return Text(f"{tool} latency\n\n", justify="center") + Text(said, style=muted)
         lo, hi = min(durations), max(durations)
         if lo != hi:
             return None

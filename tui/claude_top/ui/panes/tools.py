@@ -68,7 +68,7 @@ COLUMNS = (
     Col(
         "total_ms",
         "Total",
-        lambda r: fmt.duration_ms(r.get("total_ms")),
+        lambda r: fmt.duration_ms(r.get("total_ms") if r.get("max_ms") is not None else None),
         lambda r: r.get("total_ms"),
         right=True,
         priority=90,

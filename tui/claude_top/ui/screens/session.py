@@ -111,8 +111,7 @@ class SessionScreen(LiveScreen):
         if s.get("source") == "transcript":
             parts.append(
                 Text(
-                    "no telemetry: from its transcript (`claude-top setup` switches telemetry "
-                    "on: spans and tool latency)",
+                    "transcript only: no spans, no tool latency (telemetry off)",
                     style=theme_style(app, "warning"),
                 )
             )

@@ -19,6 +19,7 @@ from textual.widgets.tree import TreeNode as UITreeNode
 from claude_top.core import format as fmt
 from claude_top.core.export import PaneView, SnapshotScope
 from claude_top.core.queries import TreeNode
+from claude_top.core.schema import SOURCE_TRANSCRIPT
 from claude_top.ui.clipboard import copy_text
 from claude_top.ui.data import load_tree
 from claude_top.ui.panes.footer import KeysFooter
@@ -29,6 +30,10 @@ from claude_top.ui.screens.live import LiveScreen
 EVENTS_NOTE = (
     "built from events: this session sent no spans (traces need "
     "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 and OTEL_TRACES_EXPORTER=otlp)"
+)
+TRANSCRIPT_NOTE = (
+    "built from Claude Code's transcript: telemetry was off for this session (no spans, "
+    "times from the transcript's lines)"
 )
 ATTRIBUTES_FILE = "claude-top-attributes.json"
 """Where `c` writes a node's attributes when it cannot copy them (in `--export-dir`)."""
@@ -195,8 +200,9 @@ class SpanTreeScreen(LiveScreen):
             )
             self._show_title(asked)
         note = self.query_one("#tree-source", Static)
-        if source == "events":
-            note.update(Text(" " + EVENTS_NOTE, style=theme_style(self.app, "warning")))
+        if source in ("events", SOURCE_TRANSCRIPT):
+            said = EVENTS_NOTE if source == "events" else TRANSCRIPT_NOTE
+            note.update(Text(" " + said, style=theme_style(self.app, "warning")))
         else:
             note.update(Text(" from spans", style=theme_style(self.app, "muted")))
         tree = self.query_one(SpanTree)
