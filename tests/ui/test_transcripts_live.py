@@ -13,6 +13,7 @@ from claude_top.core.sources.transcripts.parse import parse_time
 from claude_top.core.store.database import Store
 from claude_top.core.store.tail import TranscriptTail
 from claude_top.ui.app import ClaudeTopApp
+from claude_top.ui.panes.charts import LatencyChart
 from truth import TRANSCRIPT_SETS, Truth, transcript_files
 
 BASIC = transcript_files(TRANSCRIPT_SETS["basic"][1])[0]
@@ -67,6 +68,7 @@ async def test_a_transcript_only_session_shows_live_as_its_file_grows(tmp_path):
             assert sorted(tools.rows_by_key) == sorted(truth.tool_calls())
             for tool in tools.rows_by_key:
                 assert shown(tools, tool, "p50_ms") == shown(tools, tool, "total_ms") == "-"
+            assert "no durations recorded" in str(app.main.query_one(LatencyChart).note())
 
             assert table.select_key(SESSION)
             await pilot.press("enter")

@@ -64,9 +64,10 @@ class LatencyChart(Chart):
     """Histogram of one tool's call durations (ms); a sentence instead when there is nothing
     to bin (no calls, or calls that all took the same time: one bin would fill the plot)."""
 
-    def show(self, tool: str | None, durations: array[float]) -> None:
-        """Draw `tool`'s durations (kept as given, not copied); a no-op when nothing changed."""
-        state = (tool, durations)
+    def show(self, tool: str | None, durations: array[float], calls: int | None = None) -> None:
+        """Draw `tool`'s durations (kept as given, not copied); a no-op when nothing changed.
+        `calls`: how many calls it made, when some have no duration (known from transcripts)."""
+        state = (tool, durations, calls)
         if state == self.state:
             return
         self.state = state
@@ -75,13 +76,13 @@ class LatencyChart(Chart):
     def _redraw(self, force: bool = False) -> None:
         if self.state is None:
             return
-        tool, durations = self.state
+        tool, durations, calls = self.state
         plt = self.plt
         if self.note() is not None:
             self.refresh()
             return
         n = len(durations)
-        self._frame(f"{tool} latency, {fmt.plural(n, 'call')}")
+        self._frame(f"{tool} latency, {_timed(n, calls)}")
         bins = max(1, min(20, n))
         plt.hist(list(durations), bins=bins, color=_theme_rgb(self.app, "accent"))
         plt.yticks([0, max(bin_counts(durations, bins))])
@@ -94,7 +95,7 @@ class LatencyChart(Chart):
         """What is shown instead of a histogram, if anything."""
         if self.state is None:
             return None
-        tool, durations = self.state
+        tool, durations, calls = self.state
         muted = theme_style(self.app, "muted")
         if not tool:
             return Text("latency: no tool calls in view", style=muted, justify="center")
@@ -106,12 +107,24 @@ class LatencyChart(Chart):
             return None
         took = fmt.duration_ms(lo)
         n = len(durations)
-        said = f"its one call took {took}" if n == 1 else f"each of its {n} calls took {took}"
+        if calls is not None and calls > n:
+            said = f"{_timed(n, calls)}: {'it' if n == 1 else 'each'} took {took}"
+        elif n == 1:
+            said = f"its one call took {took}"
+        else:
+            said = f"each of its {n} calls took {took}"
         return Text(f"{tool} latency\n\n", justify="center") + Text(said, style=muted)
 
     def render(self):
         note = self.note()
         return note if note is not None else super().render()
+
+
+def _timed(n: int, calls: int | None) -> str:
+    """`5 calls`, or `1 of 5 calls timed` when the others have no duration (a transcript's)."""
+    if calls is not None and calls > n:
+        return f"{n} of {fmt.plural(calls, 'call')} timed"
+    return fmt.plural(n, "call")
 
 
 class CostChart(Widget):

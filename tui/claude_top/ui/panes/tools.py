@@ -72,7 +72,7 @@ COLUMNS = (
         lambda r: r.get("total_ms"),
         right=True,
         priority=90,
-        help="the time all its calls took together",
+        help="the time its calls took together (calls known from a transcript only are not timed)",
     ),
 )
 

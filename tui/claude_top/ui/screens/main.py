@@ -401,7 +401,8 @@ class MainScreen(LiveScreen):
             tools.set_rows(data.tools)
             self.table("models").set_rows(data.models)
             self.query_one(CostChart).show(data.models)
-        self.query_one(LatencyChart).show(q.tool_name, data.durations)
+        calls = next((t["calls"] for t in data.tools if t["tool_name"] == q.tool_name), None)
+        self.query_one(LatencyChart).show(q.tool_name, data.durations, calls)
         selected = sessions.cursor_key
         if q.session_id == selected:
             self.table("turns").set_rows(numbered(data.turns, now))
