@@ -18,6 +18,11 @@ the limits view (`l`) and the cost history (`h`), at 120x40 and 80x24. Local tim
 Then the same with the Gemini CLI and Codex CLI captures sent beside Claude Code's (they were
 made 13 days later; "now" is pinned after them, window "all"): the mixed-agent session list
 and Codex's folded span tree.
+
+Then history from transcripts: the three transcript runs' `projects` trees imported and followed
+(telemetry off for two of them), the first run's OTLP sent beside its transcript (window all,
+"now" a minute after the last line): which sessions are known from transcripts only, and one of
+them opened.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 import grpc
 
 from claude_top.core.store.database import Store
+from claude_top.core.store.tail import TranscriptTail
 from claude_top.core.store.writer import StoreWriter
 from claude_top.demo.sender import DemoSender
 from claude_top.receiver.server import ReceiverConfig, Receivers
@@ -52,6 +58,10 @@ OTHER_AGENTS = (
 AFTER_OTHER_AGENTS_NS = 1_796_452_600 * 1_000_000_000
 """2026-12-05 06:36:40 UTC: a minute after the Codex CLI capture."""
 CODEX_SESSION = "01a244ea-6136-7851-97d5-6ad90ba44d72"
+TRANSCRIPT_RUNS = ("basic", "errors", "continued")
+"""`transcripts/<run>/projects` beside `transcripts/<run>.grpc.jsonl`."""
+AFTER_TRANSCRIPTS_NS = 1_796_449_575 * 1_000_000_000
+"""2026-12-05 05:46:15 UTC: a minute after the last transcript line."""
 NOW_NS = 1_795_310_980 * 1_000_000_000
 """27 s after the last captured event (2026-11-22 01:29:40 UTC)."""
 ERRORS_SESSION = "a81f7f10-c25a-48a3-a14c-e3d66aa434bc"
@@ -115,11 +125,11 @@ async def settle(pilot) -> None:
 
 async def wait_for_rows(pilot, want: int) -> None:
     table = pilot.app.main.table("sessions")
-    for _ in range(400):
+    for _ in range(1200):
         if table.row_count >= want:
             return
         await pilot.pause(0.05)
-    raise RuntimeError("the replayed sessions never showed up")
+    raise RuntimeError(f"the replayed sessions never showed up ({table.row_count} of {want})")
 
 
 def free(port: int) -> int:
@@ -140,7 +150,7 @@ def walk(node):
 
 
 def live_app(
-    store: Store, now_ns: int = NOW_NS, window: str = "24h"
+    store: Store, now_ns: int = NOW_NS, window: str = "24h", transcripts=None
 ) -> tuple[ClaudeTopApp, StoreWriter]:
     writer = StoreWriter(store)
     receivers = Receivers(writer, ReceiverConfig(grpc_port=free(4317), http_port=free(4318)))
@@ -151,6 +161,7 @@ def live_app(
         db_path="~/.local/share/claude-top/claude-top.duckdb",
         window=window,
         clock=lambda: now_ns,
+        transcripts=transcripts,
     )
     return app, writer
 
@@ -221,7 +232,8 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
         )
         await sender.advance(DEMO_SECONDS)
         await sender.close()
-        await wait_for_rows(pilot, len(sender.ledger.sessions))
+        working = [t for t in sender.ledger.sessions.values() if t.prompts or t.api_requests]
+        await wait_for_rows(pilot, len(working))  # start-up-only sessions are folded away
         await settle(pilot)
         await pilot.press("1", "s", "s")  # last -> status -> cost
         await settle(pilot)
@@ -246,6 +258,30 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
         await settle(pilot)
         save(app, "span-tree-codex-120x40")
         await pilot.press("q")
+    writer.close()
+    store.close()
+
+    store = Store.open(":memory:")
+    roots = [fixtures / "transcripts" / run / "projects" for run in TRANSCRIPT_RUNS]
+    tail = TranscriptTail(store, roots, notify=False)
+    app, writer = live_app(store, AFTER_TRANSCRIPTS_NS, "all", tail)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await replay(app.receivers.grpc_port, fixtures, ("transcripts/basic.grpc",))
+        await wait_for_rows(pilot, 3)
+        await settle(pilot)
+        await pilot.pause(1.0)  # the OTLP indexed after the import: one row says both
+        await settle(pilot)
+        save(app, "transcripts-120x40")
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        save(app, "transcripts-80x24")
+        await pilot.press("enter")
+        await settle(pilot)
+        save(app, "transcript-session-80x24")
+        await pilot.press("q")
+    tail.close()
     writer.close()
     store.close()
 
