@@ -1,17 +1,13 @@
 """The panes' queries over the exporter's tables, run in ClickHouse (aggregates come back, not
 rows): the same `Reader` methods and row shapes as the local store's.
 
-Every attribute is a string in the exporter's Maps, so numbers go through `toFloat64OrNull` /
-`toInt64OrNull` and booleans are read as `decode.to_bool` reads them. What a record is follows
-`sources.otlp.agents` (the scope tells Claude Code; an event's name from its body, `EventName`
-or `event.name`). The collector retries, so rows repeat: events are counted once by content
-(an `api_request` once by its `request_id`), spans once by trace and span id, metric points
-once by series and time.
+Each column's SQL over the exporter's Maps is in `exprs`. The collector retries, so rows
+repeat: events are counted once by content (an `api_request` once by its `request_id`), spans
+once by trace and span id, metric points once by series and time.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from array import array
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +18,6 @@ import orjson
 from claude_top.core.names import (
     API_ERROR,
     API_REQUEST,
-    CLAUDE_CODE,
-    CLAUDE_PREFIX,
     COST_METRIC,
     INTERACTION,
     LLM_REQUEST,
@@ -32,6 +26,7 @@ from claude_top.core.names import (
     TOOL_SPAN,
     USER_PROMPT,
 )
+from claude_top.core.queries.clickhouse.exprs import QUANTILE, Exprs, contains, json_map, lit
 from claude_top.core.queries.clickhouse.layout import Layout
 from claude_top.core.queries.clickhouse.runner import QueryRunner
 from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter, as_datetime
@@ -40,407 +35,24 @@ from claude_top.core.queries.sessions import custom_attributes
 from claude_top.core.queries.spantree import TreeNode, build_tree
 from claude_top.core.queries.turns import turns_from_rollups
 from claude_top.core.schema import COST_NONE, COST_REPORTED, SOURCE_OTEL
-from claude_top.core.sources.otlp.agents import CLAUDE_SCOPE, CLAUDE_SPAN_ROLES
 from claude_top.core.store.rollup import REDACTED
-
-_KIND = {"Unspecified": 0, "Internal": 1, "Server": 2, "Client": 3, "Producer": 4, "Consumer": 5}
-_STATUS = {"Unset": 0, "Ok": 1, "Error": 2}
-
-
-def _q(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _int(x: str) -> str:
-    """An attribute as Int64 the way `decode.to_int` reads one ("42", "42.0" -> 42)."""
-    return f"coalesce(toInt64OrNull({x}), CAST(toFloat64OrNull({x}) AS Nullable(Int64)))"
-
-
-def _float(x: str) -> str:
-    f = f"toFloat64OrNull({x})"
-    return f"if(isFinite(assumeNotNull({f})), {f}, NULL)"
-
-
-def _bool(x: str) -> str:
-    low = f"lower(trimBoth({x}))"
-    return (
-        f"multiIf({low} IN ('true', '1', 'yes'), true, {low} IN ('false', '0', 'no'), false, NULL)"
-    )
-
-
-def _str(x: str) -> str:
-    return f"nullIf({x}, '')"
-
-
-def _first(a: str, b: str) -> str:
-    return f"nullIf(if({a} != '', {a}, {b}), '')"
-
-
-def _agent(scope: str) -> str:
-    return (
-        f"multiIf({scope} = {_q(CLAUDE_SCOPE)} OR startsWith({scope}, {_q(CLAUDE_SCOPE + '.')}), "
-        f"{_q(CLAUDE_CODE)}, ServiceName = {_q(CLAUDE_CODE)}, 'unknown', nullIf(ServiceName, ''))"
-    )
-
-
-def _jsonmap(m: dict | None) -> str | None:
-    """A Map's value as the local store keeps attributes: JSON with sorted keys."""
-    if m is None:
-        return None
-    return orjson.dumps(dict(m), option=orjson.OPT_SORT_KEYS).decode()
-
-
-_QUANTILE = (
-    "if(length(v) = 0, NULL, if(floor((length(v) - 1) * q) = ceil((length(v) - 1) * q), "
-    "v[toUInt64(floor((length(v) - 1) * q)) + 1], "
-    "v[toUInt64(floor((length(v) - 1) * q)) + 1] * (1 - ((length(v) - 1) * q "
-    "- floor((length(v) - 1) * q))) + v[toUInt64(ceil((length(v) - 1) * q)) + 1] "
-    "* ((length(v) - 1) * q - floor((length(v) - 1) * q))))"
-)
-"""A continuous quantile of the sorted array `v` interpolated as DuckDB's quantile_cont does
-(lo * (1 - d) + hi * d, not lo + (hi - lo) * d), so both stores give the very same double."""
-
-
-def _contains(expr: str) -> str:
-    return f"position(lower(coalesce({expr}, '')), {{text:String}}) > 0"
-
-
-class Exprs:
-    """The SQL for each of claude-top's columns over the tables of one layout."""
-
-    def __init__(self, layout: Layout) -> None:
-        self.layout = layout
-        db = layout.database
-        self.logs = f"`{db}`.`{layout.logs.name}`" if layout.logs else None
-        self.traces = f"`{db}`.`{layout.traces.name}`" if layout.traces else None
-        self.sums = f"`{db}`.`{layout.sums.name}`" if layout.sums else None
-        la, ra = "LogAttributes", "ResourceAttributes"
-        if layout.event_name_column:
-            short = f"if(EventName != '', EventName, {la}['event.name'])"
-        else:
-            short = f"{la}['event.name']"
-        name = (
-            "multiIf(match(Body, '^[^ ]{1,199}$') AND position(Body, '.') > 0, Body, "
-            f"{short} != '', if(position({short}, '.') > 0, {short}, "
-            f"concat({_q(CLAUDE_PREFIX)}, {short})), 'log')"
-        )
-        n = len(CLAUDE_PREFIX) + 1
-        self.ev: dict[str, str] = {
-            "time_ns": "toUnixTimestamp64Nano(Timestamp)",
-            "session_id": _first(f"{la}['session.id']", f"{ra}['session.id']"),
-            "name": name,
-            "agent": _agent("ScopeName"),
-            "kind": f"if(agent = {_q(CLAUDE_CODE)} AND startsWith(name, {_q(CLAUDE_PREFIX)}), "
-            f"substring(name, {n}), NULL)",
-            "prompt_id": _str(f"{la}['prompt.id']"),
-            "sequence": _int(f"{la}['event.sequence']"),
-            "trace_id": _str("TraceId"),
-            "span_id": _str("SpanId"),
-            "severity_number": "nullIf(toInt32(SeverityNumber), 0)",
-            "body": _str("Body"),
-            "model": _first(f"{la}['model']", f"{la}['gen_ai.request.model']"),
-            "tool_name": _str(f"{la}['tool_name']"),
-            "tool_use_id": _str(f"{la}['tool_use_id']"),
-            "cost_usd": _float(f"{la}['cost_usd']"),
-            "input_tokens": _int(f"{la}['input_tokens']"),
-            "output_tokens": _int(f"{la}['output_tokens']"),
-            "cache_read_tokens": _int(f"{la}['cache_read_tokens']"),
-            "cache_creation_tokens": _int(f"{la}['cache_creation_tokens']"),
-            "duration_ms": _float(f"{la}['duration_ms']"),
-            "success": _bool(f"{la}['success']"),
-            "decision": _str(f"{la}['decision']"),
-            "error": _str(f"{la}['error']"),
-            "attempt": _int(f"{la}['attempt']"),
-            "query_source": _str(f"{la}['query_source']"),
-            "request_id": _str(f"{la}['request_id']"),
-            "project": _str(f"{la}['project']"),
-            "prompt": f"if(mapContains({la}, 'prompt'), {la}['prompt'], NULL)",
-            "terminal": _str(f"{la}['terminal.type']"),
-            "attributes": la,
-            "resource": ra,
-            "scope_name": _str("ScopeName"),
-            "service_name": _str("ServiceName"),
-        }
-        for key in IDENTITY_KEYS:
-            self.ev[key] = _first(f"{la}[{_q(key)}]", f"{ra}[{_q(key)}]")
-        if layout.traces is not None:
-            self._span_exprs(layout)
-        if layout.sums is not None:
-            self._metric_exprs(layout)
-
-    def _span_exprs(self, layout: Layout) -> None:
-        sa, ra = "SpanAttributes", "ResourceAttributes"
-        has_scope = layout.traces.has("ScopeName")
-        scope = "ScopeName" if has_scope else f"{sa}['otel.scope.name']"
-        attrs = (
-            sa
-            if has_scope
-            else (f"mapFilter((k, v) -> k NOT IN ('otel.scope.name', 'otel.scope.version'), {sa})")
-        )
-        roles = list(CLAUDE_SPAN_ROLES.items())
-        role = (
-            f"if(agent = {_q(CLAUDE_CODE)}, transform(SpanName, "
-            f"[{', '.join(_q(k) for k, _ in roles)}], [{', '.join(_q(v) for _, v in roles)}], "
-            "NULL), NULL)"
-        )
-        kind_name = "replaceRegexpOne(CAST(SpanKind AS String), '^SPAN_KIND_', '')"
-        status_name = "replaceRegexpOne(CAST(StatusCode AS String), '^STATUS_CODE_', '')"
-        self.sp: dict[str, str] = {
-            "start_ns": "toUnixTimestamp64Nano(Timestamp)",
-            "end_ns": "toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)",
-            "duration_ms": "toInt64(Duration) / 1e6",
-            "trace_id": "TraceId",
-            "span_id": "SpanId",
-            "parent_span_id": _str("ParentSpanId"),
-            "name": "SpanName",
-            "kind": f"toInt32(transform(lower(toString({kind_name})), "
-            f"[{', '.join(_q(k.lower()) for k in _KIND)}], [{', '.join(map(str, _KIND.values()))}]"
-            ", 0))",
-            "status_code": f"toInt32(transform(lower(toString({status_name})), "
-            f"[{', '.join(_q(k.lower()) for k in _STATUS)}], "
-            f"[{', '.join(map(str, _STATUS.values()))}], 0))",
-            "status_message": _str("StatusMessage"),
-            "session_id": _first(f"{sa}['session.id']", f"{ra}['session.id']"),
-            "span_type": _str(f"{sa}['span.type']"),
-            "model": _first(f"{sa}['model']", f"{sa}['gen_ai.request.model']"),
-            "tool_name": _first(f"{sa}['tool_name']", f"{sa}['gen_ai.tool.name']"),
-            "tool_use_id": _first(f"{sa}['tool_use_id']", f"{sa}['gen_ai.tool.call.id']"),
-            "input_tokens": _int(
-                f"if({sa}['input_tokens'] != '', {sa}['input_tokens'], "
-                f"{sa}['gen_ai.usage.input_tokens'])"
-            ),
-            "output_tokens": _int(
-                f"if({sa}['output_tokens'] != '', {sa}['output_tokens'], "
-                f"{sa}['gen_ai.usage.output_tokens'])"
-            ),
-            "cache_read_tokens": _int(f"{sa}['cache_read_tokens']"),
-            "cache_creation_tokens": _int(f"{sa}['cache_creation_tokens']"),
-            "success": _bool(f"{sa}['success']"),
-            "attempt": _int(f"{sa}['attempt']"),
-            "agent_id": _str(f"{sa}['agent_id']"),
-            "parent_agent_id": _str(f"{sa}['parent_agent_id']"),
-            "user_prompt": f"if(mapContains({sa}, 'user_prompt'), {sa}['user_prompt'], NULL)",
-            "attributes": attrs,
-            "resource": ra,
-            "scope_name": _str(scope),
-            "service_name": _str("ServiceName"),
-            "agent": _agent(scope),
-            "role": role,
-        }
-        if layout.traces.has("Events.Name"):
-            self.sp["ev_times"] = "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"
-            self.sp["ev_names"] = "`Events.Name`"
-            self.sp["ev_attrs"] = "`Events.Attributes`"
-        if layout.traces.has("Links.TraceId"):
-            self.sp["ln_traces"] = "`Links.TraceId`"
-            self.sp["ln_spans"] = "`Links.SpanId`"
-            self.sp["ln_attrs"] = "`Links.Attributes`"
-        for key in IDENTITY_KEYS:
-            self.sp[key] = _first(f"{sa}[{_q(key)}]", f"{ra}[{_q(key)}]")
-
-    def _metric_exprs(self, layout: Layout) -> None:
-        a, ra = "Attributes", "ResourceAttributes"
-        if layout.sums_datetime64:
-            t, st = "toUnixTimestamp64Nano(TimeUnix)", "toUnixTimestamp64Nano(StartTimeUnix)"
-        else:
-            t = "toInt64(toUnixTimestamp(TimeUnix)) * 1000000000"
-            st = "toInt64(toUnixTimestamp(StartTimeUnix)) * 1000000000"
-        scope = "ScopeName" if layout.sums.has("ScopeName") else "''"
-        self.mp: dict[str, str] = {
-            "time_ns": t,
-            "start_ns": st,
-            "session_id": _first(f"{a}['session.id']", f"{ra}['session.id']"),
-            "name": "MetricName",
-            "value": "Value",
-            "temporality": "AggregationTemporality",
-            "monotonic": "IsMonotonic" if layout.sums.has("IsMonotonic") else "true",
-            "resource": ra,
-            "agent": _agent(scope),
-            "series": f"cityHash64(MetricName, {a}, {ra}, {scope})",
-        }
-        for key in IDENTITY_KEYS:
-            self.mp[key] = _first(f"{a}[{_q(key)}]", f"{ra}[{_q(key)}]")
-
-    # -- the deduplicated rows of each table ---------------------------------------------------
-
-    def log_time(self, since: bool | str) -> str:
-        """The window's condition on otel_logs, with the sort key's own column so ClickHouse
-        skips the parts and granules before it; `since="before"`: the rows before it."""
-        if not since:
-            return "TRUE"
-        if since == "before":
-            return "Timestamp < fromUnixTimestamp64Nano({since:Int64})"
-        conds = ["Timestamp >= fromUnixTimestamp64Nano({since:Int64})"]
-        if self.layout.logs_sort == "service_time" or self.layout.logs.has("TimestampTime"):
-            conds.append("TimestampTime >= toDateTime(intDiv({since:Int64}, 1000000000))")
-        if self.layout.logs_sort == "five_minutes":
-            conds.append(
-                "toStartOfFiveMinutes(Timestamp) >= "
-                "toStartOfFiveMinutes(fromUnixTimestamp64Nano({since:Int64}))"
-            )
-        return " AND ".join(conds)
-
-    def event_key(self) -> str:
-        """An event's identity: its request_id for an api_request, else its content."""
-        return (
-            f"if(kind = {_q(API_REQUEST)} AND LogAttributes['request_id'] != '', "
-            "cityHash64(LogAttributes['request_id']), "
-            "cityHash64(Timestamp, Body, LogAttributes, ScopeName))"
-        )
-
-    def events(
-        self, columns: list[str], where: str = "TRUE", since: bool = False, between: bool = False
-    ) -> str:
-        """Events (one row per distinct record) with `columns`, filtered by `where` (on those
-        columns) and the window; from claude-top's typed table when it has them all. One
-        session's rows are found through the Maps' skip indexes and counted once by identity;
-        many rows, through FINAL (cheaper than LIMIT BY over millions)."""
-        need = list(dict.fromkeys(["time_ns", "name", "agent", "kind", *columns]))
-        names = ", ".join(f"`{c}`" for c in need)
-        one = _ONE_SESSION.search(where)
-        typed = self.layout.events_table
-        if typed is not None and all(typed.has(c) for c in [*need, "_key"]):
-            table = f"`{self.layout.database}`.`{typed.name}`"
-            if one or "session_id IN {" in where:
-                return f"""
-  SELECT {names} FROM {table}
-  WHERE {self.typed_time(since)} AND {where}
-  LIMIT 1 BY _key"""
-            return f"""
-  SELECT {names} FROM {table} FINAL
-  WHERE {self.typed_time(since)} AND {where}"""
-        sel = ",\n    ".join(f"{self.ev[c]} AS `{c}`" for c in need)
-        narrow = ""
-        if one:  # in PREWHERE, where the Maps' skip indexes answer it
-            narrow = (
-                f"PREWHERE LogAttributes['session.id'] = {{{one[1]}:String}} OR "
-                f"ResourceAttributes['session.id'] = {{{one[1]}:String}} "
-            )
-        time_cond = self.log_time(since)
-        if between:  # {lo}..{hi}: a turn's time, through the sort key
-            time_cond += (
-                " AND Timestamp BETWEEN fromUnixTimestamp64Nano({lo:Int64}) AND "
-                "fromUnixTimestamp64Nano({hi:Int64})"
-            )
-            if self.layout.logs_sort == "five_minutes":
-                time_cond += (
-                    " AND toStartOfFiveMinutes(Timestamp) BETWEEN "
-                    "toStartOfFiveMinutes(fromUnixTimestamp64Nano({lo:Int64})) AND "
-                    "toStartOfFiveMinutes(fromUnixTimestamp64Nano({hi:Int64}))"
-                )
-            if self.layout.logs.has("TimestampTime"):
-                time_cond += (
-                    " AND TimestampTime BETWEEN toDateTime(intDiv({lo:Int64}, 1000000000)) AND "
-                    "toDateTime(intDiv({hi:Int64}, 1000000000) + 1)"
-                )
-        return f"""
-  SELECT {names} FROM (
-    SELECT {sel}, {self.event_key()} AS _key
-    FROM {self.logs}
-    {narrow}WHERE {time_cond}
-  ) WHERE {where}
-  LIMIT 1 BY _key"""
-
-    @staticmethod
-    def typed_time(since: bool | str) -> str:
-        """The window on a typed table (sorted by five-minute bucket); `since="before"`: the
-        rows before the window instead."""
-        if not since:
-            return "TRUE"
-        if since == "before":
-            return "Timestamp < fromUnixTimestamp64Nano({since:Int64})"
-        return (
-            "Timestamp >= fromUnixTimestamp64Nano({since:Int64}) AND "
-            "toStartOfFiveMinutes(Timestamp) >= "
-            "toStartOfFiveMinutes(fromUnixTimestamp64Nano({since:Int64}))"
-        )
-
-    def spans(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
-        """Spans (one row per trace and span id), as `events`."""
-        need = list(dict.fromkeys(["start_ns", "trace_id", "span_id", "agent", *columns]))
-        names = ", ".join(f"`{c}`" for c in need)
-        one = _ONE_SESSION.search(where)
-        few = one or "trace_id IN {" in where
-        typed = self.layout.spans_table
-        if typed is not None and all(typed.has(c) for c in need):
-            table = f"`{self.layout.database}`.`{typed.name}`"
-            if few:
-                return f"""
-  SELECT {names} FROM {table}
-  WHERE {self.typed_time(since)} AND {where}
-  LIMIT 1 BY trace_id, span_id"""
-            return f"""
-  SELECT {names} FROM {table} FINAL
-  WHERE {self.typed_time(since)} AND {where}"""
-        sel = ",\n    ".join(f"{self.sp[c]} AS `{c}`" for c in need)
-        cond = "Timestamp >= fromUnixTimestamp64Nano({since:Int64})" if since else "TRUE"
-        narrow = ""
-        if one:
-            narrow = (
-                f"PREWHERE SpanAttributes['session.id'] = {{{one[1]}:String}} OR "
-                f"ResourceAttributes['session.id'] = {{{one[1]}:String}} "
-            )
-        return f"""
-  SELECT {names} FROM (
-    SELECT {sel} FROM {self.traces} {narrow}WHERE {cond}
-  ) WHERE {where}
-  LIMIT 1 BY trace_id, span_id"""
-
-    def metric_points(self, columns: list[str], where: str = "TRUE", since: bool = False) -> str:
-        """Sum points with `increment`: the value of a delta point; for a cumulative one the
-        change since the series' previous point (a new start time restarts it), as the local
-        store keeps them."""
-        need = list(dict.fromkeys(["time_ns", "start_ns", "series", "value", "agent", *columns]))
-        need = [c for c in need if c != "increment"]
-        sel = ",\n      ".join(f"{self.mp[c]} AS `{c}`" for c in need)
-        cond = "time_ns >= {since:Int64}" if since else "TRUE"
-        t, temporality = self.mp["time_ns"], self.mp["temporality"]
-        delta_cond = f"{t} >= {{since:Int64}}" if since else "TRUE"
-        return f"""
-  SELECT *, NULL AS prev_value, NULL AS prev_start, NULL AS prev_time, value AS increment
-  FROM (
-    SELECT {sel}, {temporality} AS temporality, {self.mp["monotonic"]} AS monotonic
-    FROM {self.sums} WHERE {temporality} != 2 AND {delta_cond}
-    LIMIT 1 BY series, time_ns, start_ns, value
-  ) WHERE {where}
-  UNION ALL
-  SELECT *, if(temporality = 2,
-      if(prev_time IS NULL OR start_ns != prev_start, value,
-         if(value - prev_value < 0 AND monotonic, value, value - prev_value)),
-      value) AS increment
-  FROM (
-    SELECT *,
-      lagInFrame(toNullable(value)) OVER w AS prev_value,
-      lagInFrame(toNullable(start_ns)) OVER w AS prev_start,
-      lagInFrame(toNullable(time_ns)) OVER w AS prev_time
-    FROM (
-      SELECT {sel}, {self.mp["temporality"]} AS temporality,
-        {self.mp["monotonic"]} AS monotonic
-      FROM {self.sums} WHERE {temporality} = 2
-      LIMIT 1 BY series, time_ns, start_ns, value
-    )
-    WINDOW w AS (PARTITION BY series ORDER BY time_ns ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
-  ) WHERE {cond} AND {where}"""
-
 
 _POOL = ThreadPoolExecutor(3, thread_name_prefix="claude-top-clickhouse")
 """A session table's three queries (events, spans, metric points) run at once on a server."""
 MARGIN_NS = 60 * 1_000_000_000
 """A turn's events are looked for this far around its records' and spans' times."""
-_ONE_SESSION = re.compile(r"\bsession_id = \{(\w+):String\}")
 """A condition that keeps one session's rows (found through skip indexes, few rows)."""
 _WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
 _WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
   minIfOrNull(time_ns, sequence IS NOT NULL) AS first_seq_ns,
-  countIf(kind = {_q(USER_PROMPT)}) AS all_prompts,
-  countIf(kind = {_q(API_REQUEST)}) AS all_requests,
-  argMinIf(prompt, time_ns, kind = {_q(USER_PROMPT)} AND prompt_id IS NOT NULL
-    AND prompt IS NOT NULL AND prompt != {_q(REDACTED)}) AS first_prompt,
-  minIfOrNull(time_ns, kind = {_q(USER_PROMPT)} AND prompt_id IS NOT NULL AND prompt IS NOT NULL
-    AND prompt != {_q(REDACTED)}) AS prompt_ns,
-  argMaxIf(terminal, time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal,
-  maxIfOrNull(time_ns, kind = {_q(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal_ns"""
+  countIf(kind = {lit(USER_PROMPT)}) AS all_prompts,
+  countIf(kind = {lit(API_REQUEST)}) AS all_requests,
+  argMinIf(prompt, time_ns, kind = {lit(USER_PROMPT)} AND prompt_id IS NOT NULL
+    AND prompt IS NOT NULL AND prompt != {lit(REDACTED)}) AS first_prompt,
+  minIfOrNull(time_ns, kind = {lit(USER_PROMPT)} AND prompt_id IS NOT NULL AND prompt IS NOT NULL
+    AND prompt != {lit(REDACTED)}) AS prompt_ns,
+  argMaxIf(terminal, time_ns, kind = {lit(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal,
+  maxIfOrNull(time_ns, kind = {lit(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal_ns"""
 """What a session's whole life says (for `partial`, its first prompt and its terminal)."""
 
 
@@ -483,11 +95,11 @@ class ClickHouseReader:
         sess = _session_cond(f, p)
         ev = self._rows(
             f"""
-SELECT countIf(kind = {_q(API_REQUEST)}) AS api_requests,
-  sumIf(cost_usd, kind = {_q(API_REQUEST)}) AS cost_usd, count() AS events_total,
-  uniqExactIf(session_id, kind IN ({_q(USER_PROMPT)}, {_q(API_REQUEST)})
+SELECT countIf(kind = {lit(API_REQUEST)}) AS api_requests,
+  sumIf(cost_usd, kind = {lit(API_REQUEST)}) AS cost_usd, count() AS events_total,
+  uniqExactIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
     AND session_id IS NOT NULL) AS working,
-  groupUniqArrayIf(session_id, kind IN ({_q(USER_PROMPT)}, {_q(API_REQUEST)})
+  groupUniqArrayIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
     AND session_id IS NOT NULL) AS ids,
   groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents
 FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
@@ -516,7 +128,7 @@ FROM ({x.events(["session_id"], "session_id IS NOT NULL", since_all)})""",
         if x.traces:
             sp = self._rows(
                 f"""
-SELECT count() AS n, groupUniqArrayIf(session_id, role = {_q(INTERACTION)}
+SELECT count() AS n, groupUniqArrayIf(session_id, role = {lit(INTERACTION)}
     AND session_id IS NOT NULL) AS ids
 FROM ({x.spans(["session_id", "role"], sess, since)})""",
                 p,
@@ -563,7 +175,7 @@ FROM ({x.spans(["session_id", "role"], sess, since)})""",
         x, p = self.x, {}
         since = _window(f, p)
         sess = _session_cond(f, p)
-        api = f"kind = {_q(API_REQUEST)}"
+        api = f"kind = {lit(API_REQUEST)}"
         ident = ", ".join(
             f"argMaxIf(`{k}`, time_ns, `{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS
         )
@@ -571,16 +183,16 @@ FROM ({x.spans(["session_id", "role"], sess, since)})""",
             self._rows,
             f"""
 SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-  countIf(kind = {_q(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
+  countIf(kind = {lit(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
   sumIf(cost_usd, {api}) AS cost_usd, countIf({api} AND cost_usd IS NULL) AS unpriced,
   sumIf(input_tokens, {api}) AS input_tokens, sumIf(output_tokens, {api}) AS output_tokens,
   sumIf(cache_read_tokens, {api}) AS cache_read_tokens,
   sumIf(cache_creation_tokens, {api}) AS cache_creation_tokens,
-  countIf(kind = {_q(TOOL_RESULT)}) AS tool_calls,
-  countIf(kind = {_q(TOOL_RESULT)} AND success = false) AS tool_errors,
+  countIf(kind = {lit(TOOL_RESULT)}) AS tool_calls,
+  countIf(kind = {lit(TOOL_RESULT)} AND success = false) AS tool_errors,
   arraySort(groupUniqArrayIf(model, {api} AND model IS NOT NULL)) AS models,
-  groupUniqArrayIf(tool_name, kind = {_q(TOOL_RESULT)} AND tool_name IS NOT NULL) AS tools,
-  max(agent) AS agent, countIf(kind = {_q(API_ERROR)}) AS api_errors, max(project) AS project,
+  groupUniqArrayIf(tool_name, kind = {lit(TOOL_RESULT)} AND tool_name IS NOT NULL) AS tools,
+  max(agent) AS agent, countIf(kind = {lit(API_ERROR)}) AS api_errors, max(project) AS project,
   argMax(resource, time_ns) AS resource, {ident}, {_WHOLE_SQL}
 FROM ({
                 x.events(
@@ -615,8 +227,8 @@ GROUP BY session_id""",
                 self._rows,
                 f"""
 SELECT session_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
-  countIf(role = {_q(INTERACTION)}) AS interactions,
-  sumIf(attempt - 1, role = {_q(LLM_REQUEST)} AND attempt > 1) AS retries,
+  countIf(role = {lit(INTERACTION)}) AS interactions,
+  sumIf(attempt - 1, role = {lit(LLM_REQUEST)} AND attempt > 1) AS retries,
   argMax(resource, start_ns) AS resource, max(agent) AS agent, {
                     ident.replace("time_ns", "start_ns")
                 }
@@ -635,8 +247,8 @@ GROUP BY session_id""",
                 self._rows,
                 f"""
 SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-  sumIf(increment, name = {_q(COST_METRIC)}) AS metric_cost_usd,
-  countIf(name = {_q(COST_METRIC)}) AS cost_points,
+  sumIf(increment, name = {lit(COST_METRIC)}) AS metric_cost_usd,
+  countIf(name = {lit(COST_METRIC)}) AS cost_points,
   argMax(resource, time_ns) AS resource, max(agent) AS agent, {ident}
 FROM ({
                     x.metric_points(
@@ -772,7 +384,7 @@ GROUP BY session_id""",
                     (first_seq is not None and first_seq > 0)
                     or (all_requests > 0 and all_prompts == 0)
                 ),
-                "resource_attributes": _jsonmap(resource),
+                "resource_attributes": json_map(resource),
                 "first_seen": None,
                 "last_seen": None,
                 "terminal": w.get("terminal") if user_prompts else None,
@@ -802,7 +414,7 @@ GROUP BY session_id""",
         x, p = self.x, {}
         since = _window(f, p)
         where = (
-            f"kind = {_q(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+            f"kind = {lit(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
         )
         rows = self._rows(
             f"""
@@ -835,19 +447,19 @@ GROUP BY model""",
         if f.needle is None:
             return "TRUE"
         p["text"] = f.needle
-        return f"({_contains(col)} OR {_contains('session_id')})"
+        return f"({contains(col)} OR {contains('session_id')})"
 
     def tools(self, f: Filter) -> list[dict]:
         x, p = self.x, {}
         since = _window(f, p)
         where = (
-            f"kind = {_q(TOOL_RESULT)} AND {_session_cond(f, p)} "
+            f"kind = {lit(TOOL_RESULT)} AND {_session_cond(f, p)} "
             f"AND {self._text(f, p, 'tool_name')}"
         )
         rows = self._rows(
             f"""
 SELECT tool_name, calls, errors, max_ms, total_ms, timed, agent,
-  arrayMap(q -> {_QUANTILE}, [0.5, 0.95, 0.99]) AS q
+  arrayMap(q -> {QUANTILE}, [0.5, 0.95, 0.99]) AS q
 FROM (
   SELECT ifNull(tool_name, '(unknown)') AS tool_name, count() AS calls,
     countIf(success = false) AS errors, max(duration_ms) AS max_ms,
@@ -884,7 +496,7 @@ FROM (
         x, p = self.x, {"tool": tool_name}
         since = _window(f, p)
         where = (
-            f"kind = {_q(TOOL_RESULT)} AND tool_name = {{tool:String}} AND duration_ms IS NOT "
+            f"kind = {lit(TOOL_RESULT)} AND tool_name = {{tool:String}} AND duration_ms IS NOT "
             f"NULL AND {_session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
         )
         rows = self._rows(
@@ -899,17 +511,17 @@ FROM (
 
     def turns(self, session_id: str) -> list[dict]:
         x, p = self.x, {"s": session_id}
-        api = f"kind = {_q(API_REQUEST)}"
+        api = f"kind = {lit(API_REQUEST)}"
         prompt_rows = self._rows(
             f"""
 SELECT prompt_id, min(time_ns) AS start_ns, max(time_ns) AS end_ns,
   argMinIf(trace_id, time_ns, trace_id IS NOT NULL) AS trace_id,
   countIf({api}) AS api_requests, sumIf(cost_usd, {api}) AS cost_usd,
   countIf({api} AND cost_usd IS NULL) AS unpriced_requests,
-  countIf(kind = {_q(TOOL_RESULT)} AND success = false) AS tool_errors,
+  countIf(kind = {lit(TOOL_RESULT)} AND success = false) AS tool_errors,
   arrayMap(t -> t.3, arraySort(groupArrayIf((time_ns, ifNull(sequence, 0), ifNull(tool_name, '?')),
-    kind = {_q(TOOL_RESULT)}))) AS tool_list,
-  argMinIf(prompt, time_ns, kind = {_q(USER_PROMPT)}) AS prompt
+    kind = {lit(TOOL_RESULT)}))) AS tool_list,
+  argMinIf(prompt, time_ns, kind = {lit(USER_PROMPT)}) AS prompt
 FROM ({
                 x.events(
                     [
@@ -947,18 +559,18 @@ GROUP BY prompt_id""",
             trace_rows = self._rows(
                 f"""
 SELECT trace_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
-  countIf(role = {_q(LLM_REQUEST)}) AS llm_requests,
+  countIf(role = {lit(LLM_REQUEST)}) AS llm_requests,
   arrayMap(t -> t.2, arraySort(groupArrayIf((start_ns, ifNull(tool_name, '?')),
-    role = {_q(TOOL_SPAN)}))) AS tool_list,
-  countIf(role = {_q(TOOL_SPAN)} AND failed) AS tool_errors,
-  argMinIf(start_ns, start_ns, role = {_q(INTERACTION)}) AS i_start,
-  argMinIf(duration_ms, start_ns, role = {_q(INTERACTION)}) AS i_duration,
-  argMinIf(user_prompt, start_ns, role = {_q(INTERACTION)}) AS i_prompt,
-  countIf(role = {_q(INTERACTION)}) > 0 AS has_interaction
+    role = {lit(TOOL_SPAN)}))) AS tool_list,
+  countIf(role = {lit(TOOL_SPAN)} AND failed) AS tool_errors,
+  argMinIf(start_ns, start_ns, role = {lit(INTERACTION)}) AS i_start,
+  argMinIf(duration_ms, start_ns, role = {lit(INTERACTION)}) AS i_duration,
+  argMinIf(user_prompt, start_ns, role = {lit(INTERACTION)}) AS i_prompt,
+  countIf(role = {lit(INTERACTION)}) > 0 AS has_interaction
 FROM (
   SELECT s.*, (s.trace_id, s.span_id) IN (
     SELECT trace_id, parent_span_id FROM ({spans})
-    WHERE role = {_q(TOOL_EXECUTION)} AND (status_code = 2 OR success = false)) AS failed
+    WHERE role = {lit(TOOL_EXECUTION)} AND (status_code = 2 OR success = false)) AS failed
   FROM ({spans}) AS s
 )
 GROUP BY trace_id""",
@@ -1041,7 +653,7 @@ ORDER BY start_ns, span_id""",
                 p,
             )
             for r in span_rows:
-                r["attributes"] = _jsonmap(r["attributes"])
+                r["attributes"] = json_map(r["attributes"])
                 lo = r["start_ns"] if lo is None else min(lo, r["start_ns"])
                 hi = r["end_ns"] if hi is None else max(hi, r["end_ns"])
         when = "TRUE"
@@ -1085,7 +697,7 @@ ORDER BY time_ns, sequence""",
             p,
         )
         for e in events:
-            e["attributes"] = _jsonmap(e["attributes"])
+            e["attributes"] = json_map(e["attributes"])
             e["uid"] = int(e.pop("uid_text")).to_bytes(8, "big")
             e["source"] = "otel"
         return build_tree(turn_key, span_rows, events)
@@ -1172,7 +784,7 @@ ORDER BY time_ns, sequence""",
                     "end_ns": r["end_ns"],
                     "duration_ms": r["duration_ms"],
                     "status": status,
-                    "attributes": _jsonmap(r["attributes"]),
+                    "attributes": json_map(r["attributes"]),
                     "agent": r["agent"],
                     "role": r["role"],
                     "not_understood": None,
@@ -1245,7 +857,7 @@ ORDER BY time_ns, sequence""",
             p,
         )
         for r in rows:
-            r["attributes"] = _jsonmap(r["attributes"])
+            r["attributes"] = json_map(r["attributes"])
             r["cost_source"] = COST_REPORTED if r["cost_usd"] is not None else None
             r["not_understood"] = None
             r["source"] = SOURCE_OTEL
@@ -1267,7 +879,7 @@ FROM ({x.events(["resource", *IDENTITY_KEYS], "TRUE", since)})""",
         )
         r = rows[0] if rows else {}
         custom = sorted(
-            k for k in custom_attributes(_jsonmap(dict.fromkeys(r.get("keys") or [], "")))
+            k for k in custom_attributes(json_map(dict.fromkeys(r.get("keys") or [], "")))
         )
         return [k for k in IDENTITY_KEYS if r.get(k)] + [k for k in custom if k != "session.id"]
 
@@ -1282,12 +894,12 @@ FROM ({x.events(["resource", *IDENTITY_KEYS], "TRUE", since)})""",
         x, p = self.x, {"gk": key}
         since = _window(f, p)
         where = (
-            f"kind = {_q(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+            f"kind = {lit(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
         )
         group = f"`{key}`" if key in IDENTITY_KEYS else "nullIf(resource[{gk:String}], '')"
         rows = self._rows(
             f"""
-SELECT ifNull({group}, {_q(NONE)}) AS grp, ifNull(model, '(unknown)') AS model,
+SELECT ifNull({group}, {lit(NONE)}) AS grp, ifNull(model, '(unknown)') AS model,
   count() AS api_requests, ifNull(sum(cost_usd), 0.0) AS cost_usd,
   ifNull(sum(input_tokens), 0) AS input_tokens, ifNull(sum(output_tokens), 0) AS output_tokens,
   ifNull(sum(cache_read_tokens), 0) AS cache_read_tokens,

@@ -12,8 +12,8 @@ and says so.
 
 from __future__ import annotations
 
+from claude_top.core.queries.clickhouse.exprs import Exprs
 from claude_top.core.queries.clickhouse.layout import EVENTS_TABLE, SPANS_TABLE, Layout
-from claude_top.core.queries.clickhouse.reader import Exprs
 
 _EVENTS_SKIP = ("attributes", "body", "scope_name", "service_name", "severity_number")
 _SPANS_SKIP = ("attributes", "ev_times", "ev_names", "ev_attrs", "ln_traces", "ln_spans")
