@@ -34,8 +34,8 @@ from claude_top.core.store.commit import Committer
 from claude_top.core.store.database import Store
 from claude_top.core.store.transcripts import file_states
 
-BATCH_BYTES = 32 << 20
-BATCH_FACTS = 100_000
+BATCH_BYTES = 40 << 20
+BATCH_FACTS = 125_000
 
 
 @dataclass
@@ -203,12 +203,21 @@ class TranscriptImporter:
         progress.bytes_done = 0
         progress.phase = "reading"
         # one thread reads the next batch while this one commits the last (DuckDB lets go of
-        # the GIL while it works): at most two batches held
-        batches: queue.Queue = queue.Queue(maxsize=1)
+        # the GIL while it works): at most two batches held, the one committing and the next
+        batches: queue.Queue = queue.Queue()
+        slots = threading.Semaphore(2)
         abort = threading.Event()
         reader = threading.Thread(
             target=self._read,
-            args=(todo, states, report, progress, batches, lambda: stop() or abort.is_set()),
+            args=(
+                todo,
+                states,
+                report,
+                progress,
+                batches,
+                slots,
+                lambda: stop() or abort.is_set(),
+            ),
             name="claude-top-transcript-reader",
             daemon=True,
         )
@@ -218,6 +227,8 @@ class TranscriptImporter:
                 if isinstance(batch, BaseException):
                     raise batch
                 self._commit(batch, report)
+                del batch
+                slots.release()
         finally:
             abort.set()
             while reader.is_alive():  # let a reader blocked on a full queue finish
@@ -228,9 +239,14 @@ class TranscriptImporter:
         progress.phase = "done"
         return report
 
-    def _read(self, todo, states, report, progress, batches, stop) -> None:
-        """Read the files into batches of about `batch_bytes` (in the reader thread)."""
+    def _read(self, todo, states, report, progress, batches, slots, stop) -> None:
+        """Read the files into batches of about `batch_bytes` (in the reader thread); a batch
+        is begun once one of the two `slots` is free."""
         try:
+            while not slots.acquire(timeout=0.05):
+                if stop():
+                    batches.put(None)
+                    return
             batch = _Batch(self.redaction)
             for path, st in todo:
                 if stop():
@@ -252,6 +268,10 @@ class TranscriptImporter:
                     progress.bytes_done = batch.done + batch.facts.bytes
                     if batch.full(self.batch_bytes):
                         batches.put(batch)
+                        while not slots.acquire(timeout=0.05):
+                            if stop():
+                                batches.put(None)
+                                return
                         batch = batch.next()
                     if at_end or stop():
                         break
