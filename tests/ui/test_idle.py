@@ -106,7 +106,9 @@ async def test_new_ingest_queries_again(ui_store):
             writer.submit(accept_protobuf("logs", body)).result(10)
         assert writer.sync(10)
         await _tick(pilot, main)
-        assert calls[0] == 1
+        # one load for the new rows; a loaded machine may let the 4 Hz timer see the commit and
+        # the indexing apart (a load each), never none
+        assert 1 <= calls[0] <= 3
         table = main.table("sessions")
         assert NEW_SESSION in table.rows_by_key
         assert shown(table, NEW_SESSION, "cost") == f"${Truth('basic.grpc').cost():.4f}"
