@@ -27,12 +27,10 @@ def run_team_tables(args) -> int:
         if args.print:
             print(";\n\n".join(sql for _, sql in todo) + ";")
             return EXIT_OK
-        made = {t.name for t in (source.layout.events_table, source.layout.spans_table) if t}
+        for t in (source.layout.events_table, source.layout.spans_table):
+            if t is not None:
+                print(f"fill {t.name}: already there, not filled again", file=sys.stderr)
         for what, sql in todo:
-            table = what.split()[-1].removesuffix("_mv")
-            if what.startswith("fill") and table in made:
-                print(f"{what}: already there, not filled again", file=sys.stderr)
-                continue
             started = time.monotonic()
             source.runner.command(sql)
             print(f"{what}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)

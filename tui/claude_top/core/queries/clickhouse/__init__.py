@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from claude_top.core.queries.clickhouse.layout import Layout, check
 from claude_top.core.queries.clickhouse.reader import IDENTITY_KEYS, ClickHouseReader
+from claude_top.core.queries.clickhouse.rollups import Verified, usable
 from claude_top.core.queries.clickhouse.runner import (
     ChdbRunner,
     ClickHouseError,
@@ -50,6 +51,7 @@ class ClickHouseSource:
         self.tables = tables or {}
         self._lock = threading.Lock()
         self._checked_at = 0.0
+        self.verified = Verified()
         self.layout: Layout = self._check()
 
     @classmethod
@@ -60,7 +62,10 @@ class ClickHouseSource:
 
     def _check(self) -> Layout:
         self._checked_at = time.monotonic()
-        return check(self.runner, **self.tables)
+        layout = check(self.runner, **self.tables)
+        if not layout.problem:
+            usable(layout)
+        return layout
 
     @property
     def problem(self) -> str | None:
@@ -77,7 +82,7 @@ class ClickHouseSource:
             layout = self.layout
         if layout.problem:
             raise SourceUnavailable(f"{self.label}: {layout.problem}")
-        yield ClickHouseReader(self.runner, layout)
+        yield ClickHouseReader(self.runner, layout, self.verified)
 
     def close(self) -> None:
         self.runner.close()

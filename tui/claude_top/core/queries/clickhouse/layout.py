@@ -85,6 +85,10 @@ class Layout:
     sums: Table | None = None
     events_table: Table | None = None
     spans_table: Table | None = None
+    ours: dict[str, Table] = field(default_factory=dict)
+    """Every table of claude-top's found (named `claude_top_*`)."""
+    rollups: set[str] = field(default_factory=set)
+    """The rollups of the typed tables found whole (set by `rollups.usable`)."""
     others: list[str] = field(default_factory=list)
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -132,6 +136,7 @@ class Layout:
             parts.append(f"{self.sums.name} (TimeUnix {self.sums.columns['TimeUnix']})")
         parts += self.others
         typed = [t.name for t in (self.events_table, self.spans_table) if t is not None]
+        typed += sorted(self.rollups)
         parts.append(
             f"claude-top's typed tables: {', '.join(typed)}"
             if typed
@@ -164,12 +169,13 @@ def detect(
         return layout
     cols = runner.query(
         "SELECT table, name, type FROM system.columns WHERE database = {db:String} "
-        "AND table IN {t:Array(String)} ORDER BY table, position",
+        "AND (table IN {t:Array(String)} OR startsWith(table, 'claude_top_')) "
+        "ORDER BY table, position",
         {"db": db, "t": wanted},
     )
     keys = runner.query(
         "SELECT name, sorting_key FROM system.tables WHERE database = {db:String} "
-        "AND name IN {t:Array(String)}",
+        "AND (name IN {t:Array(String)} OR startsWith(name, 'claude_top_'))",
         {"db": db, "t": wanted},
     )
     found: dict[str, dict[str, str]] = {}
@@ -203,6 +209,9 @@ def detect(
     ):
         if typed in found and key in found[typed] and "Timestamp" in found[typed]:
             setattr(layout, attr, Table(typed, found[typed], sort.get(typed, "")))
+    for name, columns in found.items():
+        if name.startswith("claude_top_"):
+            layout.ours[name] = Table(name, columns, sort.get(name, ""))
     for n in EXP_HISTOGRAM_NAMES:
         if f"{metrics}_{n}" in found:
             layout.others.append(f"{metrics}_{n}")

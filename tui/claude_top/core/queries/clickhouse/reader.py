@@ -26,6 +26,7 @@ from claude_top.core.names import (
     TOOL_SPAN,
     USER_PROMPT,
 )
+from claude_top.core.queries.clickhouse import rollups
 from claude_top.core.queries.clickhouse.exprs import QUANTILE, Exprs, contains, json_map, lit
 from claude_top.core.queries.clickhouse.layout import Layout
 from claude_top.core.queries.clickhouse.runner import QueryRunner
@@ -79,10 +80,30 @@ class ClickHouseReader:
     """`core.queries.reader.Reader` over the exporter's tables; every aggregate runs in
     ClickHouse."""
 
-    def __init__(self, runner: QueryRunner, layout: Layout) -> None:
+    def __init__(
+        self, runner: QueryRunner, layout: Layout, verified: rollups.Verified | None = None
+    ) -> None:
         self.runner = runner
         self.layout = layout
         self.x = Exprs(layout)
+        self.verified = verified if verified is not None else rollups.Verified()
+
+    def _rolled(self, rollup: rollups.Rollup) -> bool:
+        return rollup.name in self.layout.rollups
+
+    def _per_session(
+        self, rollup: rollups.Rollup, f: Filter, where: str, p: dict[str, Any], extra: str = ""
+    ) -> list[dict]:
+        """The rollup's measures merged per session (and agent) over the window, exactly."""
+        c = rollups.cover(
+            self.runner, f"`{self.layout.database}`", rollup, f.since_ns, self.verified
+        )
+        sql = rollups.rows(f"`{self.layout.database}`", rollup, c, where)
+        return self._rows(
+            f"SELECT session_id, max(agent) AS agent, {rollup.merged()}{extra} FROM ({sql}) "
+            "GROUP BY session_id",
+            p,
+        )
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict]:
         return self.runner.query(sql, params)
@@ -93,18 +114,10 @@ class ClickHouseReader:
         x, p = self.x, {}
         since = _window(f, p)
         sess = _session_cond(f, p)
-        ev = self._rows(
-            f"""
-SELECT countIf(kind = {lit(API_REQUEST)}) AS api_requests,
-  sumIf(cost_usd, kind = {lit(API_REQUEST)}) AS cost_usd, count() AS events_total,
-  uniqExactIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
-    AND session_id IS NOT NULL) AS working,
-  groupUniqArrayIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
-    AND session_id IS NOT NULL) AS ids,
-  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents
-FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
-            p,
-        )[0]
+        if self._rolled(rollups.EVENT_SESSIONS):
+            ev = self._overview_rolled(f, sess, p)
+        else:
+            ev = self._overview_events(x, sess, since, p)
         agents = ev["agents"]
         if f.agent is not None:  # every agent, as the local store lists them
             q = {}
@@ -125,7 +138,11 @@ FROM ({x.events(["session_id"], "session_id IS NOT NULL", since_all)})""",
             "spans_total": 0,
         }
         ids = set(ev["ids"])
-        if x.traces:
+        if x.traces and self._rolled(rollups.SPAN_SESSIONS):
+            per = self._per_session(rollups.SPAN_SESSIONS, f, sess, p)
+            out["spans_total"] = sum(int(r["rows"]) for r in per)
+            ids |= {r["session_id"] for r in per if r["session_id"] and int(r["interactions"])}
+        elif x.traces:
             sp = self._rows(
                 f"""
 SELECT count() AS n, groupUniqArrayIf(session_id, role = {lit(INTERACTION)}
@@ -138,6 +155,39 @@ FROM ({x.spans(["session_id", "role"], sess, since)})""",
         out["sessions"] = len(ids)
         out["last_received_ns"], out["received_total"] = self._received()
         return out
+
+    def _overview_events(self, x: Exprs, sess: str, since: bool, p: dict[str, Any]) -> dict:
+        return self._rows(
+            f"""
+SELECT countIf(kind = {lit(API_REQUEST)}) AS api_requests,
+  sumIf(cost_usd, kind = {lit(API_REQUEST)}) AS cost_usd, count() AS events_total,
+  uniqExactIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
+    AND session_id IS NOT NULL) AS working,
+  groupUniqArrayIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
+    AND session_id IS NOT NULL) AS ids,
+  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents
+FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
+            p,
+        )[0]
+
+    def _overview_rolled(self, f: Filter, sess: str, p: dict[str, Any]) -> dict:
+        """The overview's event figures from the per-session rollup."""
+        per = self._per_session(rollups.EVENT_SESSIONS, f, sess, p)
+        ids = [
+            r["session_id"]
+            for r in per
+            if r["session_id"] is not None and (int(r["prompts"]) or int(r["api_requests"]))
+        ]
+        costs = [r["cost_usd"] for r in per if r["cost_usd"] is not None]
+        return {
+            "api_requests": sum(int(r["api_requests"]) for r in per),
+            "cost_usd": sum(costs) if costs else None,
+            "events_total": sum(int(r["rows"]) for r in per),
+            "ids": ids,
+            "agents": list(
+                {r["agent"] for r in per if r["agent"] is not None and r["session_id"] is not None}
+            ),
+        }
 
     def _received(self) -> tuple[int | None, int]:
         """The latest record's time and the rows in every table (no window): the header's
@@ -179,9 +229,13 @@ FROM ({x.spans(["session_id", "role"], sess, since)})""",
         ident = ", ".join(
             f"argMaxIf(`{k}`, time_ns, `{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS
         )
-        ev_job = _POOL.submit(
-            self._rows,
-            f"""
+        in_window = f"session_id IS NOT NULL AND {sess}"
+        if self._rolled(rollups.EVENT_SESSIONS):
+            ev_job = _POOL.submit(self._per_session, rollups.EVENT_SESSIONS, f, in_window, p)
+        else:
+            ev_job = _POOL.submit(
+                self._rows,
+                f"""
 SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
   countIf(kind = {lit(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
   sumIf(cost_usd, {api}) AS cost_usd, countIf({api} AND cost_usd IS NULL) AS unpriced,
@@ -195,34 +249,36 @@ SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
   max(agent) AS agent, countIf(kind = {lit(API_ERROR)}) AS api_errors, max(project) AS project,
   argMax(resource, time_ns) AS resource, {ident}, {_WHOLE_SQL}
 FROM ({
-                x.events(
-                    [
-                        "session_id",
-                        "cost_usd",
-                        "input_tokens",
-                        "output_tokens",
-                        "cache_read_tokens",
-                        "cache_creation_tokens",
-                        "success",
-                        "model",
-                        "tool_name",
-                        "project",
-                        "resource",
-                        "sequence",
-                        "prompt",
-                        "prompt_id",
-                        "terminal",
-                        *IDENTITY_KEYS,
-                    ],
-                    f"session_id IS NOT NULL AND {sess}",
-                    since,
-                )
-            })
+                    x.events(
+                        [
+                            "session_id",
+                            "cost_usd",
+                            "input_tokens",
+                            "output_tokens",
+                            "cache_read_tokens",
+                            "cache_creation_tokens",
+                            "success",
+                            "model",
+                            "tool_name",
+                            "project",
+                            "resource",
+                            "sequence",
+                            "prompt",
+                            "prompt_id",
+                            "terminal",
+                            *IDENTITY_KEYS,
+                        ],
+                        f"session_id IS NOT NULL AND {sess}",
+                        since,
+                    )
+                })
 GROUP BY session_id""",
-            p,
-        )
+                p,
+            )
         sp_job = mp_job = None
-        if x.traces:
+        if x.traces and self._rolled(rollups.SPAN_SESSIONS):
+            sp_job = _POOL.submit(self._per_session, rollups.SPAN_SESSIONS, f, in_window, p)
+        elif x.traces:
             sp_job = _POOL.submit(
                 self._rows,
                 f"""
@@ -269,13 +325,30 @@ GROUP BY session_id""",
                 p,
             )
         ev = ev_job.result()
+        for e in ev:
+            e.setdefault("all_prompts", e["prompts"])
+            e.setdefault("all_requests", e["api_requests"])
         sp = sp_job.result() if sp_job else []
         mp = mp_job.result() if mp_job else []
+        self._resources(ev, sp, mp)
         return (
             {r["session_id"]: r for r in ev},
             {r["session_id"]: r for r in sp},
             {r["session_id"]: r for r in mp},
         )
+
+    def _resources(self, *parts: list[dict]) -> None:
+        """Each row's `resource` as JSON (None when empty) and its `resource_key` (for the
+        custom attributes' cache) where it came from a rollup (which keeps the id)."""
+        ids = {int(r["resource_id"]) for rows in parts for r in rows if "resource_id" in r}
+        found = rollups.resources(self.runner, f"`{self.layout.database}`", ids, self.verified)
+        for rows in parts:
+            for r in rows:
+                if "resource_id" in r:
+                    rid = int(r.pop("resource_id"))
+                    r["resource"], r["resource_key"] = found.get(rid), b"ch:%d" % rid
+                else:
+                    r["resource"] = json_map(r["resource"]) if r["resource"] else None
 
     def _whole(self, f: Filter, ev: dict[str, dict]) -> dict[str, dict]:
         """Per session, over all its events (not only the window's): the first event's
@@ -331,73 +404,10 @@ GROUP BY session_id""",
         ids = sorted(set(ev) | set(sp) | set(mp))
         whole = self._whole(f, ev)
         active_since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
-        out = []
-        for sid in ids:
-            e, s, m, w = ev.get(sid), sp.get(sid), mp.get(sid), whole.get(sid, {})
-            firsts = [r["first_ns"] for r in (e, s, m) if r and r["first_ns"] is not None]
-            lasts = [r["last_ns"] for r in (e, s, m) if r and r["last_ns"] is not None]
-            user_prompts = int(e["prompts"]) if e else 0
-            prompts = user_prompts if user_prompts > 0 else int(s["interactions"] if s else 0)
-            api = int(e["api_requests"]) if e else 0
-            tok = {
-                k: int((e or {}).get(k) or 0)
-                for k in ("input_tokens", "output_tokens", "cache_read_tokens")
-            }
-            tok["cache_creation_tokens"] = int((e or {}).get("cache_creation_tokens") or 0)
-            den = tok["input_tokens"] + tok["cache_read_tokens"] + tok["cache_creation_tokens"]
-            resource = next((r["resource"] for r in (e, s, m) if r and r["resource"]), None)
-            last = max(lasts) if lasts else None
-            all_prompts = int(w.get("all_prompts") or 0)
-            all_requests = int(w.get("all_requests") or 0)
-            first_seq = w.get("first_seq")
-            row = {
-                "session_id": sid,
-                "first_seen_ns": min(firsts) if firsts else None,
-                "last_seen_ns": last,
-                "prompts": prompts,
-                "api_requests": api,
-                "cost_usd": float((e or {}).get("cost_usd") or 0.0),
-                **tok,
-                "tool_calls": int(e["tool_calls"]) if e else 0,
-                "tool_errors": int(e["tool_errors"]) if e else 0,
-                "models": ", ".join(e["models"]) if e else "",
-                "status": "active" if last is not None and last >= active_since else "idle",
-                "cache_hit_ratio": tok["cache_read_tokens"] / den if den > 0 else None,
-                "metric_cost_usd": (
-                    float(m["metric_cost_usd"]) if m and int(m["cost_points"]) else None
-                ),
-                "last_received_ns": last,
-                "user_prompts": user_prompts,
-                "agent": next((r["agent"] for r in (e, s, m) if r and r["agent"]), None),
-                "source": "otel",
-                "project": (e or {}).get("project"),
-                "first_prompt": w.get("first_prompt"),
-                "api_errors": int(e["api_errors"]) if e else 0,
-                "retries": int(s["retries"] or 0) if s else 0,
-                "cost_source": _cost_source(api, int(e["unpriced"]) if e else 0),
-                "unpriced_requests": int(e["unpriced"]) if e else 0,
-                "estimated_cost_usd": None,
-                "cost_sources": COST_REPORTED if api > int(e["unpriced"] if e else 0) else "",
-                "not_understood": 0,
-                "has_work": prompts > 0 or api > 0,
-                "partial": bool(
-                    (first_seq is not None and first_seq > 0)
-                    or (all_requests > 0 and all_prompts == 0)
-                ),
-                "resource_attributes": json_map(resource),
-                "first_seen": None,
-                "last_seen": None,
-                "terminal": w.get("terminal") if user_prompts else None,
-                "identity": {
-                    k: next((r[k] for r in (e, s, m) if r and r.get(k)), None)
-                    for k in IDENTITY_KEYS
-                },
-                "_tools": (e or {}).get("tools") or [],
-            }
-            row["custom"] = custom_attributes(row["resource_attributes"])
-            row["first_seen"] = as_datetime(row["first_seen_ns"])
-            row["last_seen"] = as_datetime(row["last_seen_ns"])
-            out.append(row)
+        out = [
+            _session_row(sid, ev.get(sid), sp.get(sid), mp.get(sid), whole.get(sid), active_since)
+            for sid in ids
+        ]
         needle = f.needle
         if needle is not None:
             out = [r for r in out if _matches(r, needle)]
@@ -932,6 +942,79 @@ _MODEL_EXTRA = (
     "countIf(cost_usd IS NULL) AS unpriced"
 )
 """The models pane's agents and unpriced requests, beside its sums."""
+
+
+_NONE: dict = {}
+
+
+def _session_row(
+    sid: str, e: dict | None, s: dict | None, m: dict | None, w: dict | None, active_since: int
+) -> dict:
+    """One sessions-pane row from a session's events, spans and metric points in the window
+    (`e`, `s`, `m`) and what its whole life says (`w`)."""
+    parts = [r for r in (e, s, m) if r]
+    e, s, w = e or _NONE, s or _NONE, w or _NONE
+    firsts = [r["first_ns"] for r in parts if r["first_ns"] is not None]
+    last = max((r["last_ns"] for r in parts if r["last_ns"] is not None), default=None)
+    user_prompts = int(e.get("prompts") or 0)
+    prompts = user_prompts if user_prompts > 0 else int(s.get("interactions") or 0)
+    api = int(e.get("api_requests") or 0)
+    unpriced = int(e.get("unpriced") or 0)
+    inp = int(e.get("input_tokens") or 0)
+    cache_read = int(e.get("cache_read_tokens") or 0)
+    cache_creation = int(e.get("cache_creation_tokens") or 0)
+    den = inp + cache_read + cache_creation
+    held = next((r for r in parts if r["resource"]), _NONE)
+    resource = held.get("resource")
+    identity = {}
+    for k in IDENTITY_KEYS:
+        identity[k] = next((r[k] for r in parts if r.get(k)), None)
+    all_prompts = int(w.get("all_prompts") or 0)
+    all_requests = int(w.get("all_requests") or 0)
+    first_seq = w.get("first_seq")
+    first_ns = min(firsts) if firsts else None
+    return {
+        "session_id": sid,
+        "first_seen_ns": first_ns,
+        "last_seen_ns": last,
+        "prompts": prompts,
+        "api_requests": api,
+        "cost_usd": float(e.get("cost_usd") or 0.0),
+        "input_tokens": inp,
+        "output_tokens": int(e.get("output_tokens") or 0),
+        "cache_read_tokens": cache_read,
+        "cache_creation_tokens": cache_creation,
+        "tool_calls": int(e.get("tool_calls") or 0),
+        "tool_errors": int(e.get("tool_errors") or 0),
+        "models": ", ".join(sorted(e["models"])) if e else "",
+        "status": "active" if last is not None and last >= active_since else "idle",
+        "cache_hit_ratio": cache_read / den if den > 0 else None,
+        "metric_cost_usd": (float(m["metric_cost_usd"]) if m and int(m["cost_points"]) else None),
+        "last_received_ns": last,
+        "user_prompts": user_prompts,
+        "agent": next((r["agent"] for r in parts if r["agent"]), None),
+        "source": "otel",
+        "project": e.get("project"),
+        "first_prompt": w.get("first_prompt"),
+        "api_errors": int(e.get("api_errors") or 0),
+        "retries": int(s.get("retries") or 0),
+        "cost_source": _cost_source(api, unpriced),
+        "unpriced_requests": unpriced,
+        "estimated_cost_usd": None,
+        "cost_sources": COST_REPORTED if api > unpriced else "",
+        "not_understood": 0,
+        "has_work": prompts > 0 or api > 0,
+        "partial": bool(
+            (first_seq is not None and first_seq > 0) or (all_requests > 0 and all_prompts == 0)
+        ),
+        "resource_attributes": resource,
+        "first_seen": as_datetime(first_ns),
+        "last_seen": as_datetime(last),
+        "terminal": w.get("terminal") if user_prompts else None,
+        "identity": identity,
+        "_tools": e.get("tools") or [],
+        "custom": custom_attributes(resource, held.get("resource_key")),
+    }
 
 
 def _cost_source(requests: int, unpriced: int) -> str | None:

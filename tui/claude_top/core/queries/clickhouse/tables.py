@@ -12,6 +12,7 @@ and says so.
 
 from __future__ import annotations
 
+from claude_top.core.queries.clickhouse import rollups
 from claude_top.core.queries.clickhouse.exprs import Exprs
 from claude_top.core.queries.clickhouse.layout import EVENTS_TABLE, SPANS_TABLE, Layout
 
@@ -26,21 +27,30 @@ def _select(exprs: dict[str, str], skip: tuple[str, ...], source: str, extra: st
 
 
 def statements(layout: Layout) -> list[tuple[str, str]]:
-    """(what, SQL) to create the typed tables, their views and fill them from what is there;
-    each CREATE is IF NOT EXISTS, the fills only for a table just made."""
+    """(what, SQL) to create the typed tables and their rollups, their views, and fill them
+    from what is there; each CREATE is IF NOT EXISTS. A rollup's view is made before its typed
+    table is filled (which fills the rollup too); a rollup made beside a typed table that was
+    already there is filled from it."""
     x = Exprs(layout)
     db = f"`{layout.database}`"
     out: list[tuple[str, str]] = []
     if x.logs:
         select = _select(x.ev, _EVENTS_SKIP, x.logs, f", {x.event_key()} AS _key")
-        out += _table(db, EVENTS_TABLE, "_key", select)
+        out += _table(db, EVENTS_TABLE, "_key", select, layout, rollups.EVENT_SESSIONS)
     if x.traces:
         select = _select(x.sp, _SPANS_SKIP, x.traces)
-        out += _table(db, SPANS_TABLE, "trace_id, span_id", select)
-    return out
+        out += _table(db, SPANS_TABLE, "trace_id, span_id", select, layout, rollups.SPAN_SESSIONS)
+    once: dict[str, str] = {}
+    for what, sql in out:  # the resources table is made with the first typed table
+        once.setdefault(what, sql)
+    return list(once.items())
 
 
-def _table(db: str, name: str, key: str, select: str) -> list[tuple[str, str]]:
+def _table(
+    db: str, name: str, key: str, select: str, layout: Layout, rollup: rollups.Rollup
+) -> list[tuple[str, str]]:
+    there = name in {t.name for t in (layout.events_table, layout.spans_table) if t}
+    fill_rollup = there and rollup.name not in layout.ours
     return [
         (
             f"table {name}",
@@ -49,9 +59,10 @@ def _table(db: str, name: str, key: str, select: str) -> list[tuple[str, str]]:
             f"ORDER BY (toStartOfFiveMinutes(Timestamp), {key}) "
             f"SETTINGS allow_nullable_key = 1 EMPTY AS {select}",
         ),
+        *rollups.statements(db, rollup, fill_rollup),
         (
             f"view {name}_mv",
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{name}_mv` TO {db}.`{name}` AS {select}",
         ),
-        (f"fill {name}", f"INSERT INTO {db}.`{name}` {select}"),
+        *([] if there else [(f"fill {name}", f"INSERT INTO {db}.`{name}` {select}")]),
     ]

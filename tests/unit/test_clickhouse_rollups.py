@@ -1,0 +1,153 @@
+"""The per-hour rollups (`claude-top team-tables`) give the sessions pane and the overview what
+the typed tables give, over windows that start mid-hour, on the hour or nowhere, when the
+collector inserted rows twice, when the duplicates arrive after an hour was found exact, and
+when the rollups are added beside typed tables made earlier. Real ClickHouse (chdb), rows
+generated as the benchmark's: 6,000 events of 12 sessions over two days, half inserted before
+the tables were made and half through their views."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import clickhouse_rows as cr
+import clickhouse_synthetic as synthetic
+from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
+from claude_top.core.queries.clickhouse.rollups import EVENT_SESSIONS, SPAN_SESSIONS
+from claude_top.core.queries.clickhouse.tables import statements
+from claude_top.core.queries.filters import Filter
+
+N = 6000
+SPAN_S = 2 * 86400
+START = synthetic.START_NS
+NOW = START + SPAN_S * 10**9
+HOUR = 3600 * 10**9
+ROLLUPS = {EVENT_SESSIONS.name, SPAN_SESSIONS.name}
+
+
+def team(rollups_later: bool = False) -> tuple[ClickHouseSource, ClickHouseSource, object, str]:
+    """(through the rollups, through the typed tables only, chdb session, database)."""
+    session, db = cr.session(), cr.new_database("rollup")
+    cr.create_tables(session, "current", db)
+    synthetic.insert(session, N, db, 0, N // 2, START, SPAN_S)
+    made = ClickHouseSource(ChdbRunner(session, db), "chdb")
+    for what, sql in statements(made.layout):
+        if not (rollups_later and "_sessions" in what):
+            session.query(sql)
+    if rollups_later:
+        typed = ClickHouseSource(ChdbRunner(session, db), "chdb")
+        assert typed.layout.rollups == set()
+        todo = statements(typed.layout)
+        assert [w for w, _ in todo if w.startswith("fill") and "_sessions" in w] == [
+            f"fill {EVENT_SESSIONS.name}",
+            f"fill {SPAN_SESSIONS.name}",
+        ]
+        for what, sql in todo:
+            if not (what.startswith("fill") and "_sessions" not in what):
+                session.query(sql)
+    collector_inserts(session, db, N // 2, N)
+    rolled = ClickHouseSource(ChdbRunner(session, db), "rolled")
+    plain = ClickHouseSource(ChdbRunner(session, db), "typed")
+    plain.layout.rollups = set()
+    assert rolled.layout.rollups == ROLLUPS
+    return rolled, plain, session, db
+
+
+def collector_inserts(session, db: str, lo: int, hi: int) -> None:
+    """Events lo..hi inserted as a collector does: on a connection of its own, with the
+    server's default settings (the views' SQL must not rely on the reader's)."""
+    session.query("SET prefer_column_name_to_alias = 0")
+    try:
+        synthetic.insert(session, N, db, lo, hi, START, SPAN_S)
+    finally:
+        session.query("SET prefer_column_name_to_alias = 1")
+
+
+def same(a, b) -> None:
+    """Equal, but for float sums taken in another order (within 1e-12)."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15), (a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            same(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            same(x, y)
+    else:
+        assert a == b
+
+
+def windows() -> list[Filter]:
+    mid_hour = START + 13 * HOUR + (17 * 60 + 3) * 10**9
+    on_hour = START + 30 * HOUR - START % HOUR
+    sid = "s-3"
+    return [
+        Filter(),
+        Filter.for_window((NOW - mid_hour) // 10**9, NOW),
+        Filter.for_window((NOW - on_hour) // 10**9, NOW),
+        Filter.for_window(3 * SPAN_S, NOW),
+        Filter.for_window(60, NOW + 3600 * 10**9),
+        Filter(session_id=sid),
+        Filter(agent="claude-code", since_ns=mid_hour),
+        Filter(text="opus", since_ns=mid_hour),
+    ]
+
+
+def assert_same_panes(rolled: ClickHouseSource, plain: ClickHouseSource) -> None:
+    with rolled.reader() as r, plain.reader() as p:
+        for f in windows():
+            rs, ps = r.sessions(f, NOW), p.sessions(f, NOW)
+            same(rs, ps)
+            same(r.overview(f), p.overview(f))
+        assert len(r.sessions(Filter(), NOW)) == N // 500
+
+
+@pytest.fixture(scope="module")
+def made():
+    return team()
+
+
+def test_the_rollups_give_what_the_typed_tables_give(made):
+    rolled, plain, _, _ = made
+    assert_same_panes(rolled, plain)
+    exact = rolled.verified.exact[EVENT_SESSIONS.name]
+    assert len(exact) == SPAN_S // 3600 + 1  # every hour holding events, each checked once
+    assert sum(exact.values()) == N
+    assert sum(rolled.verified.exact[SPAN_SESSIONS.name].values()) == N * 3 // 10
+
+
+def test_an_hour_inserted_twice_is_read_from_the_typed_rows():
+    rolled, plain, session, db = team()
+    assert_same_panes(rolled, plain)
+    step = SPAN_S * 10**9 // N
+    lo = 2000  # a retry of events 2000..2100 (their hours were found exact above)
+    collector_inserts(session, db, lo, lo + 100)
+    assert_same_panes(rolled, plain)
+    hours = {(START + i * step) // HOUR * 3600 for i in range(lo, lo + 100)}
+    exact = rolled.verified.exact[EVENT_SESSIONS.name]
+    assert hours and not hours & exact.keys()
+    assert len(exact) == SPAN_S // 3600 + 1 - len(hours)
+    with rolled.reader() as r, plain.reader() as p:
+        assert r.overview(Filter())["events_total"] == N
+        same(r.sessions(Filter(), NOW), p.sessions(Filter(), NOW))
+
+
+def test_rollups_added_beside_earlier_typed_tables_are_filled_from_them():
+    rolled, plain, _, _ = team(rollups_later=True)
+    assert_same_panes(rolled, plain)
+    assert sum(rolled.verified.exact[EVENT_SESSIONS.name].values()) == N
+
+
+def test_a_rollup_of_another_version_is_named_and_not_read():
+    _, plain, session, db = team()
+    session.query(f"ALTER TABLE {db}.{SPAN_SESSIONS.name} DROP COLUMN retries_state")
+    source = ClickHouseSource(ChdbRunner(session, db), "chdb")
+    assert source.layout.rollups == {EVENT_SESSIONS.name}
+    assert (
+        f"{SPAN_SESSIONS.name} lacks retries_state (made by another claude-top version; "
+        "claude-top team-tables --print shows today's): not read"
+    ) in source.describe()
+    assert_same_panes(source, plain)

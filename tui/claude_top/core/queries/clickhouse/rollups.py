@@ -1,0 +1,318 @@
+"""Per-hour rollups of claude-top's typed tables, read only where they are exact.
+
+At millions of events a pane that aggregates the typed rows of a week takes seconds; the
+rollups hold, per hour and session, the aggregate states of what the sessions pane and the
+overview read, filled by materialized views as the typed tables are. The collector retries,
+so a record can be inserted twice: the typed tables merge it away, a rollup cannot. So an hour
+is read from a rollup only when its rows count each of the typed table's records once (the
+rollup's row count equals the typed rows' distinct identities); any other hour, and the part
+of the window before its first whole hour, are aggregated from the typed table. An hour found
+exact is remembered with its row count and checked again only when that count changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from claude_top.core.names import (
+    API_ERROR,
+    API_REQUEST,
+    INTERACTION,
+    LLM_REQUEST,
+    TOOL_RESULT,
+    USER_PROMPT,
+)
+from claude_top.core.queries.clickhouse.exprs import json_map, lit
+from claude_top.core.queries.clickhouse.layout import Layout
+from claude_top.core.queries.groups import IDENTITY_KEYS
+from claude_top.core.store.rollup import REDACTED
+
+HOUR_NS = 3600 * 1_000_000_000
+BUCKET = "toStartOfHour(Timestamp, 'UTC')"
+KEYS = ("session_id", "agent")
+MAX_RANGES = 64
+"""Past this many unverified stretches of the window, the whole window is checked at once."""
+
+_API = f"kind = {lit(API_REQUEST)}"
+_TOOL = f"kind = {lit(TOOL_RESULT)}"
+_PROMPT = f"kind = {lit(USER_PROMPT)}"
+_FIRST_PROMPT = (
+    f"{_PROMPT} AND prompt_id IS NOT NULL AND prompt IS NOT NULL AND prompt != {lit(REDACTED)}"
+)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup: its table, the typed table it sums, a record's identity there, and its
+    measures as (column, aggregate function, its arguments over the typed columns)."""
+
+    name: str
+    typed: str
+    identity: str
+    measures: tuple[tuple[str, str, str], ...]
+
+    def states(self) -> str:
+        """The select list of the measures' states (`fnState(args)`) per bucket and key."""
+        return ", ".join(f"{fn}State({args}) AS `{c}_state`" for c, fn, args in self.measures)
+
+    def merged(self, only: tuple[str, ...] | None = None) -> str:
+        """The select list of the measures merged (`fnMerge(column)`)."""
+        return ", ".join(
+            f"{fn}Merge(`{c}_state`) AS `{c}`" for c, fn, _ in self.measures if only is None or c in only
+        )
+
+
+def _identity(time_col: str) -> tuple[tuple[str, str, str], ...]:
+    return tuple((k, "argMaxIf", f"`{k}`, {time_col}, `{k}` IS NOT NULL") for k in IDENTITY_KEYS)
+
+
+EVENT_SESSIONS = Rollup(
+    "claude_top_event_sessions",
+    "claude_top_events",
+    "_key",
+    (
+        ("rows", "count", ""),
+        ("first_ns", "min", "time_ns"),
+        ("last_ns", "max", "time_ns"),
+        ("prompts", "countIf", _PROMPT),
+        ("api_requests", "countIf", _API),
+        ("cost_usd", "sumIf", f"cost_usd, {_API}"),
+        ("unpriced", "countIf", f"{_API} AND cost_usd IS NULL"),
+        ("input_tokens", "sumIf", f"input_tokens, {_API}"),
+        ("output_tokens", "sumIf", f"output_tokens, {_API}"),
+        ("cache_read_tokens", "sumIf", f"cache_read_tokens, {_API}"),
+        ("cache_creation_tokens", "sumIf", f"cache_creation_tokens, {_API}"),
+        ("tool_calls", "countIf", _TOOL),
+        ("tool_errors", "countIf", f"{_TOOL} AND success = false"),
+        ("models", "groupUniqArrayIf", f"model, {_API} AND model IS NOT NULL"),
+        (
+            "tools",
+            "groupUniqArrayIf",
+            f"tool_name, kind = {lit(TOOL_RESULT)} AND tool_name IS NOT NULL",
+        ),
+        ("api_errors", "countIf", f"kind = {lit(API_ERROR)}"),
+        ("project", "max", "project"),
+        ("resource_id", "argMax", "cityHash64(resource), time_ns"),
+        *_identity("time_ns"),
+        ("first_seq", "argMinIf", "sequence, time_ns, sequence IS NOT NULL"),
+        ("first_seq_ns", "minIfOrNull", "time_ns, sequence IS NOT NULL"),
+        ("first_prompt", "argMinIf", f"prompt, time_ns, {_FIRST_PROMPT}"),
+        ("prompt_ns", "minIfOrNull", f"time_ns, {_FIRST_PROMPT}"),
+        ("terminal", "argMaxIf", f"terminal, time_ns, {_PROMPT} AND terminal IS NOT NULL"),
+        ("terminal_ns", "maxIfOrNull", f"time_ns, {_PROMPT} AND terminal IS NOT NULL"),
+    ),
+)
+"""What the sessions pane and the overview read of a session's events."""
+
+SPAN_SESSIONS = Rollup(
+    "claude_top_span_sessions",
+    "claude_top_spans",
+    "trace_id, span_id",
+    (
+        ("rows", "count", ""),
+        ("first_ns", "min", "start_ns"),
+        ("last_ns", "max", "end_ns"),
+        ("interactions", "countIf", f"role = {lit(INTERACTION)}"),
+        ("retries", "sumIf", f"attempt - 1, role = {lit(LLM_REQUEST)} AND attempt > 1"),
+        ("resource_id", "argMax", "cityHash64(resource), start_ns"),
+        *_identity("start_ns"),
+    ),
+)
+"""What the sessions pane and the overview read of a session's spans."""
+
+ROLLUPS = (EVENT_SESSIONS, SPAN_SESSIONS)
+RESOURCES = "claude_top_resources"
+"""Each resource's attributes by id (`cityHash64` of the Map): the rollups keep the id."""
+
+
+def usable(layout: Layout) -> None:
+    """Mark the rollups found whole beside their typed tables in `layout.rollups`, and say
+    why one is not read."""
+    typed = {t.name for t in (layout.events_table, layout.spans_table) if t is not None}
+    resources = layout.ours.get(RESOURCES)
+    if resources is None or not (resources.has("id") and resources.has("attributes")):
+        return
+    for rollup in ROLLUPS:
+        table = layout.ours.get(rollup.name)
+        if table is None or rollup.typed not in typed:
+            continue
+        missing = [
+            c
+            for c in ("bucket", *KEYS, *(f"{m}_state" for m, _, _ in rollup.measures))
+            if not table.has(c)
+        ]
+        if missing:
+            layout.notes.append(
+                f"{rollup.name} lacks {', '.join(missing)} (made by another claude-top "
+                "version; claude-top team-tables --print shows today's): not read"
+            )
+        else:
+            layout.rollups.add(rollup.name)
+
+
+def statements(db: str, rollup: Rollup, fill: bool) -> list[tuple[str, str]]:
+    """(what, SQL) to make `rollup`, the resources table, and their views over the typed table
+    (which must exist); `fill`: also from the typed rows already there (when the typed table
+    was made before)."""
+    keys = ", ".join(KEYS)
+    typed = f"{db}.`{rollup.typed}`"
+    select = (
+        f"SELECT {BUCKET} AS bucket, {keys}, {rollup.states()} FROM {typed} GROUP BY bucket, {keys}"
+    )
+    resources = (
+        f"SELECT cityHash64(resource) AS id, any(resource) AS attributes FROM {typed} GROUP BY id"
+    )
+    out = [
+        (
+            f"table {rollup.name}",
+            f"CREATE TABLE IF NOT EXISTS {db}.`{rollup.name}` ENGINE = AggregatingMergeTree "
+            f"PARTITION BY toDate(bucket) ORDER BY (bucket, {keys}) "
+            f"SETTINGS allow_nullable_key = 1 EMPTY AS {select}",
+        ),
+        (
+            f"view {rollup.name}_mv",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{rollup.name}_mv` "
+            f"TO {db}.`{rollup.name}` AS {select}",
+        ),
+        (
+            f"table {RESOURCES}",
+            f"CREATE TABLE IF NOT EXISTS {db}.`{RESOURCES}` ENGINE = ReplacingMergeTree "
+            f"ORDER BY id EMPTY AS {resources}",
+        ),
+        (
+            f"view {RESOURCES}_{rollup.typed}_mv",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{RESOURCES}_{rollup.typed}_mv` "
+            f"TO {db}.`{RESOURCES}` AS {resources}",
+        ),
+    ]
+    if fill:
+        out.append((f"fill {rollup.name}", f"INSERT INTO {db}.`{rollup.name}` {select}"))
+        out.append(
+            (f"fill {RESOURCES} from {rollup.typed}", f"INSERT INTO {db}.`{RESOURCES}` {resources}")
+        )
+    return out
+
+
+@dataclass
+class Verified:
+    """The hours found exact, per rollup: bucket start (s) -> the rollup's row count then; and
+    the resources read (id -> attributes as JSON, None when empty), which never change."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    exact: dict[str, dict[int, int]] = field(default_factory=dict)
+    resources: dict[int, str | None] = field(default_factory=dict)
+
+
+def resources(runner, db: str, ids: set[int], verified: Verified) -> dict[int, str | None]:
+    """The attributes (JSON, as the local store keeps them) of the resources `ids`."""
+    with verified.lock:
+        todo = sorted(i for i in ids if i not in verified.resources)
+    if todo:
+        found = runner.query(
+            f"SELECT id, attributes FROM {db}.`{RESOURCES}` WHERE id IN {{ids:Array(UInt64)}} "
+            "LIMIT 1 BY id",
+            {"ids": todo},
+        )
+        with verified.lock:
+            if len(verified.resources) > 100_000:
+                verified.resources.clear()
+            for r in found:
+                verified.resources[int(r["id"])] = (
+                    json_map(r["attributes"]) if r["attributes"] else None
+                )
+    with verified.lock:
+        return {i: verified.resources.get(i) for i in ids}
+
+
+@dataclass(frozen=True)
+class Cover:
+    """How a window is read: the rollup from `edge_ns` on, but for the `stale` hours (bucket
+    starts, s), which, with the part before `edge_ns`, come from the typed table."""
+
+    since_ns: int | None
+    edge_ns: int | None
+    stale: tuple[int, ...]
+
+
+def cover(runner, db: str, rollup: Rollup, since_ns: int | None, verified: Verified) -> Cover:
+    """Which hours of the window the rollup holds exactly (checked where not known)."""
+    edge_ns = None if since_ns is None else -(-since_ns // HOUR_NS) * HOUR_NS
+    edge_s = None if edge_ns is None else edge_ns // 1_000_000_000
+    cond = f"bucket >= {_utc(edge_s)}" if edge_s is not None else "TRUE"
+    counts = {
+        int(r["b"]): int(r["n"])
+        for r in runner.query(
+            f"SELECT toUnixTimestamp(bucket) AS b, countMerge(rows_state) AS n "
+            f"FROM {db}.`{rollup.name}` WHERE {cond} GROUP BY bucket",
+            {},
+        )
+    }
+    with verified.lock:
+        known = verified.exact.setdefault(rollup.name, {})
+        exact = {b for b, n in counts.items() if known.get(b) == n}
+    ranges = _unverified(sorted(exact), edge_s)
+    stale: list[int] = []
+    if ranges:
+        conds = " OR ".join(
+            f"(Timestamp >= {_utc(lo)}" + (f" AND Timestamp < {_utc(hi)})" if hi else ")")
+            for lo, hi in ranges
+        )
+        found = runner.query(
+            f"SELECT toUnixTimestamp({BUCKET}) AS b, uniqExact({rollup.identity}) AS n "
+            f"FROM {db}.`{rollup.typed}` WHERE {conds} GROUP BY b",
+            {},
+        )
+        distinct = {int(r["b"]): int(r["n"]) for r in found}
+        with verified.lock:
+            for b in set(distinct) | {b for b in counts if b not in exact}:
+                if distinct.get(b, 0) == counts.get(b, 0):
+                    known[b] = counts.get(b, 0)
+                else:
+                    known.pop(b, None)
+                    stale.append(b)
+    return Cover(since_ns, edge_ns, tuple(sorted(stale)))
+
+
+def _unverified(exact: list[int], edge_s: int | None) -> list[tuple[int, int | None]]:
+    """The stretches of the window [edge, ...) not covered by the `exact` hours."""
+    out: list[tuple[int, int | None]] = []
+    lo = edge_s if edge_s is not None else 0
+    for b in exact:
+        if b > lo:
+            out.append((lo, b))
+        lo = max(lo, b + 3600)
+    out.append((lo, None))
+    if len(out) > MAX_RANGES:
+        return [(edge_s if edge_s is not None else 0, None)]
+    return out
+
+
+def rows(db: str, rollup: Rollup, c: Cover, where: str) -> str:
+    """SQL of (keys, states) rows covering the window exactly, filtered by `where` (on the
+    keys): the rollup's exact hours, the rest aggregated from the typed table."""
+    keys = ", ".join(KEYS)
+    cols = ", ".join(f"`{m}_state`" for m, _, _ in rollup.measures)
+    conds = [where]
+    if c.edge_ns is not None:
+        conds.append(f"bucket >= {_utc(c.edge_ns // 1_000_000_000)}")
+    if c.stale:
+        conds.append(f"bucket NOT IN ({', '.join(_utc(b) for b in c.stale)})")
+    parts = [f"SELECT {keys}, {cols} FROM {db}.`{rollup.name}` WHERE {' AND '.join(conds)}"]
+    raw = []
+    if c.since_ns is not None and c.edge_ns != c.since_ns:
+        raw.append(
+            f"(Timestamp >= fromUnixTimestamp64Nano({c.since_ns}) AND "
+            f"Timestamp < fromUnixTimestamp64Nano({c.edge_ns}))"
+        )
+    raw += [f"(Timestamp >= {_utc(b)} AND Timestamp < {_utc(b + 3600)})" for b in c.stale]
+    if raw:
+        parts.append(
+            f"SELECT {keys}, {rollup.states()} FROM {db}.`{rollup.typed}` FINAL "
+            f"WHERE ({' OR '.join(raw)}) AND {where} GROUP BY {keys}"
+        )
+    return "\nUNION ALL\n".join(parts)
+
+
+def _utc(seconds: int) -> str:
+    return f"toDateTime({seconds}, 'UTC')"
