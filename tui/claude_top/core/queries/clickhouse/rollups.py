@@ -56,11 +56,9 @@ class Rollup:
         """The select list of the measures' states (`fnState(args)`) per bucket and key."""
         return ", ".join(f"{fn}State({args}) AS `{c}_state`" for c, fn, args in self.measures)
 
-    def merged(self, only: tuple[str, ...] | None = None) -> str:
+    def merged(self) -> str:
         """The select list of the measures merged (`fnMerge(column)`)."""
-        return ", ".join(
-            f"{fn}Merge(`{c}_state`) AS `{c}`" for c, fn, _ in self.measures if only is None or c in only
-        )
+        return ", ".join(f"{fn}Merge(`{c}_state`) AS `{c}`" for c, fn, _ in self.measures)
 
 
 def _identity(time_col: str) -> tuple[tuple[str, str, str], ...]:
