@@ -262,8 +262,15 @@ def test_the_panes_hold_the_truth(team):
         sessions = {s["session_id"]: s for s in r.sessions(Filter(), NOW)}
         models = {m["model"]: m for m in r.models(Filter())}
         tools = {t["tool_name"]: t for t in r.tools(Filter())}
+        durations = {t: sorted(r.tool_durations(Filter(), t)) for t in tools}
         overview = r.overview(Filter())
     assert set(sessions) == TRUTH.sessions()
+    timed: dict[str, list[float]] = {t: [] for t in tools}
+    for e in TRUTH.tool_results():
+        if e.get("duration_ms") is not None:
+            timed[e["tool_name"]].append(float(e["duration_ms"]))
+    assert durations == {t: sorted(v) for t, v in timed.items()}
+    assert sum(map(len, durations.values())) > 0
     for sid, s in sessions.items():
         assert s["cost_usd"] == pytest.approx(TRUTH.cost(sid), abs=1e-12)
         assert s["api_requests"] == len(TRUTH.api_requests(sid))

@@ -14,7 +14,7 @@ import pytest
 import clickhouse_rows as cr
 import clickhouse_synthetic as synthetic
 from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
-from claude_top.core.queries.clickhouse.rollups import EVENT_SESSIONS, SPAN_SESSIONS
+from claude_top.core.queries.clickhouse.rollups import EVENT_MODELS, EVENT_SESSIONS, SPAN_SESSIONS
 from claude_top.core.queries.clickhouse.tables import statements
 from claude_top.core.queries.filters import Filter
 
@@ -23,7 +23,7 @@ SPAN_S = 2 * 86400
 START = synthetic.START_NS
 NOW = START + SPAN_S * 10**9
 HOUR = 3600 * 10**9
-ROLLUPS = {EVENT_SESSIONS.name, SPAN_SESSIONS.name}
+ROLLUPS = {EVENT_SESSIONS.name, SPAN_SESSIONS.name, EVENT_MODELS.name}
 
 
 def team(rollups_later: bool = False) -> tuple[ClickHouseSource, ClickHouseSource, object, str]:
@@ -33,19 +33,19 @@ def team(rollups_later: bool = False) -> tuple[ClickHouseSource, ClickHouseSourc
     synthetic.insert(session, N, db, 0, N // 2, START, SPAN_S)
     made = ClickHouseSource(ChdbRunner(session, db), "chdb")
     for what, sql in statements(made.layout):
-        if not (rollups_later and "_sessions" in what):
+        if not (rollups_later and what.split()[-1].removesuffix("_mv") in ROLLUPS):
             session.query(sql)
     if rollups_later:
         typed = ClickHouseSource(ChdbRunner(session, db), "chdb")
         assert typed.layout.rollups == set()
         todo = statements(typed.layout)
-        assert [w for w, _ in todo if w.startswith("fill") and "_sessions" in w] == [
+        assert [w for w, _ in todo if w.startswith("fill")] == [
             f"fill {EVENT_SESSIONS.name}",
+            f"fill {EVENT_MODELS.name}",
             f"fill {SPAN_SESSIONS.name}",
         ]
-        for what, sql in todo:
-            if not (what.startswith("fill") and "_sessions" not in what):
-                session.query(sql)
+        for _, sql in todo:
+            session.query(sql)
     collector_inserts(session, db, N // 2, N)
     rolled = ClickHouseSource(ChdbRunner(session, db), "rolled")
     plain = ClickHouseSource(ChdbRunner(session, db), "typed")
@@ -102,7 +102,13 @@ def assert_same_panes(rolled: ClickHouseSource, plain: ClickHouseSource) -> None
             rs, ps = r.sessions(f, NOW), p.sessions(f, NOW)
             same(rs, ps)
             same(r.overview(f), p.overview(f))
+            same(r.models(f), p.models(f))
+            for key in ("team", "user.email", "workflow_id", "absent"):
+                same(r.models_by(f, key), p.models_by(f, key))
         assert len(r.sessions(Filter(), NOW)) == N // 500
+        teams = {m["grp"] for m in r.models_by(Filter(), "team")}
+        assert teams == {"red", "blue", "green", "gold"}
+        assert sum(m["api_requests"] for m in r.models(Filter())) == N * 7 // len(synthetic.KINDS)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +151,7 @@ def test_a_rollup_of_another_version_is_named_and_not_read():
     _, plain, session, db = team()
     session.query(f"ALTER TABLE {db}.{SPAN_SESSIONS.name} DROP COLUMN retries_state")
     source = ClickHouseSource(ChdbRunner(session, db), "chdb")
-    assert source.layout.rollups == {EVENT_SESSIONS.name}
+    assert source.layout.rollups == {EVENT_SESSIONS.name, EVENT_MODELS.name}
     assert (
         f"{SPAN_SESSIONS.name} lacks retries_state (made by another claude-top version; "
         "claude-top team-tables --print shows today's): not read"

@@ -91,14 +91,17 @@ class ClickHouseReader:
     def _rolled(self, rollup: rollups.Rollup) -> bool:
         return rollup.name in self.layout.rollups
 
+    def _covered(self, rollup: rollups.Rollup, f: Filter, where: str) -> str:
+        """SQL of the rollup's (keys, states) rows covering the window exactly."""
+        db = f"`{self.layout.database}`"
+        c = rollups.cover(self.runner, db, rollup, f.since_ns, self.verified)
+        return rollups.rows(db, rollup, c, where)
+
     def _per_session(
         self, rollup: rollups.Rollup, f: Filter, where: str, p: dict[str, Any], extra: str = ""
     ) -> list[dict]:
         """The rollup's measures merged per session (and agent) over the window, exactly."""
-        c = rollups.cover(
-            self.runner, f"`{self.layout.database}`", rollup, f.since_ns, self.verified
-        )
-        sql = rollups.rows(f"`{self.layout.database}`", rollup, c, where)
+        sql = self._covered(rollup, f, where)
         return self._rows(
             f"SELECT session_id, max(agent) AS agent, {rollup.merged()}{extra} FROM ({sql}) "
             "GROUP BY session_id",
@@ -423,6 +426,18 @@ GROUP BY session_id""",
     def models(self, f: Filter) -> list[dict]:
         x, p = self.x, {}
         since = _window(f, p)
+        if self._rolled(rollups.EVENT_MODELS):
+            where = f"{_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+            return _model_rows(
+                self._rows(
+                    f"""
+SELECT ifNull(model, '(unknown)') AS model, {_MODEL_SUMS}
+FROM (SELECT model, agent, {rollups.EVENT_MODELS.merged()}
+  FROM ({self._covered(rollups.EVENT_MODELS, f, where)}) GROUP BY model, agent)
+GROUP BY model""",
+                    p,
+                )
+            )
         where = (
             f"kind = {lit(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
         )
@@ -509,13 +524,13 @@ FROM (
             f"kind = {lit(TOOL_RESULT)} AND tool_name = {{tool:String}} AND duration_ms IS NOT "
             f"NULL AND {_session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
         )
-        rows = self._rows(
-            "SELECT duration_ms FROM ("
+        rows = self._rows(  # one array, not a row per call: a week holds millions
+            "SELECT groupArray(assumeNotNull(duration_ms)) AS v FROM ("
             + x.events(["session_id", "tool_name", "duration_ms"], where, since)
             + ")",
             p,
         )
-        return array("d", (r["duration_ms"] for r in rows))
+        return array("d", rows[0]["v"] if rows else ())
 
     # -- one session ---------------------------------------------------------------------------
 
@@ -903,6 +918,8 @@ FROM ({x.events(["resource", *IDENTITY_KEYS], "TRUE", since)})""",
         (value, model)."""
         x, p = self.x, {"gk": key}
         since = _window(f, p)
+        if self._rolled(rollups.EVENT_MODELS):
+            return self._models_by_rolled(f, key, p)
         where = (
             f"kind = {lit(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
         )
@@ -936,7 +953,35 @@ GROUP BY grp, model""",
         )
         return _model_rows(rows)
 
+    def _models_by_rolled(self, f: Filter, key: str, p: dict[str, Any]) -> list[dict]:
+        where = f"{_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+        by = f"`{key}`" if key in IDENTITY_KEYS else "resource_id"
+        join, group = "", "g"
+        if key not in IDENTITY_KEYS:
+            join = (
+                f"LEFT JOIN (SELECT id, nullIf(attributes[{{gk:String}}], '') AS v "
+                f"FROM `{self.layout.database}`.`{rollups.RESOURCES}` FINAL) AS r ON r.id = t.g"
+            )
+            group = "r.v"
+        return _model_rows(
+            self._rows(
+                f"""
+SELECT ifNull({group}, {lit(NONE)}) AS grp, ifNull(model, '(unknown)') AS model, {_MODEL_SUMS}
+FROM (SELECT {by} AS g, model, agent, {rollups.EVENT_MODELS.merged()}
+  FROM ({self._covered(rollups.EVENT_MODELS, f, where)}) GROUP BY g, model, agent) AS t
+{join}
+GROUP BY grp, model""",
+                p,
+            )
+        )
 
+
+_MODEL_SUMS = """sum(rows) AS api_requests, ifNull(sum(cost_usd), 0.0) AS cost_usd,
+  ifNull(sum(input_tokens), 0) AS input_tokens, ifNull(sum(output_tokens), 0) AS output_tokens,
+  ifNull(sum(cache_read_tokens), 0) AS cache_read_tokens,
+  ifNull(sum(cache_creation_tokens), 0) AS cache_creation_tokens,
+  arrayStringConcat(arraySort(groupUniqArray(agent)), ', ') AS agent, sum(unpriced) AS unpriced"""
+"""The models pane's columns over rows of `rollups.EVENT_MODELS` merged (per model and agent)."""
 _MODEL_EXTRA = (
     "arrayStringConcat(arraySort(groupUniqArray(agent)), ', ') AS agent, "
     "countIf(cost_usd IS NULL) AS unpriced"

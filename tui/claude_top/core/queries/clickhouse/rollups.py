@@ -30,7 +30,6 @@ from claude_top.core.store.rollup import REDACTED
 
 HOUR_NS = 3600 * 1_000_000_000
 BUCKET = "toStartOfHour(Timestamp, 'UTC')"
-KEYS = ("session_id", "agent")
 MAX_RANGES = 64
 """Past this many unverified stretches of the window, the whole window is checked at once."""
 
@@ -51,6 +50,18 @@ class Rollup:
     typed: str
     identity: str
     measures: tuple[tuple[str, str, str], ...]
+    keys: tuple[tuple[str, str], ...] = (("session_id", "session_id"), ("agent", "agent"))
+    """(column, its SQL over the typed columns) the rollup is grouped by, beside the hour."""
+    where: str = "TRUE"
+    """Which typed rows it sums."""
+
+    @property
+    def key_names(self) -> str:
+        return ", ".join(f"`{k}`" for k, _ in self.keys)
+
+    @property
+    def key_exprs(self) -> str:
+        return ", ".join(f"{e} AS `{k}`" if e != k else f"`{k}`" for k, e in self.keys)
 
     def states(self) -> str:
         """The select list of the measures' states (`fnState(args)`) per bucket and key."""
@@ -119,7 +130,31 @@ SPAN_SESSIONS = Rollup(
 )
 """What the sessions pane and the overview read of a session's spans."""
 
-ROLLUPS = (EVENT_SESSIONS, SPAN_SESSIONS)
+EVENT_MODELS = Rollup(
+    "claude_top_event_models",
+    "claude_top_events",
+    "_key",
+    (
+        ("rows", "count", ""),
+        ("cost_usd", "sum", "cost_usd"),
+        ("unpriced", "countIf", "cost_usd IS NULL"),
+        ("input_tokens", "sum", "input_tokens"),
+        ("output_tokens", "sum", "output_tokens"),
+        ("cache_read_tokens", "sum", "cache_read_tokens"),
+        ("cache_creation_tokens", "sum", "cache_creation_tokens"),
+    ),
+    keys=(
+        ("session_id", "session_id"),
+        ("agent", "agent"),
+        ("model", "model"),
+        *((k, k) for k in IDENTITY_KEYS),
+        ("resource_id", "cityHash64(resource)"),
+    ),
+    where=_API,
+)
+"""What the models pane reads of the API requests, per model, person and resource."""
+
+ROLLUPS = (EVENT_SESSIONS, SPAN_SESSIONS, EVENT_MODELS)
 RESOURCES = "claude_top_resources"
 """Each resource's attributes by id (`cityHash64` of the Map): the rollups keep the id."""
 
@@ -137,7 +172,11 @@ def usable(layout: Layout) -> None:
             continue
         missing = [
             c
-            for c in ("bucket", *KEYS, *(f"{m}_state" for m, _, _ in rollup.measures))
+            for c in (
+                "bucket",
+                *(k for k, _ in rollup.keys),
+                *(f"{m}_state" for m, _, _ in rollup.measures),
+            )
             if not table.has(c)
         ]
         if missing:
@@ -150,22 +189,17 @@ def usable(layout: Layout) -> None:
 
 
 def statements(db: str, rollup: Rollup, fill: bool) -> list[tuple[str, str]]:
-    """(what, SQL) to make `rollup`, the resources table, and their views over the typed table
-    (which must exist); `fill`: also from the typed rows already there (when the typed table
-    was made before)."""
-    keys = ", ".join(KEYS)
-    typed = f"{db}.`{rollup.typed}`"
+    """(what, SQL) to make `rollup` and its view over the typed table (which must exist);
+    `fill`: also from the typed rows already there (when the typed table was made before)."""
     select = (
-        f"SELECT {BUCKET} AS bucket, {keys}, {rollup.states()} FROM {typed} GROUP BY bucket, {keys}"
-    )
-    resources = (
-        f"SELECT cityHash64(resource) AS id, any(resource) AS attributes FROM {typed} GROUP BY id"
+        f"SELECT {BUCKET} AS bucket, {rollup.key_exprs}, {rollup.states()} "
+        f"FROM {db}.`{rollup.typed}` WHERE {rollup.where} GROUP BY bucket, {rollup.key_names}"
     )
     out = [
         (
             f"table {rollup.name}",
             f"CREATE TABLE IF NOT EXISTS {db}.`{rollup.name}` ENGINE = AggregatingMergeTree "
-            f"PARTITION BY toDate(bucket) ORDER BY (bucket, {keys}) "
+            f"PARTITION BY toDate(bucket) ORDER BY (bucket, {rollup.key_names}) "
             f"SETTINGS allow_nullable_key = 1 EMPTY AS {select}",
         ),
         (
@@ -173,22 +207,37 @@ def statements(db: str, rollup: Rollup, fill: bool) -> list[tuple[str, str]]:
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{rollup.name}_mv` "
             f"TO {db}.`{rollup.name}` AS {select}",
         ),
-        (
-            f"table {RESOURCES}",
-            f"CREATE TABLE IF NOT EXISTS {db}.`{RESOURCES}` ENGINE = ReplacingMergeTree "
-            f"ORDER BY id EMPTY AS {resources}",
-        ),
-        (
-            f"view {RESOURCES}_{rollup.typed}_mv",
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{RESOURCES}_{rollup.typed}_mv` "
-            f"TO {db}.`{RESOURCES}` AS {resources}",
-        ),
     ]
     if fill:
         out.append((f"fill {rollup.name}", f"INSERT INTO {db}.`{rollup.name}` {select}"))
-        out.append(
-            (f"fill {RESOURCES} from {rollup.typed}", f"INSERT INTO {db}.`{RESOURCES}` {resources}")
-        )
+    return out
+
+
+def resource_view(typed: str) -> str:
+    return f"{RESOURCES}_{typed}_mv"
+
+
+def resource_statements(db: str, typed: str, fill: bool) -> list[tuple[str, str]]:
+    """(what, SQL) to make the resources table and its view over the typed table `typed`;
+    `fill`: also from its rows already there."""
+    select = (
+        f"SELECT cityHash64(resource) AS id, any(resource) AS attributes FROM {db}.`{typed}` "
+        "GROUP BY id"
+    )
+    out = [
+        (
+            f"table {RESOURCES}",
+            f"CREATE TABLE IF NOT EXISTS {db}.`{RESOURCES}` ENGINE = ReplacingMergeTree "
+            f"ORDER BY id EMPTY AS {select}",
+        ),
+        (
+            f"view {resource_view(typed)}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{resource_view(typed)}` "
+            f"TO {db}.`{RESOURCES}` AS {select}",
+        ),
+    ]
+    if fill:
+        out.append((f"fill {RESOURCES} from {typed}", f"INSERT INTO {db}.`{RESOURCES}` {select}"))
     return out
 
 
@@ -258,7 +307,7 @@ def cover(runner, db: str, rollup: Rollup, since_ns: int | None, verified: Verif
         )
         found = runner.query(
             f"SELECT toUnixTimestamp({BUCKET}) AS b, uniqExact({rollup.identity}) AS n "
-            f"FROM {db}.`{rollup.typed}` WHERE {conds} GROUP BY b",
+            f"FROM {db}.`{rollup.typed}` WHERE ({conds}) AND {rollup.where} GROUP BY b",
             {},
         )
         distinct = {int(r["b"]): int(r["n"]) for r in found}
@@ -289,7 +338,7 @@ def _unverified(exact: list[int], edge_s: int | None) -> list[tuple[int, int | N
 def rows(db: str, rollup: Rollup, c: Cover, where: str) -> str:
     """SQL of (keys, states) rows covering the window exactly, filtered by `where` (on the
     keys): the rollup's exact hours, the rest aggregated from the typed table."""
-    keys = ", ".join(KEYS)
+    keys = rollup.key_names
     cols = ", ".join(f"`{m}_state`" for m, _, _ in rollup.measures)
     conds = [where]
     if c.edge_ns is not None:
@@ -306,8 +355,8 @@ def rows(db: str, rollup: Rollup, c: Cover, where: str) -> str:
     raw += [f"(Timestamp >= {_utc(b)} AND Timestamp < {_utc(b + 3600)})" for b in c.stale]
     if raw:
         parts.append(
-            f"SELECT {keys}, {rollup.states()} FROM {db}.`{rollup.typed}` FINAL "
-            f"WHERE ({' OR '.join(raw)}) AND {where} GROUP BY {keys}"
+            f"SELECT {rollup.key_exprs}, {rollup.states()} FROM {db}.`{rollup.typed}` FINAL "
+            f"WHERE ({' OR '.join(raw)}) AND {rollup.where} AND {where} GROUP BY {keys}"
         )
     return "\nUNION ALL\n".join(parts)
 

@@ -36,21 +36,26 @@ def statements(layout: Layout) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if x.logs:
         select = _select(x.ev, _EVENTS_SKIP, x.logs, f", {x.event_key()} AS _key")
-        out += _table(db, EVENTS_TABLE, "_key", select, layout, rollups.EVENT_SESSIONS)
+        out += _table(db, EVENTS_TABLE, "_key", select, layout)
     if x.traces:
         select = _select(x.sp, _SPANS_SKIP, x.traces)
-        out += _table(db, SPANS_TABLE, "trace_id, span_id", select, layout, rollups.SPAN_SESSIONS)
+        out += _table(db, SPANS_TABLE, "trace_id, span_id", select, layout)
     once: dict[str, str] = {}
     for what, sql in out:  # the resources table is made with the first typed table
         once.setdefault(what, sql)
     return list(once.items())
 
 
-def _table(
-    db: str, name: str, key: str, select: str, layout: Layout, rollup: rollups.Rollup
-) -> list[tuple[str, str]]:
+def _table(db: str, name: str, key: str, select: str, layout: Layout) -> list[tuple[str, str]]:
     there = name in {t.name for t in (layout.events_table, layout.spans_table) if t}
-    fill_rollup = there and rollup.name not in layout.ours
+    made = [
+        *rollups.resource_statements(
+            db, name, there and rollups.resource_view(name) not in layout.ours
+        )
+    ]
+    for rollup in rollups.ROLLUPS:
+        if rollup.typed == name:
+            made += rollups.statements(db, rollup, there and rollup.name not in layout.ours)
     return [
         (
             f"table {name}",
@@ -59,7 +64,7 @@ def _table(
             f"ORDER BY (toStartOfFiveMinutes(Timestamp), {key}) "
             f"SETTINGS allow_nullable_key = 1 EMPTY AS {select}",
         ),
-        *rollups.statements(db, rollup, fill_rollup),
+        *made,
         (
             f"view {name}_mv",
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{name}_mv` TO {db}.`{name}` AS {select}",
