@@ -14,7 +14,12 @@ import pytest
 import clickhouse_rows as cr
 import clickhouse_synthetic as synthetic
 from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
-from claude_top.core.queries.clickhouse.rollups import EVENT_MODELS, EVENT_SESSIONS, SPAN_SESSIONS
+from claude_top.core.queries.clickhouse.rollups import (
+    EVENT_MODELS,
+    EVENT_SESSIONS,
+    EVENT_TOOLS,
+    SPAN_SESSIONS,
+)
 from claude_top.core.queries.clickhouse.tables import statements
 from claude_top.core.queries.filters import Filter
 
@@ -23,7 +28,7 @@ SPAN_S = 2 * 86400
 START = synthetic.START_NS
 NOW = START + SPAN_S * 10**9
 HOUR = 3600 * 10**9
-ROLLUPS = {EVENT_SESSIONS.name, SPAN_SESSIONS.name, EVENT_MODELS.name}
+ROLLUPS = {EVENT_SESSIONS.name, SPAN_SESSIONS.name, EVENT_MODELS.name, EVENT_TOOLS.name}
 
 
 def team(rollups_later: bool = False) -> tuple[ClickHouseSource, ClickHouseSource, object, str]:
@@ -42,6 +47,7 @@ def team(rollups_later: bool = False) -> tuple[ClickHouseSource, ClickHouseSourc
         assert [w for w, _ in todo if w.startswith("fill")] == [
             f"fill {EVENT_SESSIONS.name}",
             f"fill {EVENT_MODELS.name}",
+            f"fill {EVENT_TOOLS.name}",
             f"fill {SPAN_SESSIONS.name}",
         ]
         for _, sql in todo:
@@ -105,10 +111,26 @@ def assert_same_panes(rolled: ClickHouseSource, plain: ClickHouseSource) -> None
             same(r.models(f), p.models(f))
             for key in ("team", "user.email", "workflow_id", "absent"):
                 same(r.models_by(f, key), p.models_by(f, key))
+            tools = r.tools(f)
+            same(tools, p.tools(f))
+            for t in tools:
+                rd, pd = r.tool_durations(f, t["tool_name"]), p.tool_durations(f, t["tool_name"])
+                assert sorted(rd) == sorted(pd) and len(rd) > 0
+            if rs:  # the typed tables' custom keys are the window's; every resource's here
+                same(r.group_keys(f), p.group_keys(f))
         assert len(r.sessions(Filter(), NOW)) == N // 500
         teams = {m["grp"] for m in r.models_by(Filter(), "team")}
         assert teams == {"red", "blue", "green", "gold"}
         assert sum(m["api_requests"] for m in r.models(Filter())) == N * 7 // len(synthetic.KINDS)
+        results = N * 6 // len(synthetic.KINDS)
+        assert sum(t["calls"] for t in r.tools(Filter())) == results
+        assert r.group_keys(Filter()) == [
+            "user.email",
+            "organization.id",
+            "stage",
+            "team",
+            "workflow_id",
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +173,7 @@ def test_a_rollup_of_another_version_is_named_and_not_read():
     _, plain, session, db = team()
     session.query(f"ALTER TABLE {db}.{SPAN_SESSIONS.name} DROP COLUMN retries_state")
     source = ClickHouseSource(ChdbRunner(session, db), "chdb")
-    assert source.layout.rollups == {EVENT_SESSIONS.name, EVENT_MODELS.name}
+    assert source.layout.rollups == ROLLUPS - {SPAN_SESSIONS.name}
     assert (
         f"{SPAN_SESSIONS.name} lacks retries_state (made by another claude-top version; "
         "claude-top team-tables --print shows today's): not read"

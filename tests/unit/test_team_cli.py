@@ -112,7 +112,8 @@ def test_team_tables_made_by_the_command_give_the_same_export(tmp_path):
         assert team.returncode == 0, team.stderr
         assert (
             "claude-top's typed tables: claude_top_events, claude_top_spans, "
-            "claude_top_event_models, claude_top_event_sessions, claude_top_span_sessions"
+            "claude_top_event_models, claude_top_event_sessions, claude_top_event_tools, "
+            "claude_top_span_sessions"
         ) in team.stdout
     truth = Truth(*GRPC_FIXTURES)
     sessions = {r["session_id"]: r for r in rows(tmp_path / "team" / "sessions.csv")}

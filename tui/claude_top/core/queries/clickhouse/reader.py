@@ -481,19 +481,30 @@ GROUP BY model""",
             f"kind = {lit(TOOL_RESULT)} AND {_session_cond(f, p)} "
             f"AND {self._text(f, p, 'tool_name')}"
         )
-        rows = self._rows(
-            f"""
-SELECT tool_name, calls, errors, max_ms, total_ms, timed, agent,
-  arrayMap(q -> {QUANTILE}, [0.5, 0.95, 0.99]) AS q
-FROM (
+        if self._rolled(rollups.EVENT_TOOLS):
+            where = f"{_session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
+            per_tool = f"""
+  SELECT ifNull(tool_name, '(unknown)') AS tool_name, sum(rows) AS calls,
+    sum(errors) AS errors, max(max_ms) AS max_ms, ifNull(sum(total_ms), 0.0) AS total_ms,
+    sum(timed) AS timed, arrayStringConcat(arraySort(groupUniqArray(agent)), ', ') AS agent,
+    arraySort(arrayFlatten(groupArray(durations))) AS v
+  FROM (SELECT tool_name, agent, {rollups.EVENT_TOOLS.merged()}
+    FROM ({self._covered(rollups.EVENT_TOOLS, f, where)}) GROUP BY tool_name, agent)
+  GROUP BY tool_name"""
+        else:
+            per_tool = f"""
   SELECT ifNull(tool_name, '(unknown)') AS tool_name, count() AS calls,
     countIf(success = false) AS errors, max(duration_ms) AS max_ms,
     ifNull(sum(duration_ms), 0.0) AS total_ms, countIf(duration_ms IS NOT NULL) AS timed,
     arrayStringConcat(arraySort(groupUniqArray(agent)), ', ') AS agent,
     arraySort(groupArrayIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL)) AS v
   FROM ({x.events(["session_id", "tool_name", "success", "duration_ms"], where, since)})
-  GROUP BY tool_name
-)""",
+  GROUP BY tool_name"""
+        rows = self._rows(
+            f"""
+SELECT tool_name, calls, errors, max_ms, total_ms, timed, agent,
+  arrayMap(q -> {QUANTILE}, [0.5, 0.95, 0.99]) AS q
+FROM ({per_tool})""",
             p,
         )
         out = []
@@ -524,12 +535,23 @@ FROM (
             f"kind = {lit(TOOL_RESULT)} AND tool_name = {{tool:String}} AND duration_ms IS NOT "
             f"NULL AND {_session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
         )
-        rows = self._rows(  # one array, not a row per call: a week holds millions
-            "SELECT groupArray(assumeNotNull(duration_ms)) AS v FROM ("
-            + x.events(["session_id", "tool_name", "duration_ms"], where, since)
-            + ")",
-            p,
-        )
+        if self._rolled(rollups.EVENT_TOOLS):
+            where = (
+                f"tool_name = {{tool:String}} AND {_session_cond(f, p)} "
+                f"AND {self._text(f, p, 'tool_name')}"
+            )
+            sql = (
+                "SELECT arrayFlatten(groupArray(durations)) AS v FROM (SELECT "
+                f"{rollups.EVENT_TOOLS.merged()} FROM "
+                f"({self._covered(rollups.EVENT_TOOLS, f, where)}) GROUP BY session_id, agent)"
+            )
+        else:  # one array, not a row per call: a week holds millions
+            sql = (
+                "SELECT groupArray(assumeNotNull(duration_ms)) AS v FROM ("
+                + x.events(["session_id", "tool_name", "duration_ms"], where, since)
+                + ")"
+            )
+        rows = self._rows(sql, p)
         return array("d", rows[0]["v"] if rows else ())
 
     # -- one session ---------------------------------------------------------------------------
@@ -895,13 +917,25 @@ ORDER BY time_ns, sequence""",
         organization.id) and every custom resource attribute found in the window."""
         x, p = self.x, {}
         since = _window(f, p)
-        rows = self._rows(
-            f"""
+        if self._rolled(rollups.EVENT_SESSIONS):
+            ident = ", ".join(f"argMaxIfMerge(`{k}_state`) AS `{k}`" for k in IDENTITY_KEYS)
+            rows = self._rows(
+                f"""
+SELECT {", ".join(f"countIf(`{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS)},
+  (SELECT groupUniqArrayArray(mapKeys(attributes))
+   FROM `{self.layout.database}`.`{rollups.RESOURCES}`) AS keys
+FROM (SELECT session_id, {ident}
+  FROM ({self._covered(rollups.EVENT_SESSIONS, f, "TRUE")}) GROUP BY session_id)""",
+                p,
+            )
+        else:
+            rows = self._rows(
+                f"""
 SELECT groupUniqArrayArray(mapKeys(resource)) AS keys,
   {", ".join(f"countIf(`{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS)}
 FROM ({x.events(["resource", *IDENTITY_KEYS], "TRUE", since)})""",
-            p,
-        )
+                p,
+            )
         r = rows[0] if rows else {}
         custom = sorted(
             k for k in custom_attributes(json_map(dict.fromkeys(r.get("keys") or [], "")))

@@ -154,7 +154,25 @@ EVENT_MODELS = Rollup(
 )
 """What the models pane reads of the API requests, per model, person and resource."""
 
-ROLLUPS = (EVENT_SESSIONS, SPAN_SESSIONS, EVENT_MODELS)
+EVENT_TOOLS = Rollup(
+    "claude_top_event_tools",
+    "claude_top_events",
+    "_key",
+    (
+        ("rows", "count", ""),
+        ("errors", "countIf", "success = false"),
+        ("max_ms", "max", "duration_ms"),
+        ("total_ms", "sum", "duration_ms"),
+        ("timed", "countIf", "duration_ms IS NOT NULL"),
+        ("durations", "groupArrayIf", "assumeNotNull(duration_ms), duration_ms IS NOT NULL"),
+    ),
+    keys=(("session_id", "session_id"), ("agent", "agent"), ("tool_name", "tool_name")),
+    where=_TOOL,
+)
+"""What the tools pane and a tool's latency chart read of the tool results (every duration:
+the quantiles are exact)."""
+
+ROLLUPS = (EVENT_SESSIONS, SPAN_SESSIONS, EVENT_MODELS, EVENT_TOOLS)
 RESOURCES = "claude_top_resources"
 """Each resource's attributes by id (`cityHash64` of the Map): the rollups keep the id."""
 
