@@ -142,9 +142,17 @@ FROM ({x.events(["session_id"], "session_id IS NOT NULL", since_all)})""",
         }
         ids = set(ev["ids"])
         if x.traces and self._rolled(rollups.SPAN_SESSIONS):
-            per = self._per_session(rollups.SPAN_SESSIONS, f, sess, p)
-            out["spans_total"] = sum(int(r["rows"]) for r in per)
-            ids |= {r["session_id"] for r in per if r["session_id"] and int(r["interactions"])}
+            sp = self._rows(
+                f"""
+SELECT sum(rows) AS n, groupUniqArrayIf(session_id, session_id IS NOT NULL AND interactions > 0)
+  AS ids
+FROM (SELECT session_id, countMerge(rows_state) AS rows,
+    countIfMerge(interactions_state) AS interactions
+  FROM ({self._covered(rollups.SPAN_SESSIONS, f, sess)}) GROUP BY session_id)""",
+                p,
+            )[0]
+            out["spans_total"] = int(sp["n"])
+            ids |= set(sp["ids"])
         elif x.traces:
             sp = self._rows(
                 f"""
@@ -175,22 +183,19 @@ FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
 
     def _overview_rolled(self, f: Filter, sess: str, p: dict[str, Any]) -> dict:
         """The overview's event figures from the per-session rollup."""
-        per = self._per_session(rollups.EVENT_SESSIONS, f, sess, p)
-        ids = [
-            r["session_id"]
-            for r in per
-            if r["session_id"] is not None and (int(r["prompts"]) or int(r["api_requests"]))
-        ]
-        costs = [r["cost_usd"] for r in per if r["cost_usd"] is not None]
-        return {
-            "api_requests": sum(int(r["api_requests"]) for r in per),
-            "cost_usd": sum(costs) if costs else None,
-            "events_total": sum(int(r["rows"]) for r in per),
-            "ids": ids,
-            "agents": list(
-                {r["agent"] for r in per if r["agent"] is not None and r["session_id"] is not None}
-            ),
-        }
+        r = rollups.EVENT_SESSIONS
+        return self._rows(
+            f"""
+SELECT sum(api_requests) AS api_requests, sum(cost_usd) AS cost_usd, sum(rows) AS events_total,
+  groupUniqArrayIf(session_id, session_id IS NOT NULL AND (prompts > 0 OR api_requests > 0))
+    AS ids,
+  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents
+FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
+    countIfMerge(api_requests_state) AS api_requests, sumIfMerge(cost_usd_state) AS cost_usd,
+    countIfMerge(prompts_state) AS prompts
+  FROM ({self._covered(r, f, sess)}) GROUP BY session_id, agent)""",
+            p,
+        )[0]
 
     def _received(self) -> tuple[int | None, int]:
         """The latest record's time and the rows in every table (no window): the header's
