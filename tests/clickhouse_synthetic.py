@@ -79,7 +79,8 @@ def insert(
         f"'tool_name', arrayElement({_arr(TOOLS)}, number % {len(TOOLS)} + 1), "
         "'tool_use_id', concat('toolu_', toString(intDiv(number, 2))), "
         "'duration_ms', toString(number % 4000), "
-        "'success', if(number % 13 = 0, 'false', 'true'))"
+        "'success', if(number % 13 = 0, 'false', 'true'), "
+        f"'prompt', concat('do thing ', toString(intDiv(number, {PER_PROMPT}))))"
     )
     trace = f"leftPad(hex(intDiv(number, {PER_PROMPT})), 32, '0')"
     session.query(

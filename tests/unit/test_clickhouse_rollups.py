@@ -90,7 +90,10 @@ def windows() -> list[Filter]:
     mid_hour = START + 13 * HOUR + (17 * 60 + 3) * 10**9
     on_hour = START + 30 * HOUR - START % HOUR
     sid = "s-3"
+    step = SPAN_S * 10**9 // N
+    no_prompt = START + (500 * 3 + 485) * step  # s-3's last 15 events: no prompt among them
     return [
+        Filter(since_ns=no_prompt),
         Filter(),
         Filter.for_window((NOW - mid_hour) // 10**9, NOW),
         Filter.for_window((NOW - on_hour) // 10**9, NOW),

@@ -105,11 +105,11 @@ EVENT_SESSIONS = Rollup(
         ("resource_id", "argMax", "cityHash64(resource), time_ns"),
         *_identity("time_ns"),
         ("first_seq", "argMinIf", "sequence, time_ns, sequence IS NOT NULL"),
-        ("first_seq_ns", "minIfOrNull", "time_ns, sequence IS NOT NULL"),
+        ("first_seq_ns", "minOrNullIf", "time_ns, sequence IS NOT NULL"),
         ("first_prompt", "argMinIf", f"prompt, time_ns, {_FIRST_PROMPT}"),
-        ("prompt_ns", "minIfOrNull", f"time_ns, {_FIRST_PROMPT}"),
+        ("prompt_ns", "minOrNullIf", f"time_ns, {_FIRST_PROMPT}"),
         ("terminal", "argMaxIf", f"terminal, time_ns, {_PROMPT} AND terminal IS NOT NULL"),
-        ("terminal_ns", "maxIfOrNull", f"time_ns, {_PROMPT} AND terminal IS NOT NULL"),
+        ("terminal_ns", "maxOrNullIf", f"time_ns, {_PROMPT} AND terminal IS NOT NULL"),
     ),
 )
 """What the sessions pane and the overview read of a session's events."""
@@ -188,15 +188,16 @@ def usable(layout: Layout) -> None:
         table = layout.ours.get(rollup.name)
         if table is None or rollup.typed not in typed:
             continue
-        missing = [
-            c
-            for c in (
-                "bucket",
-                *(k for k, _ in rollup.keys),
-                *(f"{m}_state" for m, _, _ in rollup.measures),
+        missing = [k for k, _ in rollup.keys if not table.has(k)]
+        missing += [
+            f"{m}_state"
+            for m, fn, _ in rollup.measures
+            if not table.columns.get(f"{m}_state", "").startswith(
+                (f"AggregateFunction({fn},", f"AggregateFunction({fn})")
             )
-            if not table.has(c)
         ]
+        if not table.has("bucket"):
+            missing.insert(0, "bucket")
         if missing:
             layout.notes.append(
                 f"{rollup.name} lacks {', '.join(missing)} (made by another claude-top "

@@ -212,8 +212,8 @@ class ChdbRunner:
         self.session = session
         self.database = database
         self._lock = threading.Lock()
-        for name, value in SETTINGS.items():
-            session.query(f"SET {name} = {value}")
+        for name, value in {**SETTINGS, "output_format_json_quote_64bit_integers": 0}.items():
+            session.query(f"SET {name} = {value}")  # 64-bit integers as numbers, as the server's
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
         import orjson
