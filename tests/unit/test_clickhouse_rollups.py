@@ -13,15 +13,17 @@ import pytest
 
 import clickhouse_rows as cr
 import clickhouse_synthetic as synthetic
-from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
+from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource, rollups
 from claude_top.core.queries.clickhouse.rollups import (
     EVENT_MODELS,
     EVENT_SESSIONS,
     EVENT_TOOLS,
     SPAN_SESSIONS,
+    Verified,
 )
 from claude_top.core.queries.clickhouse.tables import statements
 from claude_top.core.queries.filters import Filter
+from clickhouse_http import ClickHouseHTTP
 
 N = 6000
 SPAN_S = 2 * 86400
@@ -182,3 +184,23 @@ def test_a_rollup_of_another_version_is_named_and_not_read():
         "claude-top team-tables --print shows today's): not read"
     ) in source.describe()
     assert_same_panes(source, plain)
+
+
+def test_the_team_server_over_http_gives_the_same_panes(made):
+    """Through clickhouse-connect (what a lead runs): the same rows, resources asked by id."""
+    rolled, _, _, db = made
+    with ClickHouseHTTP({"lead": "pw"}) as ch:
+        team_http = ClickHouseSource.open(f"clickhouse://lead:pw@127.0.0.1:{ch.port}/{db}")
+        try:
+            assert team_http.layout.rollups == ROLLUPS
+            with team_http.reader() as h, rolled.reader() as r:
+                for f in windows()[:3]:
+                    same(h.sessions(f, NOW), r.sessions(f, NOW))
+                    same(h.models_by(f, "team"), r.models_by(f, "team"))
+                    same(h.tools(f), r.tools(f))
+            assert len(team_http.verified.resources) == N // 500 + 1  # a person each, the spans'
+            ids = set(range(2**63, 2**63 + 400))  # ids as long as cityHash64's: a long query
+            many = rollups.resources(team_http.runner, f"`{db}`", ids, Verified())
+            assert many == dict.fromkeys(ids)
+        finally:
+            team_http.close()

@@ -275,10 +275,10 @@ def resources(runner, db: str, ids: set[int], verified: Verified) -> dict[int, s
     with verified.lock:
         todo = sorted(i for i in ids if i not in verified.resources)
     if todo:
-        found = runner.query(
-            f"SELECT id, attributes FROM {db}.`{RESOURCES}` WHERE id IN {{ids:Array(UInt64)}} "
-            "LIMIT 1 BY id",
-            {"ids": todo},
+        found = runner.query(  # ids are numbers: written in, not sent as a long parameter
+            f"SELECT id, attributes FROM {db}.`{RESOURCES}` "
+            f"WHERE id IN ({', '.join(str(int(i)) for i in todo)}) LIMIT 1 BY id",
+            {},
         )
         with verified.lock:
             if len(verified.resources) > 100_000:
