@@ -23,6 +23,7 @@ from claude_top.core.export import (
     export_snapshot,
 )
 from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
+from claude_top.core.queries.clickhouse.reader import UNREAD
 from claude_top.core.queries.clickhouse.runner import ClickHouseURL
 from claude_top.core.queries.clickhouse.tables import statements
 from claude_top.core.queries.filters import Filter
@@ -30,7 +31,14 @@ from claude_top.core.queries.reader import LocalSource, SourceUnavailable
 from claude_top.core.sources.otlp.decode import decode_protobuf
 from claude_top.core.store.commit import write_rows
 from claude_top.core.store.database import Store
-from truth import GRPC_FIXTURES, Truth, grpc_requests, request_docs
+from truth import (
+    GRPC_FIXTURES,
+    OTHER_AGENT_CAPTURES,
+    Truth,
+    capture_requests,
+    grpc_requests,
+    request_docs,
+)
 
 REQUESTS = [r for name in GRPC_FIXTURES for r in grpc_requests(name)]
 NOW = 1_900_000_000_000_000_000
@@ -475,3 +483,35 @@ def test_cumulative_sums_become_the_same_increments():
                     TRUTH.metric_sum("claude_code.cost.usage", **{"session.id": sid})
                 )
     store.close()
+
+
+@pytest.mark.parametrize("agent", sorted(OTHER_AGENT_CAPTURES))
+def test_other_agents_are_named_and_said_to_be_unread(tmp_path, agent):
+    """Gemini CLI's and Codex CLI's records in a team's ClickHouse: their names, sessions and
+    agent as the local store finds them, every record counted as not read (their requests,
+    costs and tools are not mapped in the team view yet) rather than shown as $0 of work."""
+    requests = capture_requests(OTHER_AGENT_CAPTURES[agent])
+    store = Store.open(":memory:")
+    for signal, body in requests:
+        write_rows(store, [decode_protobuf(signal, body)])
+    local = LocalSource(store)
+    team = clickhouse("current", requests, typed=True)
+    local_dir, team_dir = export_both(local, team, tmp_path)
+    lh, lrows = read(local_dir / "events.csv")
+    th, trows = read(team_dir / "events.csv")
+    col = {c: i for i, c in enumerate(th)}
+    keys = ("time_ns", "name", "agent", "session_id")  # records at one time come in any order
+    assert sorted(tuple(r[col[c]] for c in keys) for r in trows) == sorted(
+        tuple(r[lh.index(c)] for c in keys) for r in lrows
+    )
+    assert {r[col["agent"]] for r in trows} == {agent}
+    assert {r[col["not_understood"]] for r in trows} == {UNREAD}
+    with team.reader() as r:
+        overview = r.overview(Filter())
+        sessions = r.sessions(Filter(), NOW)
+    spans = len(read(team_dir / "spans.csv")[1])
+    assert overview["not_understood"] == len(trows) + spans > 0
+    assert overview["agents"] == [agent]
+    assert [(s["session_id"], s["agent"]) for s in sessions] == [
+        (r[lh.index("session_id")], agent) for r in lrows[:1]
+    ]

@@ -2,9 +2,10 @@
 per layout found), and the small SQL builders the ClickHouse reader shares with it.
 
 Every attribute is a string in the exporter's Maps, so numbers go through `toFloat64OrNull` /
-`toInt64OrNull` and booleans are read as `decode.to_bool` reads them. What a record is follows
-`sources.otlp.agents` (the scope tells Claude Code; an event's name from its body, `EventName`
-or `event.name`).
+`toInt64OrNull` and booleans are read as `decode.to_bool` reads them. Who sent a record and its
+session follow `sources.otlp.agents` (the scope and service name tell the agent; another
+agent's session may be its `conversation.id`); an event's name is its body or `event.name`, as
+`decode.event_name` reads it. Only Claude Code's records are mapped onto the typed columns.
 """
 
 from __future__ import annotations
@@ -17,10 +18,19 @@ from claude_top.core.names import (
     API_REQUEST,
     CLAUDE_CODE,
     CLAUDE_PREFIX,
+    CODEX,
+    GEMINI_CLI,
+    UNKNOWN_AGENT,
 )
 from claude_top.core.queries.clickhouse.layout import Layout
 from claude_top.core.queries.groups import IDENTITY_KEYS
-from claude_top.core.sources.otlp.agents import CLAUDE_SCOPE, CLAUDE_SPAN_ROLES
+from claude_top.core.sources.otlp.agents import (
+    CLAUDE_SCOPE,
+    CLAUDE_SPAN_ROLES,
+    CODEX_METRICS_SCOPE,
+    CODEX_SCOPE_PREFIX,
+    GEMINI_SCOPE,
+)
 
 _ONE_SESSION = re.compile(r"\bsession_id = \{(\w+):String\}")
 """A condition naming one session (its rows are found through the skip indexes)."""
@@ -60,9 +70,30 @@ def _first(a: str, b: str) -> str:
 
 
 def _agent(scope: str) -> str:
+    """The agent a record came from, as `agents.agent_of` tells it from the scope and the
+    service name."""
+    codex_service = f"(ServiceName = {lit(CODEX)} OR startsWith(ServiceName, 'codex_'))"
     return (
         f"multiIf({scope} = {lit(CLAUDE_SCOPE)} OR startsWith({scope}, {lit(CLAUDE_SCOPE + '.')}), "
-        f"{lit(CLAUDE_CODE)}, ServiceName = {lit(CLAUDE_CODE)}, 'unknown', nullIf(ServiceName, ''))"
+        f"{lit(CLAUDE_CODE)}, {scope} = {lit(GEMINI_SCOPE)}, {lit(GEMINI_CLI)}, "
+        f"startsWith({scope}, {lit(CODEX_SCOPE_PREFIX)}) OR {scope} = {lit(CODEX_METRICS_SCOPE)} "
+        f"OR ({scope} = ServiceName AND {codex_service}), {lit(CODEX)}, "
+        f"ServiceName IN ({lit(CLAUDE_CODE)}, {lit(GEMINI_CLI)}) OR {codex_service}, "
+        f"{lit(UNKNOWN_AGENT)}, nullIf(ServiceName, ''))"
+    )
+
+
+def _session(attrs: str, resource: str) -> str:
+    """A record's session, as `agents.session_of` finds another agent's (Claude Code's is its
+    `session.id`); `agent` is the record's agent column."""
+    other = f"agent != {lit(CLAUDE_CODE)}"
+    return (
+        f"multiIf({attrs}['session.id'] != '', {attrs}['session.id'], "
+        f"{resource}['session.id'] != '', {resource}['session.id'], "
+        f"{other} AND {attrs}['conversation.id'] != '', {attrs}['conversation.id'], "
+        f"agent = {lit(CODEX)} AND {attrs}['thread_id'] != '', {attrs}['thread_id'], "
+        f"{other} AND {attrs}['gen_ai.conversation.id'] != '', {attrs}['gen_ai.conversation.id'], "
+        "NULL)"
     )
 
 
@@ -98,10 +129,7 @@ class Exprs:
         self.traces = f"`{db}`.`{layout.traces.name}`" if layout.traces else None
         self.sums = f"`{db}`.`{layout.sums.name}`" if layout.sums else None
         la, ra = "LogAttributes", "ResourceAttributes"
-        if layout.event_name_column:
-            short = f"if(EventName != '', EventName, {la}['event.name'])"
-        else:
-            short = f"{la}['event.name']"
+        short = f"{la}['event.name']"  # as the local store: not OTLP's event_name (EventName)
         name = (
             "multiIf(match(Body, '^[^ ]{1,199}$') AND position(Body, '.') > 0, Body, "
             f"{short} != '', if(position({short}, '.') > 0, {short}, "
@@ -110,7 +138,7 @@ class Exprs:
         n = len(CLAUDE_PREFIX) + 1
         self.ev: dict[str, str] = {
             "time_ns": "toUnixTimestamp64Nano(Timestamp)",
-            "session_id": _first(f"{la}['session.id']", f"{ra}['session.id']"),
+            "session_id": _session(la, ra),
             "name": name,
             "agent": _agent("ScopeName"),
             "kind": f"if(agent = {lit(CLAUDE_CODE)} AND startsWith(name, {lit(CLAUDE_PREFIX)}), "
@@ -183,7 +211,7 @@ class Exprs:
             f"[{', '.join(lit(k.lower()) for k in _STATUS)}], "
             f"[{', '.join(map(str, _STATUS.values()))}], 0))",
             "status_message": _str("StatusMessage"),
-            "session_id": _first(f"{sa}['session.id']", f"{ra}['session.id']"),
+            "session_id": _session(sa, ra),
             "span_type": _str(f"{sa}['span.type']"),
             "model": _first(f"{sa}['model']", f"{sa}['gen_ai.request.model']"),
             "tool_name": _first(f"{sa}['tool_name']", f"{sa}['gen_ai.tool.name']"),
@@ -232,7 +260,7 @@ class Exprs:
         self.mp: dict[str, str] = {
             "time_ns": t,
             "start_ns": st,
-            "session_id": _first(f"{a}['session.id']", f"{ra}['session.id']"),
+            "session_id": _session(a, ra),
             "name": "MetricName",
             "value": "Value",
             "temporality": "AggregationTemporality",

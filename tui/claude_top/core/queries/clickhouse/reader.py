@@ -18,6 +18,7 @@ import orjson
 from claude_top.core.names import (
     API_ERROR,
     API_REQUEST,
+    CLAUDE_CODE,
     COST_METRIC,
     INTERACTION,
     LLM_REQUEST,
@@ -133,7 +134,7 @@ FROM ({x.events(["session_id"], "session_id IS NOT NULL", since_all)})""",
             )[0]["agents"]
         out = {
             "agents": sorted(agents),
-            "not_understood": 0,
+            "not_understood": int(ev["unread"] or 0),
             "estimated_cost_usd": 0.0,
             "cost_usd": float(ev["cost_usd"] or 0.0),
             "api_requests": int(ev["api_requests"]),
@@ -145,23 +146,25 @@ FROM ({x.events(["session_id"], "session_id IS NOT NULL", since_all)})""",
             sp = self._rows(
                 f"""
 SELECT sum(rows) AS n, groupUniqArrayIf(session_id, session_id IS NOT NULL AND interactions > 0)
-  AS ids
-FROM (SELECT session_id, countMerge(rows_state) AS rows,
+  AS ids, sumIf(rows, {_OTHER_AGENT}) AS unread
+FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
     countIfMerge(interactions_state) AS interactions
-  FROM ({self._covered(rollups.SPAN_SESSIONS, f, sess)}) GROUP BY session_id)""",
+  FROM ({self._covered(rollups.SPAN_SESSIONS, f, sess)}) GROUP BY session_id, agent)""",
                 p,
             )[0]
             out["spans_total"] = int(sp["n"])
+            out["not_understood"] += int(sp["unread"] or 0)
             ids |= set(sp["ids"])
         elif x.traces:
             sp = self._rows(
                 f"""
 SELECT count() AS n, groupUniqArrayIf(session_id, role = {lit(INTERACTION)}
-    AND session_id IS NOT NULL) AS ids
+    AND session_id IS NOT NULL) AS ids, countIf({_OTHER_AGENT}) AS unread
 FROM ({x.spans(["session_id", "role"], sess, since)})""",
                 p,
             )[0]
             out["spans_total"] = int(sp["n"])
+            out["not_understood"] += int(sp["unread"] or 0)
             ids |= set(sp["ids"])
         out["sessions"] = len(ids)
         out["last_received_ns"], out["received_total"] = self._received()
@@ -176,7 +179,8 @@ SELECT countIf(kind = {lit(API_REQUEST)}) AS api_requests,
     AND session_id IS NOT NULL) AS working,
   groupUniqArrayIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
     AND session_id IS NOT NULL) AS ids,
-  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents
+  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents,
+  countIf({_OTHER_AGENT}) AS unread
 FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
             p,
         )[0]
@@ -189,7 +193,8 @@ FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
 SELECT sum(api_requests) AS api_requests, sum(cost_usd) AS cost_usd, sum(rows) AS events_total,
   groupUniqArrayIf(session_id, session_id IS NOT NULL AND (prompts > 0 OR api_requests > 0))
     AS ids,
-  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents
+  groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents,
+  sumIf(rows, {_OTHER_AGENT}) AS unread
 FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
     countIfMerge(api_requests_state) AS api_requests, sumIfMerge(cost_usd_state) AS cost_usd,
     countIfMerge(prompts_state) AS prompts
@@ -839,7 +844,7 @@ ORDER BY time_ns, sequence""",
                     "attributes": json_map(r["attributes"]),
                     "agent": r["agent"],
                     "role": r["role"],
-                    "not_understood": None,
+                    "not_understood": _unread(r["agent"]),
                     **{
                         k: r[k]
                         for k in (
@@ -911,7 +916,7 @@ ORDER BY time_ns, sequence""",
         for r in rows:
             r["attributes"] = json_map(r["attributes"])
             r["cost_source"] = COST_REPORTED if r["cost_usd"] is not None else None
-            r["not_understood"] = None
+            r["not_understood"] = _unread(r["agent"])
             r["source"] = SOURCE_OTEL
         return rows
 
@@ -1029,6 +1034,17 @@ _MODEL_EXTRA = (
 
 
 _NONE: dict = {}
+UNREAD = (
+    "the team view reads Claude Code's records only (other agents' requests, costs and tools "
+    "are not taken from a collector's tables yet)"
+)
+"""Why a record of another agent in a team's ClickHouse adds nothing to the panes."""
+_OTHER_AGENT = f"ifNull(agent, '') != {lit(CLAUDE_CODE)}"
+"""A row of an agent the team view does not read."""
+
+
+def _unread(agent: str | None) -> str | None:
+    return None if agent == CLAUDE_CODE else UNREAD
 
 
 def _session_row(
