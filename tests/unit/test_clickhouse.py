@@ -23,7 +23,7 @@ from claude_top.core.export import (
     export_snapshot,
 )
 from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
-from claude_top.core.queries.clickhouse.reader import UNREAD
+from claude_top.core.queries.clickhouse.exprs import UNREAD
 from claude_top.core.queries.clickhouse.runner import ClickHouseURL
 from claude_top.core.queries.clickhouse.tables import statements
 from claude_top.core.queries.filters import Filter

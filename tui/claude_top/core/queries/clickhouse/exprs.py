@@ -11,6 +11,7 @@ agent's session may be its `conversation.id`); an event's name is its body or `e
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import orjson
 
@@ -23,6 +24,7 @@ from claude_top.core.names import (
     UNKNOWN_AGENT,
 )
 from claude_top.core.queries.clickhouse.layout import Layout
+from claude_top.core.queries.filters import Filter
 from claude_top.core.queries.groups import IDENTITY_KEYS
 from claude_top.core.sources.otlp.agents import (
     CLAUDE_SCOPE,
@@ -113,6 +115,40 @@ QUANTILE = (
 )
 """A continuous quantile of the sorted array `v` interpolated as DuckDB's quantile_cont does
 (lo * (1 - d) + hi * d, not lo + (hi - lo) * d), so both stores give the very same double."""
+
+
+def session_cond(f: Filter, p: dict[str, Any]) -> str:
+    """The filter's session and agent conditions (their values put in `p`)."""
+    conds = []
+    if f.session_id is not None:
+        p["session"] = f.session_id
+        conds.append("session_id = {session:String}")
+    if f.agent is not None:
+        p["agent"] = f.agent
+        conds.append("agent = {agent:String}")
+    return " AND ".join(conds) or "TRUE"
+
+
+def window(f: Filter, p: dict[str, Any]) -> bool:
+    """Whether the filter has a window (its start then put in `p` as `since`)."""
+    if f.since_ns is None:
+        return False
+    p["since"] = int(f.since_ns)
+    return True
+
+
+UNREAD = (
+    "the team view reads Claude Code's records only (other agents' requests, costs and tools "
+    "are not taken from a collector's tables yet)"
+)
+"""Why a record of another agent in a team's ClickHouse adds nothing to the panes."""
+OTHER_AGENT = f"ifNull(agent, '') != {lit(CLAUDE_CODE)}"
+"""A row of an agent the team view does not read."""
+
+
+def unread(agent: str | None) -> str | None:
+    """A record's `not_understood` in the team view."""
+    return None if agent == CLAUDE_CODE else UNREAD
 
 
 def contains(expr: str) -> str:

@@ -13,37 +13,38 @@ from array import array
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
-
 from claude_top.core.names import (
     API_ERROR,
     API_REQUEST,
-    CLAUDE_CODE,
     COST_METRIC,
     INTERACTION,
     LLM_REQUEST,
-    TOOL_EXECUTION,
     TOOL_RESULT,
-    TOOL_SPAN,
     USER_PROMPT,
 )
 from claude_top.core.queries.clickhouse import rollups
-from claude_top.core.queries.clickhouse.exprs import QUANTILE, Exprs, contains, json_map, lit
+from claude_top.core.queries.clickhouse.export_rows import ExportQueries
+from claude_top.core.queries.clickhouse.exprs import (
+    OTHER_AGENT,
+    QUANTILE,
+    Exprs,
+    contains,
+    json_map,
+    lit,
+    session_cond,
+    window,
+)
 from claude_top.core.queries.clickhouse.layout import Layout
+from claude_top.core.queries.clickhouse.rows import matches, model_rows, session_row
 from claude_top.core.queries.clickhouse.runner import QueryRunner
-from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter, as_datetime
+from claude_top.core.queries.clickhouse.session import SessionQueries
+from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter
 from claude_top.core.queries.groups import IDENTITY_KEYS, NONE, group_sessions
 from claude_top.core.queries.sessions import custom_attributes
-from claude_top.core.queries.spantree import TreeNode, build_tree
-from claude_top.core.queries.turns import turns_from_rollups
-from claude_top.core.schema import COST_NONE, COST_REPORTED, SOURCE_OTEL
 from claude_top.core.store.rollup import REDACTED
 
 _POOL = ThreadPoolExecutor(3, thread_name_prefix="claude-top-clickhouse")
 """A session table's three queries (events, spans, metric points) run at once on a server."""
-MARGIN_NS = 60 * 1_000_000_000
-"""A turn's events are looked for this far around its records' and spans' times."""
-"""A condition that keeps one session's rows (found through skip indexes, few rows)."""
 _WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
 _WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
   minIfOrNull(time_ns, sequence IS NOT NULL) AS first_seq_ns,
@@ -58,28 +59,10 @@ _WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
 """What a session's whole life says (for `partial`, its first prompt and its terminal)."""
 
 
-def _session_cond(f: Filter, p: dict[str, Any]) -> str:
-    """The filter's session and agent conditions."""
-    conds = []
-    if f.session_id is not None:
-        p["session"] = f.session_id
-        conds.append("session_id = {session:String}")
-    if f.agent is not None:
-        p["agent"] = f.agent
-        conds.append("agent = {agent:String}")
-    return " AND ".join(conds) or "TRUE"
-
-
-def _window(f: Filter, p: dict[str, Any]) -> bool:
-    if f.since_ns is None:
-        return False
-    p["since"] = int(f.since_ns)
-    return True
-
-
-class ClickHouseReader:
+class ClickHouseReader(SessionQueries, ExportQueries):
     """`core.queries.reader.Reader` over the exporter's tables; every aggregate runs in
-    ClickHouse."""
+    ClickHouse. One session's turns and span trees are in `session`, the CSV export's rows in
+    `export_rows`."""
 
     def __init__(
         self, runner: QueryRunner, layout: Layout, verified: rollups.Verified | None = None
@@ -99,12 +82,12 @@ class ClickHouseReader:
         return rollups.rows(db, rollup, c, where)
 
     def _per_session(
-        self, rollup: rollups.Rollup, f: Filter, where: str, p: dict[str, Any], extra: str = ""
+        self, rollup: rollups.Rollup, f: Filter, where: str, p: dict[str, Any]
     ) -> list[dict]:
         """The rollup's measures merged per session (and agent) over the window, exactly."""
         sql = self._covered(rollup, f, where)
         return self._rows(
-            f"SELECT session_id, max(agent) AS agent, {rollup.merged()}{extra} FROM ({sql}) "
+            f"SELECT session_id, max(agent) AS agent, {rollup.merged()} FROM ({sql}) "
             "GROUP BY session_id",
             p,
         )
@@ -116,8 +99,8 @@ class ClickHouseReader:
 
     def overview(self, f: Filter) -> dict:
         x, p = self.x, {}
-        since = _window(f, p)
-        sess = _session_cond(f, p)
+        since = window(f, p)
+        sess = session_cond(f, p)
         if self._rolled(rollups.EVENT_SESSIONS):
             ev = self._overview_rolled(f, sess, p)
         else:
@@ -125,7 +108,7 @@ class ClickHouseReader:
         agents = ev["agents"]
         if f.agent is not None:  # every agent, as the local store lists them
             q = {}
-            since_all = _window(f, q)
+            since_all = window(f, q)
             agents = self._rows(
                 f"""
 SELECT groupUniqArrayIf(agent, agent IS NOT NULL) AS agents
@@ -146,7 +129,7 @@ FROM ({x.events(["session_id"], "session_id IS NOT NULL", since_all)})""",
             sp = self._rows(
                 f"""
 SELECT sum(rows) AS n, groupUniqArrayIf(session_id, session_id IS NOT NULL AND interactions > 0)
-  AS ids, sumIf(rows, {_OTHER_AGENT}) AS unread
+  AS ids, sumIf(rows, {OTHER_AGENT}) AS unread
 FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
     countIfMerge(interactions_state) AS interactions
   FROM ({self._covered(rollups.SPAN_SESSIONS, f, sess)}) GROUP BY session_id, agent)""",
@@ -159,7 +142,7 @@ FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
             sp = self._rows(
                 f"""
 SELECT count() AS n, groupUniqArrayIf(session_id, role = {lit(INTERACTION)}
-    AND session_id IS NOT NULL) AS ids, countIf({_OTHER_AGENT}) AS unread
+    AND session_id IS NOT NULL) AS ids, countIf({OTHER_AGENT}) AS unread
 FROM ({x.spans(["session_id", "role"], sess, since)})""",
                 p,
             )[0]
@@ -171,6 +154,7 @@ FROM ({x.spans(["session_id", "role"], sess, since)})""",
         return out
 
     def _overview_events(self, x: Exprs, sess: str, since: bool, p: dict[str, Any]) -> dict:
+        """The overview's event figures from the events themselves."""
         return self._rows(
             f"""
 SELECT countIf(kind = {lit(API_REQUEST)}) AS api_requests,
@@ -180,7 +164,7 @@ SELECT countIf(kind = {lit(API_REQUEST)}) AS api_requests,
   groupUniqArrayIf(session_id, kind IN ({lit(USER_PROMPT)}, {lit(API_REQUEST)})
     AND session_id IS NOT NULL) AS ids,
   groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents,
-  countIf({_OTHER_AGENT}) AS unread
+  countIf({OTHER_AGENT}) AS unread
 FROM ({x.events(["session_id", "cost_usd"], sess, since)})""",
             p,
         )[0]
@@ -194,7 +178,7 @@ SELECT sum(api_requests) AS api_requests, sum(cost_usd) AS cost_usd, sum(rows) A
   groupUniqArrayIf(session_id, session_id IS NOT NULL AND (prompts > 0 OR api_requests > 0))
     AS ids,
   groupUniqArrayIf(agent, agent IS NOT NULL AND session_id IS NOT NULL) AS agents,
-  sumIf(rows, {_OTHER_AGENT}) AS unread
+  sumIf(rows, {OTHER_AGENT}) AS unread
 FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
     countIfMerge(api_requests_state) AS api_requests, sumIfMerge(cost_usd_state) AS cost_usd,
     countIfMerge(prompts_state) AS prompts
@@ -221,7 +205,7 @@ FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
 
     def earliest_ns(self, f: Filter) -> int | None:
         x, p = self.x, {}
-        since = _window(f, p)
+        since = window(f, p)
         parts = [f"SELECT min(time_ns) AS t FROM ({x.events([], 'TRUE', since)})"]
         if x.traces:
             parts.append(f"SELECT min(start_ns) AS t FROM ({x.spans([], 'TRUE', since)})")
@@ -236,8 +220,8 @@ FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
 
     def _session_parts(self, f: Filter) -> tuple[dict, dict, dict]:
         x, p = self.x, {}
-        since = _window(f, p)
-        sess = _session_cond(f, p)
+        since = window(f, p)
+        sess = session_cond(f, p)
         api = f"kind = {lit(API_REQUEST)}"
         ident = ", ".join(
             f"argMaxIf(`{k}`, time_ns, `{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS
@@ -418,12 +402,12 @@ GROUP BY session_id""",
         whole = self._whole(f, ev)
         active_since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
         out = [
-            _session_row(sid, ev.get(sid), sp.get(sid), mp.get(sid), whole.get(sid), active_since)
+            session_row(sid, ev.get(sid), sp.get(sid), mp.get(sid), whole.get(sid), active_since)
             for sid in ids
         ]
         needle = f.needle
         if needle is not None:
-            out = [r for r in out if _matches(r, needle)]
+            out = [r for r in out if matches(r, needle)]
         for r in out:
             r.pop("_tools")
         out.sort(key=lambda r: r["session_id"])
@@ -435,10 +419,10 @@ GROUP BY session_id""",
 
     def models(self, f: Filter) -> list[dict]:
         x, p = self.x, {}
-        since = _window(f, p)
+        since = window(f, p)
         if self._rolled(rollups.EVENT_MODELS):
-            where = f"{_session_cond(f, p)} AND {self._text(f, p, 'model')}"
-            return _model_rows(
+            where = f"{session_cond(f, p)} AND {self._text(f, p, 'model')}"
+            return model_rows(
                 self._rows(
                     f"""
 SELECT ifNull(model, '(unknown)') AS model, {_MODEL_SUMS}
@@ -449,7 +433,7 @@ GROUP BY model""",
                 )
             )
         where = (
-            f"kind = {lit(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+            f"kind = {lit(API_REQUEST)} AND {session_cond(f, p)} AND {self._text(f, p, 'model')}"
         )
         rows = self._rows(
             f"""
@@ -476,7 +460,7 @@ FROM ({
 GROUP BY model""",
             p,
         )
-        return _model_rows(rows)
+        return model_rows(rows)
 
     def _text(self, f: Filter, p: dict[str, Any], col: str) -> str:
         if f.needle is None:
@@ -486,13 +470,13 @@ GROUP BY model""",
 
     def tools(self, f: Filter) -> list[dict]:
         x, p = self.x, {}
-        since = _window(f, p)
+        since = window(f, p)
         where = (
-            f"kind = {lit(TOOL_RESULT)} AND {_session_cond(f, p)} "
+            f"kind = {lit(TOOL_RESULT)} AND {session_cond(f, p)} "
             f"AND {self._text(f, p, 'tool_name')}"
         )
         if self._rolled(rollups.EVENT_TOOLS):
-            where = f"{_session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
+            where = f"{session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
             per_tool = f"""
   SELECT ifNull(tool_name, '(unknown)') AS tool_name, sum(rows) AS calls,
     sum(errors) AS errors, max(max_ms) AS max_ms, ifNull(sum(total_ms), 0.0) AS total_ms,
@@ -540,14 +524,14 @@ FROM ({per_tool})""",
 
     def tool_durations(self, f: Filter, tool_name: str) -> array[float]:
         x, p = self.x, {"tool": tool_name}
-        since = _window(f, p)
+        since = window(f, p)
         where = (
             f"kind = {lit(TOOL_RESULT)} AND tool_name = {{tool:String}} AND duration_ms IS NOT "
-            f"NULL AND {_session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
+            f"NULL AND {session_cond(f, p)} AND {self._text(f, p, 'tool_name')}"
         )
         if self._rolled(rollups.EVENT_TOOLS):
             where = (
-                f"tool_name = {{tool:String}} AND {_session_cond(f, p)} "
+                f"tool_name = {{tool:String}} AND {session_cond(f, p)} "
                 f"AND {self._text(f, p, 'tool_name')}"
             )
             sql = (
@@ -564,369 +548,13 @@ FROM ({per_tool})""",
         rows = self._rows(sql, p)
         return array("d", rows[0]["v"] if rows else ())
 
-    # -- one session ---------------------------------------------------------------------------
-
-    def turns(self, session_id: str) -> list[dict]:
-        x, p = self.x, {"s": session_id}
-        api = f"kind = {lit(API_REQUEST)}"
-        prompt_rows = self._rows(
-            f"""
-SELECT prompt_id, min(time_ns) AS start_ns, max(time_ns) AS end_ns,
-  argMinIf(trace_id, time_ns, trace_id IS NOT NULL) AS trace_id,
-  countIf({api}) AS api_requests, sumIf(cost_usd, {api}) AS cost_usd,
-  countIf({api} AND cost_usd IS NULL) AS unpriced_requests,
-  countIf(kind = {lit(TOOL_RESULT)} AND success = false) AS tool_errors,
-  arrayMap(t -> t.3, arraySort(groupArrayIf((time_ns, ifNull(sequence, 0), ifNull(tool_name, '?')),
-    kind = {lit(TOOL_RESULT)}))) AS tool_list,
-  argMinIf(prompt, time_ns, kind = {lit(USER_PROMPT)}) AS prompt
-FROM ({
-                x.events(
-                    [
-                        "session_id",
-                        "prompt_id",
-                        "trace_id",
-                        "cost_usd",
-                        "success",
-                        "sequence",
-                        "tool_name",
-                        "prompt",
-                    ],
-                    "session_id = {s:String} AND prompt_id IS NOT NULL",
-                )
-            })
-GROUP BY prompt_id""",
-            p,
-        )
-        trace_rows: list[dict] = []
-        if x.traces:
-            spans = x.spans(
-                [
-                    "session_id",
-                    "parent_span_id",
-                    "role",
-                    "end_ns",
-                    "status_code",
-                    "success",
-                    "tool_name",
-                    "duration_ms",
-                    "user_prompt",
-                ],
-                "session_id = {s:String}",
-            )
-            trace_rows = self._rows(
-                f"""
-SELECT trace_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
-  countIf(role = {lit(LLM_REQUEST)}) AS llm_requests,
-  arrayMap(t -> t.2, arraySort(groupArrayIf((start_ns, ifNull(tool_name, '?')),
-    role = {lit(TOOL_SPAN)}))) AS tool_list,
-  countIf(role = {lit(TOOL_SPAN)} AND failed) AS tool_errors,
-  argMinIf(start_ns, start_ns, role = {lit(INTERACTION)}) AS i_start,
-  argMinIf(duration_ms, start_ns, role = {lit(INTERACTION)}) AS i_duration,
-  argMinIf(user_prompt, start_ns, role = {lit(INTERACTION)}) AS i_prompt,
-  countIf(role = {lit(INTERACTION)}) > 0 AS has_interaction
-FROM (
-  SELECT s.*, (s.trace_id, s.span_id) IN (
-    SELECT trace_id, parent_span_id FROM ({spans})
-    WHERE role = {lit(TOOL_EXECUTION)} AND (status_code = 2 OR success = false)) AS failed
-  FROM ({spans}) AS s
-)
-GROUP BY trace_id""",
-                p,
-            )
-        interactions = [
-            {
-                "trace_id": t["trace_id"],
-                "start_ns": t["i_start"] if t["has_interaction"] else t["first_ns"],
-                "duration_ms": t["i_duration"]
-                if t["has_interaction"]
-                else (t["last_ns"] - t["first_ns"]) / 1e6,
-                "has_interaction": bool(t["has_interaction"]),
-                "prompt": t["i_prompt"] if t["has_interaction"] else None,
-                "llm_requests": int(t["llm_requests"]),
-                "tool_list": t["tool_list"] or None,
-                "tool_errors": int(t["tool_errors"]),
-            }
-            for t in trace_rows
-        ]
-        prompts = [
-            {
-                **r,
-                "api_requests": int(r["api_requests"]),
-                "tool_errors": int(r["tool_errors"]),
-                "cost_usd": r["cost_usd"] if int(r["api_requests"]) else None,
-                "estimated_cost_usd": None,
-                "unpriced_requests": int(r["unpriced_requests"]),
-                "tool_list": r["tool_list"] or None,
-            }
-            for r in prompt_rows
-        ]
-        return turns_from_rollups(prompts, interactions)
-
-    def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:
-        x, p = self.x, {"s": session_id, "k": turn_key}
-        turn = x.events(
-            ["session_id", "prompt_id", "trace_id"],
-            "session_id = {s:String} AND prompt_id = {k:String} AND trace_id IS NOT NULL",
-        )
-        found = self._rows(
-            f"SELECT groupUniqArray(trace_id) AS t, min(time_ns) AS lo, max(time_ns) AS hi "
-            f"FROM ({turn})",
-            p,
-        )[0]
-        traces = sorted(found["t"]) or [turn_key]
-        p["t"] = traces
-        lo, hi = (found["lo"], found["hi"]) if found["t"] else (None, None)
-        span_rows: list[dict] = []
-        if x.traces:
-            span_rows = self._rows(
-                f"""
-SELECT * FROM ({
-                    x.spans(
-                        [
-                            "parent_span_id",
-                            "name",
-                            "role",
-                            "end_ns",
-                            "duration_ms",
-                            "status_code",
-                            "status_message",
-                            "session_id",
-                            "model",
-                            "tool_name",
-                            "input_tokens",
-                            "output_tokens",
-                            "cache_read_tokens",
-                            "cache_creation_tokens",
-                            "success",
-                            "attempt",
-                            "agent_id",
-                            "parent_agent_id",
-                            "attributes",
-                        ],
-                        "trace_id IN {t:Array(String)}",
-                    )
-                })
-ORDER BY start_ns, span_id""",
-                p,
-            )
-            for r in span_rows:
-                r["attributes"] = json_map(r["attributes"])
-                lo = r["start_ns"] if lo is None else min(lo, r["start_ns"])
-                hi = r["end_ns"] if hi is None else max(hi, r["end_ns"])
-        when = "TRUE"
-        if lo is not None:  # the turn's time: the sort key finds its rows, not the Maps
-            p["lo"], p["hi"] = lo - MARGIN_NS, hi + MARGIN_NS
-            when = "time_ns BETWEEN {lo:Int64} AND {hi:Int64}"
-        events = self._rows(
-            f"""
-SELECT *, toString(cityHash64(time_ns, name, ifNull(sequence, -1), ifNull(request_id, ''),
-  ifNull(tool_use_id, ''))) AS uid_text
-FROM ({
-                x.events(
-                    [
-                        "session_id",
-                        "model",
-                        "cost_usd",
-                        "input_tokens",
-                        "output_tokens",
-                        "cache_read_tokens",
-                        "cache_creation_tokens",
-                        "duration_ms",
-                        "attributes",
-                        "trace_id",
-                        "span_id",
-                        "sequence",
-                        "prompt_id",
-                        "tool_name",
-                        "tool_use_id",
-                        "success",
-                        "decision",
-                        "error",
-                        "attempt",
-                        "request_id",
-                    ],
-                    "session_id = {s:String} AND (prompt_id = {k:String} OR (prompt_id IS NULL AND "
-                    "trace_id IN {t:Array(String)}))",
-                    between=when != "TRUE",
-                )
-            })
-ORDER BY time_ns, sequence""",
-            p,
-        )
-        for e in events:
-            e["attributes"] = json_map(e["attributes"])
-            e["uid"] = int(e.pop("uid_text")).to_bytes(8, "big")
-            e["source"] = "otel"
-        return build_tree(turn_key, span_rows, events)
-
-    # -- raw tables for the CSV export ---------------------------------------------------------
-
-    def export_spans(self, f: Filter, sessions: set[str] | None) -> list[dict]:
-        """`spans.csv`'s rows (same columns and order as the local store's), oldest first."""
-        if not self.x.traces:
-            return []
-        p: dict[str, Any] = {}
-        since = _window(f, p)
-        where = _session_cond(f, p)
-        if sessions is not None:
-            p["ids"] = sorted(sessions)
-            where += " AND session_id IN {ids:Array(String)}"
-        cols = [
-            "parent_span_id",
-            "name",
-            "session_id",
-            "end_ns",
-            "duration_ms",
-            "status_code",
-            "attributes",
-            "role",
-            "status_message",
-            "kind",
-            "span_type",
-            "model",
-            "tool_name",
-            "tool_use_id",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-            "success",
-            "attempt",
-            "agent_id",
-            "parent_agent_id",
-            "scope_name",
-            "service_name",
-        ]
-        cols += [
-            c
-            for c in ("ev_times", "ev_names", "ev_attrs", "ln_traces", "ln_spans", "ln_attrs")
-            if c in self.x.sp
-        ]
-        rows = self._rows(
-            f"SELECT * FROM ({self.x.spans(cols, where, since)}) "
-            "ORDER BY start_ns, trace_id, span_id",
-            p,
-        )
-        out = []
-        for r in rows:
-            events = None
-            if r.get("ev_names"):
-                events = orjson.dumps(
-                    [
-                        {"name": n, "time_ns": t, "attributes": dict(a)}
-                        for t, n, a in zip(r["ev_times"], r["ev_names"], r["ev_attrs"], strict=True)
-                    ],
-                    option=orjson.OPT_SORT_KEYS,
-                ).decode()
-            links = None
-            if r.get("ln_traces"):
-                links = orjson.dumps(
-                    [
-                        {"trace_id": t, "span_id": s, "attributes": dict(a)}
-                        for t, s, a in zip(
-                            r["ln_traces"], r["ln_spans"], r["ln_attrs"], strict=True
-                        )
-                    ],
-                    option=orjson.OPT_SORT_KEYS,
-                ).decode()
-            status = {0: "UNSET", 1: "OK", 2: "ERROR"}.get(r["status_code"], str(r["status_code"]))
-            out.append(
-                {
-                    "trace_id": r["trace_id"],
-                    "span_id": r["span_id"],
-                    "parent_span_id": r["parent_span_id"],
-                    "name": r["name"],
-                    "session_id": r["session_id"],
-                    "start_ns": r["start_ns"],
-                    "end_ns": r["end_ns"],
-                    "duration_ms": r["duration_ms"],
-                    "status": status,
-                    "attributes": json_map(r["attributes"]),
-                    "agent": r["agent"],
-                    "role": r["role"],
-                    "not_understood": _unread(r["agent"]),
-                    **{
-                        k: r[k]
-                        for k in (
-                            "status_message",
-                            "kind",
-                            "span_type",
-                            "model",
-                            "tool_name",
-                            "tool_use_id",
-                            "input_tokens",
-                            "output_tokens",
-                            "cache_read_tokens",
-                            "cache_creation_tokens",
-                            "success",
-                            "attempt",
-                            "agent_id",
-                            "parent_agent_id",
-                        )
-                    },
-                    "events": events,
-                    "links": links,
-                    "scope_name": r["scope_name"],
-                    "service_name": r["service_name"],
-                }
-            )
-        return out
-
-    def export_events(self, f: Filter, sessions: set[str] | None) -> list[dict]:
-        """`events.csv`'s rows, oldest first."""
-        p: dict[str, Any] = {}
-        since = _window(f, p)
-        where = _session_cond(f, p)
-        if sessions is not None:
-            p["ids"] = sorted(sessions)
-            where += " AND session_id IN {ids:Array(String)}"
-        cols = [
-            "session_id",
-            "prompt_id",
-            "sequence",
-            "attributes",
-            "trace_id",
-            "span_id",
-            "model",
-            "tool_name",
-            "tool_use_id",
-            "cost_usd",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-            "duration_ms",
-            "success",
-            "decision",
-            "error",
-            "attempt",
-            "query_source",
-            "body",
-            "severity_number",
-            "scope_name",
-            "service_name",
-            "request_id",
-            "project",
-        ]
-        rows = self._rows(
-            f"SELECT * FROM ({self.x.events(cols, where, since)}) "
-            "ORDER BY time_ns, session_id, sequence",
-            p,
-        )
-        for r in rows:
-            r["attributes"] = json_map(r["attributes"])
-            r["cost_source"] = COST_REPORTED if r["cost_usd"] is not None else None
-            r["not_understood"] = _unread(r["agent"])
-            r["source"] = SOURCE_OTEL
-        return rows
-
     # -- grouping by person and team -----------------------------------------------------------
 
     def group_keys(self, f: Filter) -> list[str]:
         """What the panes can be grouped by: who (user.email, user.account_uuid,
         organization.id) and every custom resource attribute found in the window."""
         x, p = self.x, {}
-        since = _window(f, p)
+        since = window(f, p)
         if self._rolled(rollups.EVENT_SESSIONS):
             ident = ", ".join(f"argMaxIfMerge(`{k}_state`) AS `{k}`" for k in IDENTITY_KEYS)
             rows = self._rows(
@@ -961,11 +589,11 @@ FROM ({x.events(["resource", *IDENTITY_KEYS], "TRUE", since)})""",
         """The models pane grouped by `key` (an identity or resource attribute): one row per
         (value, model)."""
         x, p = self.x, {"gk": key}
-        since = _window(f, p)
+        since = window(f, p)
         if self._rolled(rollups.EVENT_MODELS):
             return self._models_by_rolled(f, key, p)
         where = (
-            f"kind = {lit(API_REQUEST)} AND {_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+            f"kind = {lit(API_REQUEST)} AND {session_cond(f, p)} AND {self._text(f, p, 'model')}"
         )
         group = f"`{key}`" if key in IDENTITY_KEYS else "nullIf(resource[{gk:String}], '')"
         rows = self._rows(
@@ -995,10 +623,10 @@ FROM ({
 GROUP BY grp, model""",
             p,
         )
-        return _model_rows(rows)
+        return model_rows(rows)
 
     def _models_by_rolled(self, f: Filter, key: str, p: dict[str, Any]) -> list[dict]:
-        where = f"{_session_cond(f, p)} AND {self._text(f, p, 'model')}"
+        where = f"{session_cond(f, p)} AND {self._text(f, p, 'model')}"
         by = f"`{key}`" if key in IDENTITY_KEYS else "resource_id"
         join, group = "", "g"
         if key not in IDENTITY_KEYS:
@@ -1007,7 +635,7 @@ GROUP BY grp, model""",
                 f"FROM `{self.layout.database}`.`{rollups.RESOURCES}` FINAL) AS r ON r.id = t.g"
             )
             group = "r.v"
-        return _model_rows(
+        return model_rows(
             self._rows(
                 f"""
 SELECT ifNull({group}, {lit(NONE)}) AS grp, ifNull(model, '(unknown)') AS model, {_MODEL_SUMS}
@@ -1031,136 +659,3 @@ _MODEL_EXTRA = (
     "countIf(cost_usd IS NULL) AS unpriced"
 )
 """The models pane's agents and unpriced requests, beside its sums."""
-
-
-_NONE: dict = {}
-UNREAD = (
-    "the team view reads Claude Code's records only (other agents' requests, costs and tools "
-    "are not taken from a collector's tables yet)"
-)
-"""Why a record of another agent in a team's ClickHouse adds nothing to the panes."""
-_OTHER_AGENT = f"ifNull(agent, '') != {lit(CLAUDE_CODE)}"
-"""A row of an agent the team view does not read."""
-
-
-def _unread(agent: str | None) -> str | None:
-    return None if agent == CLAUDE_CODE else UNREAD
-
-
-def _session_row(
-    sid: str, e: dict | None, s: dict | None, m: dict | None, w: dict | None, active_since: int
-) -> dict:
-    """One sessions-pane row from a session's events, spans and metric points in the window
-    (`e`, `s`, `m`) and what its whole life says (`w`)."""
-    parts = [r for r in (e, s, m) if r]
-    e, s, w = e or _NONE, s or _NONE, w or _NONE
-    firsts = [r["first_ns"] for r in parts if r["first_ns"] is not None]
-    last = max((r["last_ns"] for r in parts if r["last_ns"] is not None), default=None)
-    user_prompts = int(e.get("prompts") or 0)
-    prompts = user_prompts if user_prompts > 0 else int(s.get("interactions") or 0)
-    api = int(e.get("api_requests") or 0)
-    unpriced = int(e.get("unpriced") or 0)
-    inp = int(e.get("input_tokens") or 0)
-    cache_read = int(e.get("cache_read_tokens") or 0)
-    cache_creation = int(e.get("cache_creation_tokens") or 0)
-    den = inp + cache_read + cache_creation
-    held = next((r for r in parts if r["resource"]), _NONE)
-    resource = held.get("resource")
-    identity = {}
-    for k in IDENTITY_KEYS:
-        identity[k] = next((r[k] for r in parts if r.get(k)), None)
-    all_prompts = int(w.get("all_prompts") or 0)
-    all_requests = int(w.get("all_requests") or 0)
-    first_seq = w.get("first_seq")
-    first_ns = min(firsts) if firsts else None
-    return {
-        "session_id": sid,
-        "first_seen_ns": first_ns,
-        "last_seen_ns": last,
-        "prompts": prompts,
-        "api_requests": api,
-        "cost_usd": float(e.get("cost_usd") or 0.0),
-        "input_tokens": inp,
-        "output_tokens": int(e.get("output_tokens") or 0),
-        "cache_read_tokens": cache_read,
-        "cache_creation_tokens": cache_creation,
-        "tool_calls": int(e.get("tool_calls") or 0),
-        "tool_errors": int(e.get("tool_errors") or 0),
-        "models": ", ".join(sorted(e["models"])) if e else "",
-        "status": "active" if last is not None and last >= active_since else "idle",
-        "cache_hit_ratio": cache_read / den if den > 0 else None,
-        "metric_cost_usd": (float(m["metric_cost_usd"]) if m and int(m["cost_points"]) else None),
-        "last_received_ns": last,
-        "user_prompts": user_prompts,
-        "agent": next((r["agent"] for r in parts if r["agent"]), None),
-        "source": "otel",
-        "project": e.get("project"),
-        "first_prompt": w.get("first_prompt"),
-        "api_errors": int(e.get("api_errors") or 0),
-        "retries": int(s.get("retries") or 0),
-        "cost_source": _cost_source(api, unpriced),
-        "unpriced_requests": unpriced,
-        "estimated_cost_usd": None,
-        "cost_sources": COST_REPORTED if api > unpriced else "",
-        "not_understood": 0,
-        "has_work": prompts > 0 or api > 0,
-        "partial": bool(
-            (first_seq is not None and first_seq > 0) or (all_requests > 0 and all_prompts == 0)
-        ),
-        "resource_attributes": resource,
-        "first_seen": as_datetime(first_ns),
-        "last_seen": as_datetime(last),
-        "terminal": w.get("terminal") if user_prompts else None,
-        "identity": identity,
-        "_tools": e.get("tools") or [],
-        "custom": custom_attributes(resource, held.get("resource_key")),
-    }
-
-
-def _cost_source(requests: int, unpriced: int) -> str | None:
-    """Where a row's cost came from, as the local store says it (a collector's costs are all
-    reported: nothing is estimated)."""
-    if requests == 0:
-        return None
-    return COST_NONE if unpriced == requests else COST_REPORTED
-
-
-def _model_rows(rows: list[dict]) -> list[dict]:
-    total = sum(float(r["cost_usd"]) for r in rows)
-    out = []
-    for r in rows:
-        row = {k: r[k] for k in r}
-        for k in (
-            "api_requests",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-        ):
-            row[k] = int(r[k])
-        row["cost_usd"] = float(r["cost_usd"])
-        den = row["input_tokens"] + row["cache_read_tokens"] + row["cache_creation_tokens"]
-        row["cache_hit_ratio"] = row["cache_read_tokens"] / den if den > 0 else None
-        row["share"] = row["cost_usd"] / total if total > 0 else 0.0
-        row["estimated_cost_usd"] = None  # every cost a collector stores was reported
-        row["cost_source"] = _cost_source(row["api_requests"], int(r["unpriced"]))
-        row["unpriced_requests"] = int(row.pop("unpriced"))
-        out.append(row)
-    out.sort(key=lambda m: (m.get("grp") or "", m["model"]))
-    out.sort(key=lambda m: -m["cost_usd"])
-    return out
-
-
-def _matches(row: dict, needle: str) -> bool:
-    """The sessions pane's text filter, as the local query applies it."""
-    fields = (
-        row["session_id"],
-        row["models"],
-        row["agent"],
-        row["project"],
-        row["first_prompt"],
-        row["resource_attributes"],
-    )
-    if any(needle in (v or "").lower() for v in fields):
-        return True
-    return any(needle in (t or "").lower() for t in row["_tools"])

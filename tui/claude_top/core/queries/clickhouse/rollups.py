@@ -233,6 +233,7 @@ def statements(db: str, rollup: Rollup, fill: bool) -> list[tuple[str, str]]:
 
 
 def resource_view(typed: str) -> str:
+    """The view that files the resources of the typed table `typed`."""
     return f"{RESOURCES}_{typed}_mv"
 
 

@@ -5,9 +5,10 @@ millions of events a pane would scan gigabytes. `claude_top_events` and `claude_
 the attributes the panes need as typed columns (the very expressions the source otherwise runs
 on the Maps, `reader.Exprs`), filled by materialized views as the collector inserts, and once
 from what is already there. ReplacingMergeTree by record identity, so the collector's retries
-merge away (the queries still count each record once before that). A lead with CREATE rights
-runs `claude-top team-tables --source clickhouse://...` once; the source uses them when found
-and says so.
+merge away (the queries still count each record once before that). Their per-hour rollups
+(`rollups`) are made beside them. A lead with CREATE rights runs `claude-top team-tables
+--source clickhouse://...` once, and again after an upgrade (what is there is kept, what is new
+is made and filled); the source uses them when found and says so.
 """
 
 from __future__ import annotations
@@ -48,14 +49,12 @@ def statements(layout: Layout) -> list[tuple[str, str]]:
 
 def _table(db: str, name: str, key: str, select: str, layout: Layout) -> list[tuple[str, str]]:
     there = name in {t.name for t in (layout.events_table, layout.spans_table) if t}
-    made = [
-        *rollups.resource_statements(
-            db, name, there and rollups.resource_view(name) not in layout.ours
-        )
-    ]
+    views = rollups.resource_statements(
+        db, name, there and rollups.resource_view(name) not in layout.ours
+    )
     for rollup in rollups.ROLLUPS:
         if rollup.typed == name:
-            made += rollups.statements(db, rollup, there and rollup.name not in layout.ours)
+            views += rollups.statements(db, rollup, there and rollup.name not in layout.ours)
     return [
         (
             f"table {name}",
@@ -64,7 +63,7 @@ def _table(db: str, name: str, key: str, select: str, layout: Layout) -> list[tu
             f"ORDER BY (toStartOfFiveMinutes(Timestamp), {key}) "
             f"SETTINGS allow_nullable_key = 1 EMPTY AS {select}",
         ),
-        *made,
+        *views,
         (
             f"view {name}_mv",
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{name}_mv` TO {db}.`{name}` AS {select}",
