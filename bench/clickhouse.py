@@ -10,9 +10,11 @@ into `--path` (reused when it holds the same N).
 
 Times the `ClickHouseReader` methods the panes call (the same SQL the UI runs), for a 24h and an
 "all" window; a whole main-view refresh (`ui.data.load_main`); one session's turns and a turn's
-span tree; the grouped panes: over claude-top's typed tables (`claude-top team-tables`, made
-here after the load, as a lead would), and for comparison straight over the exporter's Maps
-(24h window). Needs the `test` extra (chdb).
+span tree; the grouped panes: over claude-top's typed tables and their per-hour rollups
+(`claude-top team-tables`, made here after the load, as a lead would), the first sessions query
+of a new source (which checks every hour of the window once); and for comparison over the
+typed tables without the rollups, and straight over the exporter's Maps (24h window). Needs the
+`test` extra (chdb).
 
     python bench/clickhouse.py [--events 10000000] [--path /tmp/claude-top-ch-10m] [--repeat 7]
 """
@@ -106,6 +108,18 @@ def main() -> None:
                 timed(lambda r=r, f=f: r.sessions(f, now), 1),
             )
     run(source, windows, now, sid, turn, args.repeat)
+    typed = ClickHouseSource(runner, "typed")
+    typed.layout.rollups = set()
+    print("\nover the typed tables without the rollups:")
+    for wname, f in windows.items():
+        with typed.reader() as r:
+            for name, fn in {
+                "sessions": lambda r=r, f=f: r.sessions(f, now),
+                "models": lambda r=r, f=f: r.models(f),
+                "tools": lambda r=r, f=f: r.tools(f),
+                "grouped(team)": lambda r=r, f=f: r.grouped(f, "team", now),
+            }.items():
+                _line(name, wname, timed(fn, 3))
     print("\nthe same straight over the exporter's Maps (no typed tables):")
     run(raw, {"24h": windows["24h"]}, now, sid, turn, max(3, args.repeat // 2))
 
