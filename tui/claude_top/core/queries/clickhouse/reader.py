@@ -32,6 +32,7 @@ from claude_top.core.queries.clickhouse.exprs import (
     json_map,
     lit,
     session_cond,
+    unread,
     window,
 )
 from claude_top.core.queries.clickhouse.layout import Layout
@@ -405,6 +406,9 @@ GROUP BY session_id""",
             session_row(sid, ev.get(sid), sp.get(sid), mp.get(sid), whole.get(sid), active_since)
             for sid in ids
         ]
+        # another agent's session is not listed as one that did nothing: its records are
+        # counted as not understood instead (the overview)
+        out = [r for r in out if unread(r["agent"]) is None]
         needle = f.needle
         if needle is not None:
             out = [r for r in out if matches(r, needle)]
