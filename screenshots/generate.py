@@ -23,6 +23,11 @@ Then history from transcripts: the three transcript runs' `projects` trees impor
 (telemetry off for two of them), the first run's OTLP sent beside its transcript (window all,
 "now" a minute after the last line): which sessions are known from transcripts only, and one of
 them opened.
+
+Then, with the `test` extra (chdb), the team view: a team's ClickHouse as the collector's
+exporter fills it (`tests/clickhouse_synthetic.py`: 200,000 events of 400 sessions by 200 people
+in 4 teams over two days, "now" at their end) with claude-top's typed tables and rollups, at
+120x40, grouped by team (`u`), and at 80x24.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ OTHER_AGENTS = (
 AFTER_OTHER_AGENTS_NS = 1_796_452_600 * 1_000_000_000
 """2026-12-05 06:36:40 UTC: a minute after the Codex CLI capture."""
 CODEX_SESSION = "01a244ea-6136-7851-97d5-6ad90ba44d72"
+TEAM_NOW_NS = 1_796_500_000 * 1_000_000_000
+"""The team view's "now": the end of its two days of generated telemetry."""
 TRANSCRIPT_RUNS = ("basic", "errors", "continued")
 """`transcripts/<run>/projects` beside `transcripts/<run>.grpc.jsonl`."""
 AFTER_TRANSCRIPTS_NS = 1_796_449_575 * 1_000_000_000
@@ -320,6 +327,47 @@ async def shoot(out: Path, fixtures: Path) -> list[Path]:
         await pilot.press("q")
     writer.close()
     store.close()
+    saved += await shoot_team(out)
+    return saved
+
+
+async def shoot_team(out: Path) -> list[Path]:
+    """The team view over chdb (skipped without the `test` extra)."""
+    try:
+        import chdb  # noqa: F401
+    except ImportError:
+        print("team view: no chdb (pip install -e '.[test]'), not shot")
+        return []
+    import sys
+
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import clickhouse_rows as cr
+    import clickhouse_synthetic as synthetic
+    from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource
+    from claude_top.core.queries.clickhouse.tables import statements
+
+    session, db = cr.session(), "team"
+    span_s, n = 2 * 86400, 200_000
+    synthetic.build(session, n, "current", db, start_ns=TEAM_NOW_NS - span_s * 10**9, span_s=span_s)
+    for _, sql in statements(ClickHouseSource(ChdbRunner(session, db), db).layout):
+        session.query(sql)
+    source = ClickHouseSource(ChdbRunner(session, db), f"clickhouse://lead@clickhouse:8123/{db}")
+    app = ClaudeTopApp(None, source=source, window="24h", clock=lambda: TEAM_NOW_NS)
+    saved = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.save_screenshot(str(out / "team-120x40.svg"))
+        saved.append(out / "team-120x40.svg")
+        for _ in range(4):  # user.email, organization.id, stage, team
+            await pilot.press("u")
+            await settle(pilot)
+        app.save_screenshot(str(out / "team-by-team-120x40.svg"))
+        saved.append(out / "team-by-team-120x40.svg")
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        app.save_screenshot(str(out / "team-by-team-80x24.svg"))
+        saved.append(out / "team-by-team-80x24.svg")
+        await pilot.press("q")
     return saved
 
 

@@ -108,6 +108,11 @@ async def test_u_groups_sessions_and_models_by_team_then_ungroups():
         red = sessions.rows_by_key["red"]
         assert red["cost_usd"] == TRUTH.cost() - Truth("errors.grpc").cost()
         assert "by team" in app.main.query_one("#sessions-pane").border_title
+        # a group row is not a session: the turns pane says how to see one's turns
+        assert app.main.query_one("#turns-pane").border_title == "4 Turns"
+        note = app.main.query_one("#turns-empty")
+        assert note.display
+        assert str(note.render()) == ("Grouped by team: u until ungrouped shows a session's turns.")
         models = app.main.table("models").keys_in_order()
         assert {m.split(" · ")[0] for m in models} == {"red", "blue"}
         await pilot.press("u")
@@ -117,6 +122,7 @@ async def test_u_groups_sessions_and_models_by_team_then_ungroups():
                 break
         await settle(pilot)
         assert set(sessions.keys_in_order()) == TRUTH.working_sessions()
+        assert app.main.query_one("#turns-pane").border_title.startswith("4 Turns · session ")
 
 
 def _free_port() -> int:
@@ -173,3 +179,17 @@ async def test_the_header_shows_the_relay_failing_then_up_to_date(ui_store):
         writer.close()
         store.close()
         up_store.close()
+
+
+async def test_a_narrow_header_still_says_it_is_the_team_view(tmp_path):
+    source = team_source()
+    app = make_app(None, source=source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        header = app.main.query_one("#header")
+        assert f"team view {source.label}" in str(header.render())
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        line = str(header.render())
+        assert "team view" in line and source.label not in line
+        assert "window all" in line

@@ -19,6 +19,8 @@ SEP = " │ "
 DB_PRIORITY = 62
 """The database path goes before the ingest rate; when it is too long it is shortened in the
 middle (its file name kept) rather than left out."""
+TEAM_PRIORITY = 66
+"""The team view's source; where it does not fit, "team view" alone says what is shown."""
 
 
 @dataclass
@@ -129,7 +131,8 @@ class HeaderBar(Widget):
             else:
                 out.append((88, Text(f"attached to pid {s.attached_pid}")))
         if s.source and not s.endpoints:
-            out.append((65, Text(f"team view {s.source}", style=theme_style(app, "accent"))))
+            team = Text(f"team view {s.source}", style=theme_style(app, "accent"))
+            out.append((TEAM_PRIORITY, team))
         elif s.endpoints:
             grpc = s.endpoints.get("grpc", "")
             http = s.endpoints.get("http", "").removeprefix("http://")
@@ -181,6 +184,11 @@ class HeaderBar(Widget):
         for i in sorted(range(len(parts)), key=lambda i: -parts[i][0]):
             if line(chosen | {i}).cell_len + 1 <= width or not chosen:
                 chosen.add(i)
+            elif parts[i][0] == TEAM_PRIORITY:  # where the source does not fit: what it is
+                short = Text("team view", style=parts[i][1].style)
+                if line(chosen).cell_len + len(SEP) + short.cell_len + 1 <= width:
+                    parts[i] = (TEAM_PRIORITY, short)
+                    chosen.add(i)
             elif parts[i][0] == DB_PRIORITY and self.state.db_path:
                 room = width - 1 - line(chosen).cell_len - len(SEP) - len("db ")
                 path = shorten_path(_home(self.state.db_path), room)

@@ -445,6 +445,12 @@ class MainScreen(LiveScreen):
         empty.update(note)
         empty.display = bool(note)
         turns_note = self.query_one("#turns-empty", Static)
+        if data.query.group:  # a row is a group of sessions, not one whose turns to list
+            turns_note.update(
+                f"Grouped by {data.query.group}: u until ungrouped shows a session's turns."
+            )
+            turns_note.display = True
+            return
         turns_note.update("" if data.turns else "No turns (prompts) in this session yet.")
         turns_note.display = not data.turns and data.query.session_id is not None
 
@@ -470,10 +476,11 @@ class MainScreen(LiveScreen):
         self.query_one("#models-pane").border_title = (
             f"3 Models{by}" if self.group else f"3 Models · {scope}"
         )
+        one = selected if not self.group else None
         self.query_one("#turns-pane").border_title = (
-            f"4 Turns · session {fmt.short_id(selected)}" if selected else "4 Turns"
+            f"4 Turns · session {fmt.short_id(one)}" if one else "4 Turns"
         )
-        self.query_one("#turns-pane").border_subtitle = "Enter: span tree" if selected else ""
+        self.query_one("#turns-pane").border_subtitle = "Enter: span tree" if one else ""
 
     def update_header(self) -> None:
         data = self.last_data
