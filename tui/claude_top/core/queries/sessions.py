@@ -133,7 +133,7 @@ WITH ev AS (
       FILTER (WHERE src = 'events' AND first_seq IS NOT NULL) AS first_seq,
     sum(prompts) FILTER (WHERE src = 'events') AS prompts,
     sum(api_requests) FILTER (WHERE src = 'events') AS api_requests,
-    arg_min(first_prompt, first_prompt_ns) FILTER (WHERE first_prompt IS NOT NULL)
+    arg_min(first_prompt, (first_prompt_ns, first_prompt)) FILTER (WHERE first_prompt IS NOT NULL)
       AS first_prompt,
     bool_or(from_otel) AS from_otel, bool_or(from_transcript) AS from_transcript
   FROM session_hours WHERE session_id IN (SELECT session_id FROM ids)

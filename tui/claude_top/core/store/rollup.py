@@ -134,7 +134,8 @@ def bucket(col: str) -> str:
 _API = f"kind = '{API_REQUEST}'"
 _SEQUENCED = f"source = '{SOURCE_OTEL}' AND sequence IS NOT NULL AND time_ns IS NOT NULL"
 _SEQ_ORDER = "({t}::HUGEINT * 4294967296 + {s})"
-"""The order records are told first by: their time, then their event.sequence (a tie)."""
+"""The order records are told first by: their time, then their event.sequence (a tie). Prompts
+at the same time are told by their text, so an incremental rollup and a rebuild pick the same."""
 REDACTED = "<REDACTED>"
 """What Claude Code sends for a prompt's text unless OTEL_LOG_USER_PROMPTS=1."""
 _PROMPT_TEXT = (
@@ -159,7 +160,8 @@ _HOURS_AGGREGATES = {
   arg_min(sequence, {_SEQ_ORDER.format(t="time_ns", s="sequence")}) FILTER (WHERE {_SEQUENCED}),
   min(time_ns) FILTER (WHERE {_SEQUENCED}),
   count(*) FILTER (WHERE kind = '{API_ERROR}'), 0, max(project),
-  arg_min(json_extract_string(attributes, '$.prompt'), time_ns) FILTER (WHERE {_PROMPT_TEXT}),
+  arg_min(json_extract_string(attributes, '$.prompt'),
+    (time_ns, json_extract_string(attributes, '$.prompt'))) FILTER (WHERE {_PROMPT_TEXT}),
   min(time_ns) FILTER (WHERE {_PROMPT_TEXT}),
   count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
   count(*) FILTER (WHERE {_API} AND cost_usd IS NULL),
@@ -207,7 +209,7 @@ SELECT session_id, hour_ns, src, min(first_ns), max(last_ns), max(recv_ns), sum(
   arg_min(first_seq, {_SEQ_ORDER.format(t="first_seq_ns", s="first_seq")})
     FILTER (WHERE first_seq IS NOT NULL),
   min(first_seq_ns), sum(api_errors), sum(retries), max(project),
-  arg_min(first_prompt, first_prompt_ns) FILTER (WHERE first_prompt IS NOT NULL),
+  arg_min(first_prompt, (first_prompt_ns, first_prompt)) FILTER (WHERE first_prompt IS NOT NULL),
   min(first_prompt_ns), sum(estimated_requests), sum(unpriced_requests), sum(not_understood),
   sum(estimated_cost_usd),
   list_sort(list_distinct(flatten(list(cost_sources) FILTER (WHERE cost_sources IS NOT NULL))))
@@ -225,8 +227,8 @@ SELECT session_id, prompt_id, min(time_ns), max(time_ns),
   sum(cost_usd) FILTER (WHERE {_API}),
   count(*) FILTER (WHERE kind = '{TOOL_RESULT}' AND success = false),
   list(coalesce(tool_name, '?') ORDER BY time_ns, sequence) FILTER (WHERE kind = '{TOOL_RESULT}'),
-  arg_min(json_extract_string(attributes, '$.prompt'), time_ns)
-    FILTER (WHERE kind = '{USER_PROMPT}'),
+  arg_min(json_extract_string(attributes, '$.prompt'),
+    (time_ns, json_extract_string(attributes, '$.prompt'))) FILTER (WHERE kind = '{USER_PROMPT}'),
   count(*) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
   sum(cost_usd) FILTER (WHERE {_API} AND cost_source = '{COST_ESTIMATE}'),
   count(*) FILTER (WHERE {_API} AND cost_usd IS NULL)
