@@ -204,3 +204,27 @@ def test_the_team_server_over_http_gives_the_same_panes(made):
             assert many == dict.fromkeys(ids)
         finally:
             team_http.close()
+
+
+def test_a_refresh_checks_each_rollup_once(made):
+    """The panes of one refresh (one reader) share each rollup's check of the window."""
+    rolled, _, _, _ = made
+    asked: list[str] = []
+    with rolled.reader() as r:
+        query = r.runner.query
+
+        def counting(sql, params=None):
+            asked.append(sql)
+            return query(sql, params)
+
+        r.runner.query = counting
+        try:
+            f = windows()[1]
+            r.overview(f)
+            r.sessions(f, NOW)
+            r.grouped(f, "team", NOW)
+            r.group_keys(f)
+        finally:
+            r.runner.query = query
+    checks = [q for q in asked if "countMerge(rows_state) AS n" in q]
+    assert len(checks) == 3  # events and spans (overview), models (grouped): none twice

@@ -72,6 +72,8 @@ class ClickHouseReader(SessionQueries, ExportQueries):
         self.layout = layout
         self.x = Exprs(layout)
         self.verified = verified if verified is not None else rollups.Verified()
+        self._covers: dict[tuple[str, int | None], rollups.Cover] = {}
+        """Each rollup's cover of a window, checked once a reader (one refresh of the panes)."""
 
     def _rolled(self, rollup: rollups.Rollup) -> bool:
         return rollup.name in self.layout.rollups
@@ -79,7 +81,12 @@ class ClickHouseReader(SessionQueries, ExportQueries):
     def _covered(self, rollup: rollups.Rollup, f: Filter, where: str) -> str:
         """SQL of the rollup's (keys, states) rows covering the window exactly."""
         db = f"`{self.layout.database}`"
-        c = rollups.cover(self.runner, db, rollup, f.since_ns, self.verified)
+        key = (rollup.name, f.since_ns)
+        c = self._covers.get(key)
+        if c is None:
+            c = self._covers[key] = rollups.cover(
+                self.runner, db, rollup, f.since_ns, self.verified
+            )
         return rollups.rows(db, rollup, c, where)
 
     def _per_session(
