@@ -186,6 +186,29 @@ def test_a_rollup_of_another_version_is_named_and_not_read():
     assert_same_panes(source, plain)
 
 
+def test_a_session_only_metric_points_name_keeps_their_resource():
+    """Its resource is in no typed table (so not in claude-top's resources table): it is read
+    by id from the exporter's metric table, as the typed-only path reads the Map."""
+    rolled, plain, session, db = team()
+    after = NOW + HOUR
+    session.query(
+        f"""INSERT INTO {db}.otel_metrics_sum (ResourceAttributes, ScopeName, ServiceName,
+  MetricName, Attributes, StartTimeUnix, TimeUnix, Value, AggregationTemporality, IsMonotonic)
+VALUES (map('service.name', 'claude-code', 'team', 'night'), 'com.anthropic.claude_code',
+  'claude-code', 'claude_code.cost.usage', map('session.id', 'metric-only'),
+  fromUnixTimestamp64Nano({after}), fromUnixTimestamp64Nano({after + 10**9}), 0.25, 1, true)"""
+    )
+    for f in (Filter(), Filter.for_window(60, after + 30 * 10**9)):
+        with rolled.reader() as r, plain.reader() as p:
+            rs = [x for x in r.sessions(f, after) if x["session_id"] == "metric-only"]
+            same(rs, [x for x in p.sessions(f, after) if x["session_id"] == "metric-only"])
+        assert len(rs) == 1
+        assert rs[0]["resource_attributes"] == '{"service.name":"claude-code","team":"night"}'
+        assert rs[0]["custom"] == {"team": "night"}
+        assert rs[0]["metric_cost_usd"] == 0.25
+        assert rs[0]["first_seen_ns"] == rs[0]["last_seen_ns"] == after + 10**9
+
+
 def test_the_team_server_over_http_gives_the_same_panes(made):
     """Through clickhouse-connect (what a lead runs): the same rows, resources asked by id."""
     rolled, _, _, db = made
@@ -199,9 +222,10 @@ def test_the_team_server_over_http_gives_the_same_panes(made):
                     same(h.models_by(f, "team"), r.models_by(f, "team"))
                     same(h.tools(f), r.tools(f))
             assert len(team_http.verified.resources) == N // 500 + 1  # a person each, the spans'
+            held = set(team_http.verified.resources)
             ids = set(range(2**63, 2**63 + 400))  # ids as long as cityHash64's: a long query
-            many = rollups.resources(team_http.runner, f"`{db}`", ids, Verified())
-            assert many == dict.fromkeys(ids)
+            many = rollups.resources(team_http.runner, f"`{db}`", ids | held, Verified())
+            assert many == team_http.verified.resources  # an id not held is left out
         finally:
             team_http.close()
 

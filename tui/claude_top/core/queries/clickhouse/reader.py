@@ -8,17 +8,12 @@ once by trace and span id, metric points once by series and time.
 
 from __future__ import annotations
 
-import time
 from array import array
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from claude_top.core.names import (
-    API_ERROR,
     API_REQUEST,
-    COST_METRIC,
     INTERACTION,
-    LLM_REQUEST,
     TOOL_RESULT,
     USER_PROMPT,
 )
@@ -32,38 +27,22 @@ from claude_top.core.queries.clickhouse.exprs import (
     json_map,
     lit,
     session_cond,
-    unread,
     window,
 )
 from claude_top.core.queries.clickhouse.layout import Layout
-from claude_top.core.queries.clickhouse.rows import matches, model_rows, session_row
+from claude_top.core.queries.clickhouse.rows import model_rows
 from claude_top.core.queries.clickhouse.runner import QueryRunner
 from claude_top.core.queries.clickhouse.session import SessionQueries
-from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter
+from claude_top.core.queries.clickhouse.sessions import SessionListQueries
+from claude_top.core.queries.filters import Filter
 from claude_top.core.queries.groups import IDENTITY_KEYS, NONE, group_sessions
 from claude_top.core.queries.sessions import custom_attributes
-from claude_top.core.store.rollup import REDACTED
-
-_POOL = ThreadPoolExecutor(3, thread_name_prefix="claude-top-clickhouse")
-"""A session table's three queries (events, spans, metric points) run at once on a server."""
-_WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
-_WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
-  minIfOrNull(time_ns, sequence IS NOT NULL) AS first_seq_ns,
-  countIf(kind = {lit(USER_PROMPT)}) AS all_prompts,
-  countIf(kind = {lit(API_REQUEST)}) AS all_requests,
-  argMinIf(prompt, time_ns, kind = {lit(USER_PROMPT)} AND prompt_id IS NOT NULL
-    AND prompt IS NOT NULL AND prompt != {lit(REDACTED)}) AS first_prompt,
-  minIfOrNull(time_ns, kind = {lit(USER_PROMPT)} AND prompt_id IS NOT NULL AND prompt IS NOT NULL
-    AND prompt != {lit(REDACTED)}) AS prompt_ns,
-  argMaxIf(terminal, time_ns, kind = {lit(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal,
-  maxIfOrNull(time_ns, kind = {lit(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal_ns"""
-"""What a session's whole life says (for `partial`, its first prompt and its terminal)."""
 
 
-class ClickHouseReader(SessionQueries, ExportQueries):
+class ClickHouseReader(SessionListQueries, SessionQueries, ExportQueries):
     """`core.queries.reader.Reader` over the exporter's tables; every aggregate runs in
-    ClickHouse. One session's turns and span trees are in `session`, the CSV export's rows in
-    `export_rows`."""
+    ClickHouse. The sessions pane is in `sessions`, one session's turns and span trees in
+    `session`, the CSV export's rows in `export_rows`."""
 
     def __init__(
         self, runner: QueryRunner, layout: Layout, verified: rollups.Verified | None = None
@@ -88,17 +67,6 @@ class ClickHouseReader(SessionQueries, ExportQueries):
                 self.runner, db, rollup, f.since_ns, self.verified
             )
         return rollups.rows(db, rollup, c, where)
-
-    def _per_session(
-        self, rollup: rollups.Rollup, f: Filter, where: str, p: dict[str, Any]
-    ) -> list[dict]:
-        """The rollup's measures merged per session (and agent) over the window, exactly."""
-        sql = self._covered(rollup, f, where)
-        return self._rows(
-            f"SELECT session_id, max(agent) AS agent, {rollup.merged()} FROM ({sql}) "
-            "GROUP BY session_id",
-            p,
-        )
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict]:
         return self.runner.query(sql, params)
@@ -223,208 +191,6 @@ FROM (SELECT session_id, agent, countMerge(rows_state) AS rows,
             "SELECT min(t) AS t FROM (" + " UNION ALL ".join(parts) + ") WHERE t > 0", p
         )
         return rows[0]["t"] if rows and rows[0]["t"] else None
-
-    # -- sessions ------------------------------------------------------------------------------
-
-    def _session_parts(self, f: Filter) -> tuple[dict, dict, dict]:
-        x, p = self.x, {}
-        since = window(f, p)
-        sess = session_cond(f, p)
-        api = f"kind = {lit(API_REQUEST)}"
-        ident = ", ".join(
-            f"argMaxIf(`{k}`, time_ns, `{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS
-        )
-        in_window = f"session_id IS NOT NULL AND {sess}"
-        if self._rolled(rollups.EVENT_SESSIONS):
-            ev_job = _POOL.submit(self._per_session, rollups.EVENT_SESSIONS, f, in_window, p)
-        else:
-            ev_job = _POOL.submit(
-                self._rows,
-                f"""
-SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-  countIf(kind = {lit(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
-  sumIf(cost_usd, {api}) AS cost_usd, countIf({api} AND cost_usd IS NULL) AS unpriced,
-  sumIf(input_tokens, {api}) AS input_tokens, sumIf(output_tokens, {api}) AS output_tokens,
-  sumIf(cache_read_tokens, {api}) AS cache_read_tokens,
-  sumIf(cache_creation_tokens, {api}) AS cache_creation_tokens,
-  countIf(kind = {lit(TOOL_RESULT)}) AS tool_calls,
-  countIf(kind = {lit(TOOL_RESULT)} AND success = false) AS tool_errors,
-  arraySort(groupUniqArrayIf(model, {api} AND model IS NOT NULL)) AS models,
-  groupUniqArrayIf(tool_name, kind = {lit(TOOL_RESULT)} AND tool_name IS NOT NULL) AS tools,
-  max(agent) AS agent, countIf(kind = {lit(API_ERROR)}) AS api_errors, max(project) AS project,
-  argMax(resource, time_ns) AS resource, {ident}, {_WHOLE_SQL}
-FROM ({
-                    x.events(
-                        [
-                            "session_id",
-                            "cost_usd",
-                            "input_tokens",
-                            "output_tokens",
-                            "cache_read_tokens",
-                            "cache_creation_tokens",
-                            "success",
-                            "model",
-                            "tool_name",
-                            "project",
-                            "resource",
-                            "sequence",
-                            "prompt",
-                            "prompt_id",
-                            "terminal",
-                            *IDENTITY_KEYS,
-                        ],
-                        f"session_id IS NOT NULL AND {sess}",
-                        since,
-                    )
-                })
-GROUP BY session_id""",
-                p,
-            )
-        sp_job = mp_job = None
-        if x.traces and self._rolled(rollups.SPAN_SESSIONS):
-            sp_job = _POOL.submit(self._per_session, rollups.SPAN_SESSIONS, f, in_window, p)
-        elif x.traces:
-            sp_job = _POOL.submit(
-                self._rows,
-                f"""
-SELECT session_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
-  countIf(role = {lit(INTERACTION)}) AS interactions,
-  sumIf(attempt - 1, role = {lit(LLM_REQUEST)} AND attempt > 1) AS retries,
-  argMax(resource, start_ns) AS resource, max(agent) AS agent, {
-                    ident.replace("time_ns", "start_ns")
-                }
-FROM ({
-                    x.spans(
-                        ["session_id", "end_ns", "role", "attempt", "resource", *IDENTITY_KEYS],
-                        f"session_id IS NOT NULL AND {sess}",
-                        since,
-                    )
-                })
-GROUP BY session_id""",
-                p,
-            )
-        if x.sums:
-            mp_job = _POOL.submit(
-                self._rows,
-                f"""
-SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-  sumIf(increment, name = {lit(COST_METRIC)}) AS metric_cost_usd,
-  countIf(name = {lit(COST_METRIC)}) AS cost_points,
-  argMax(resource, time_ns) AS resource, max(agent) AS agent, {ident}
-FROM ({
-                    x.metric_points(
-                        [
-                            "session_id",
-                            "name",
-                            "temporality",
-                            "monotonic",
-                            "resource",
-                            "agent",
-                            *IDENTITY_KEYS,
-                        ],
-                        f"session_id IS NOT NULL AND {sess}",
-                        since,
-                    )
-                })
-GROUP BY session_id""",
-                p,
-            )
-        ev = ev_job.result()
-        for e in ev:
-            e.setdefault("all_prompts", e["prompts"])
-            e.setdefault("all_requests", e["api_requests"])
-        sp = sp_job.result() if sp_job else []
-        mp = mp_job.result() if mp_job else []
-        self._resources(ev, sp, mp)
-        return (
-            {r["session_id"]: r for r in ev},
-            {r["session_id"]: r for r in sp},
-            {r["session_id"]: r for r in mp},
-        )
-
-    def _resources(self, *parts: list[dict]) -> None:
-        """Each row's `resource` as JSON (None when empty) and its `resource_key` (for the
-        custom attributes' cache) where it came from a rollup (which keeps the id)."""
-        ids = {int(r["resource_id"]) for rows in parts for r in rows if "resource_id" in r}
-        found = rollups.resources(self.runner, f"`{self.layout.database}`", ids, self.verified)
-        for rows in parts:
-            for r in rows:
-                if "resource_id" in r:
-                    rid = int(r.pop("resource_id"))
-                    r["resource"], r["resource_key"] = found.get(rid), b"ch:%d" % rid
-                else:
-                    r["resource"] = json_map(r["resource"]) if r["resource"] else None
-
-    def _whole(self, f: Filter, ev: dict[str, dict]) -> dict[str, dict]:
-        """Per session, over all its events (not only the window's): the first event's
-        sequence, every prompt and request (is it partial?), the first prompt's text and the
-        latest terminal. The window's share comes from `ev`; only the rows before the window
-        are read again, for the sessions in it."""
-        whole = {
-            sid: {k: e[k] for k in (*_WHOLE, "first_seq_ns", "prompt_ns", "terminal_ns")}
-            for sid, e in ev.items()
-        }
-        # the rows before the window matter only to a session they may change: one whose
-        # first record here is not a process's first (sequence 0) or that has no prompt here,
-        # and, for the text filter, one whose first prompt may lie before
-        todo = sorted(
-            sid
-            for sid, e in ev.items()
-            if f.needle is not None or e["first_seq"] != 0 or not e["all_prompts"]
-        )
-        if f.since_ns is None or not todo:
-            return whole
-        before = self._rows(
-            f"""
-SELECT session_id, {_WHOLE_SQL}
-FROM ({
-                self.x.events(
-                    ["session_id", "sequence", "prompt", "prompt_id", "terminal"],
-                    "session_id IN {ids:Array(String)}",
-                    "before",
-                )
-            })
-GROUP BY session_id""",
-            {"ids": todo, "since": int(f.since_ns)},
-        )
-        for b in before:
-            w = whole[b["session_id"]]
-            if b["first_seq_ns"] is not None and (
-                w["first_seq_ns"] is None or b["first_seq_ns"] <= w["first_seq_ns"]
-            ):
-                w["first_seq"], w["first_seq_ns"] = b["first_seq"], b["first_seq_ns"]
-            if b["prompt_ns"] is not None and (
-                w["prompt_ns"] is None or b["prompt_ns"] <= w["prompt_ns"]
-            ):
-                w["first_prompt"], w["prompt_ns"] = b["first_prompt"], b["prompt_ns"]
-            if w["terminal_ns"] is None and b["terminal_ns"] is not None:
-                w["terminal"] = b["terminal"]
-            w["all_prompts"] += b["all_prompts"]
-            w["all_requests"] += b["all_requests"]
-        return whole
-
-    def sessions(self, f: Filter, now_ns: int | None = None) -> list[dict]:
-        now_ns = time.time_ns() if now_ns is None else now_ns
-        ev, sp, mp = self._session_parts(f)
-        ids = sorted(set(ev) | set(sp) | set(mp))
-        whole = self._whole(f, ev)
-        active_since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
-        out = [
-            session_row(sid, ev.get(sid), sp.get(sid), mp.get(sid), whole.get(sid), active_since)
-            for sid in ids
-        ]
-        # another agent's session is not listed as one that did nothing: its records are
-        # counted as not understood instead (the overview)
-        out = [r for r in out if unread(r["agent"]) is None]
-        needle = f.needle
-        if needle is not None:
-            out = [r for r in out if matches(r, needle)]
-        for r in out:
-            r.pop("_tools")
-        out.sort(key=lambda r: r["session_id"])
-        out.sort(key=lambda r: -(r["last_seen_ns"] or 0))
-        out.sort(key=lambda r: r["last_seen_ns"] is None)
-        return out
 
     # -- models and tools ----------------------------------------------------------------------
 

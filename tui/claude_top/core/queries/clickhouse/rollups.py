@@ -67,9 +67,11 @@ class Rollup:
         """The select list of the measures' states (`fnState(args)`) per bucket and key."""
         return ", ".join(f"{fn}State({args}) AS `{c}_state`" for c, fn, args in self.measures)
 
-    def merged(self) -> str:
-        """The select list of the measures merged (`fnMerge(column)`)."""
-        return ", ".join(f"{fn}Merge(`{c}_state`) AS `{c}`" for c, fn, _ in self.measures)
+    def merged(self, omit: tuple[str, ...] = ()) -> str:
+        """The select list of the measures merged (`fnMerge(column)`), but those in `omit`."""
+        return ", ".join(
+            f"{fn}Merge(`{c}_state`) AS `{c}`" for c, fn, _ in self.measures if c not in omit
+        )
 
 
 def _identity(time_col: str) -> tuple[tuple[str, str, str], ...]:
@@ -272,24 +274,33 @@ class Verified:
 
 
 def resources(runner, db: str, ids: set[int], verified: Verified) -> dict[int, str | None]:
-    """The attributes (JSON, as the local store keeps them) of the resources `ids`."""
+    """The attributes (JSON, as the local store keeps them; None when empty) of the resources
+    `ids` that the resources table holds (an id it does not hold is left out)."""
     with verified.lock:
-        todo = sorted(i for i in ids if i not in verified.resources)
+        out = {i: verified.resources[i] for i in ids if i in verified.resources}
+    todo = sorted(ids - out.keys())
     if todo:
-        found = runner.query(  # ids are numbers: written in, not sent as a long parameter
-            f"SELECT id, attributes FROM {db}.`{RESOURCES}` "
-            f"WHERE id IN ({', '.join(str(int(i)) for i in todo)}) LIMIT 1 BY id",
-            {},
+        out.update(
+            remember(
+                verified,
+                runner.query(  # ids are numbers: written in, not sent as a long parameter
+                    f"SELECT id, attributes FROM {db}.`{RESOURCES}` "
+                    f"WHERE id IN ({', '.join(str(int(i)) for i in todo)}) LIMIT 1 BY id",
+                    {},
+                ),
+            )
         )
-        with verified.lock:
-            if len(verified.resources) > 100_000:
-                verified.resources.clear()
-            for r in found:
-                verified.resources[int(r["id"])] = (
-                    json_map(r["attributes"]) if r["attributes"] else None
-                )
+    return out
+
+
+def remember(verified: Verified, found: list[dict]) -> dict[int, str | None]:
+    """Keep the resources `found` (rows of id and attributes), which never change."""
+    out = {int(r["id"]): (json_map(r["attributes"]) if r["attributes"] else None) for r in found}
     with verified.lock:
-        return {i: verified.resources.get(i) for i in ids}
+        if len(verified.resources) > 100_000:
+            verified.resources.clear()
+        verified.resources.update(out)
+    return out
 
 
 @dataclass(frozen=True)

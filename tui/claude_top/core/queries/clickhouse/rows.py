@@ -8,77 +8,64 @@ from claude_top.core.queries.groups import IDENTITY_KEYS
 from claude_top.core.queries.sessions import custom_attributes
 from claude_top.core.schema import COST_NONE, COST_REPORTED
 
-_NONE: dict = {}
-
 
 def session_row(
-    sid: str, e: dict | None, s: dict | None, m: dict | None, w: dict | None, active_since: int
+    r: dict, active_since: int, resource: str | None, resource_key: bytes | None
 ) -> dict:
-    """One sessions-pane row from a session's events, spans and metric points in the window
-    (`e`, `s`, `m`) and what its whole life says (`w`)."""
-    parts = [r for r in (e, s, m) if r]
-    e, s, w = e or _NONE, s or _NONE, w or _NONE
-    firsts = [r["first_ns"] for r in parts if r["first_ns"] is not None]
-    last = max((r["last_ns"] for r in parts if r["last_ns"] is not None), default=None)
-    user_prompts = int(e.get("prompts") or 0)
-    prompts = user_prompts if user_prompts > 0 else int(s.get("interactions") or 0)
-    api = int(e.get("api_requests") or 0)
-    unpriced = int(e.get("unpriced") or 0)
-    inp = int(e.get("input_tokens") or 0)
-    cache_read = int(e.get("cache_read_tokens") or 0)
-    cache_creation = int(e.get("cache_creation_tokens") or 0)
-    den = inp + cache_read + cache_creation
-    held = next((r for r in parts if r["resource"]), _NONE)
-    resource = held.get("resource")
-    identity = {}
-    for k in IDENTITY_KEYS:
-        identity[k] = next((r[k] for r in parts if r.get(k)), None)
-    all_prompts = int(w.get("all_prompts") or 0)
-    all_requests = int(w.get("all_requests") or 0)
-    first_seq = w.get("first_seq")
-    first_ns = min(firsts) if firsts else None
-    return {
-        "session_id": sid,
-        "first_seen_ns": first_ns,
-        "last_seen_ns": last,
-        "prompts": prompts,
-        "api_requests": api,
-        "cost_usd": float(e.get("cost_usd") or 0.0),
-        "input_tokens": inp,
-        "output_tokens": int(e.get("output_tokens") or 0),
-        "cache_read_tokens": cache_read,
-        "cache_creation_tokens": cache_creation,
-        "tool_calls": int(e.get("tool_calls") or 0),
-        "tool_errors": int(e.get("tool_errors") or 0),
-        "models": ", ".join(sorted(e["models"])) if e else "",
-        "status": "active" if last is not None and last >= active_since else "idle",
-        "cache_hit_ratio": cache_read / den if den > 0 else None,
-        "metric_cost_usd": (float(m["metric_cost_usd"]) if m and int(m["cost_points"]) else None),
-        "last_received_ns": last,
-        "user_prompts": user_prompts,
-        "agent": next((r["agent"] for r in parts if r["agent"]), None),
-        "source": "otel",
-        "project": e.get("project"),
-        "first_prompt": w.get("first_prompt"),
-        "api_errors": int(e.get("api_errors") or 0),
-        "retries": int(s.get("retries") or 0),
-        "cost_source": _cost_source(api, unpriced),
-        "unpriced_requests": unpriced,
-        "estimated_cost_usd": None,
-        "cost_sources": COST_REPORTED if api > unpriced else "",
-        "not_understood": 0,
-        "has_work": prompts > 0 or api > 0,
-        "partial": bool(
-            (first_seq is not None and first_seq > 0) or (all_requests > 0 and all_prompts == 0)
+    """`r`, a session's figures in the window combined in ClickHouse from its events, spans
+    and metric points (`sessions.SessionListQueries`: counts and sums as numbers, never NULL)
+    with what its whole life says, made a sessions-pane row (in place) with its resource's
+    attributes."""
+    last = r["last_seen_ns"]
+    user_prompts, api, unpriced = r["user_prompts"], r["api_requests"], r["unpriced"]
+    prompts = user_prompts if user_prompts > 0 else r["interactions"]
+    cache_read = r["cache_read_tokens"]
+    den = r["input_tokens"] + cache_read + r["cache_creation_tokens"]
+    first_seq = r["first_seq"]
+    r.update(
+        prompts=prompts,
+        status="active" if last is not None and last >= active_since else "idle",
+        cache_hit_ratio=cache_read / den if den > 0 else None,
+        last_received_ns=last,
+        source="otel",
+        cost_source=_cost_source(api, unpriced),
+        unpriced_requests=unpriced,
+        estimated_cost_usd=None,
+        cost_sources=COST_REPORTED if api > unpriced else "",
+        not_understood=0,
+        has_work=prompts > 0 or api > 0,
+        partial=bool(
+            (first_seq is not None and first_seq > 0)
+            or (r["all_requests"] and not r["all_prompts"])
         ),
-        "resource_attributes": resource,
-        "first_seen": as_datetime(first_ns),
-        "last_seen": as_datetime(last),
-        "terminal": w.get("terminal") if user_prompts else None,
-        "identity": identity,
-        "_tools": e.get("tools") or [],
-        "custom": custom_attributes(resource, held.get("resource_key")),
-    }
+        resource_attributes=resource,
+        first_seen=as_datetime(r["first_seen_ns"]),
+        last_seen=as_datetime(last),
+        terminal=r["terminal"] if user_prompts else None,
+        identity={k: r.pop(k) for k in IDENTITY_KEYS},
+        _tools=r.pop("tools", None) or [],
+        custom=custom_attributes(resource, resource_key),
+    )
+    for k in _COMBINED_ONLY:
+        r.pop(k, None)
+    return r
+
+
+_COMBINED_ONLY = (
+    "interactions",
+    "unpriced",
+    "first_seq",
+    "first_seq_ns",
+    "all_prompts",
+    "all_requests",
+    "prompt_ns",
+    "terminal_ns",
+    "e_resource_id",
+    "s_resource_id",
+    "m_resource_id",
+    "resource",
+)
+"""Columns of the combined query that are not the row's own."""
 
 
 def _cost_source(requests: int, unpriced: int) -> str | None:
