@@ -67,6 +67,15 @@ class Rollup:
         """The select list of the measures' states (`fnState(args)`) per bucket and key."""
         return ", ".join(f"{fn}State({args}) AS `{c}_state`" for c, fn, args in self.measures)
 
+    def direct(self, only: tuple[str, ...] = (), omit: tuple[str, ...] = (), **instead) -> str:
+        """The select list of the measures aggregated straight from typed rows (`fn(args)`),
+        those in `only` if given, but those in `omit`; `instead` gives a measure other SQL."""
+        return ", ".join(
+            instead.get(c) or f"{fn}({args}) AS `{c}`"
+            for c, fn, args in self.measures
+            if c not in omit and (not only or c in only)
+        )
+
     def merged(self, omit: tuple[str, ...] = ()) -> str:
         """The select list of the measures merged (`fnMerge(column)`), but those in `omit`."""
         return ", ".join(

@@ -13,12 +13,8 @@ import time
 from typing import Any
 
 from claude_top.core.names import (
-    API_ERROR,
     API_REQUEST,
     COST_METRIC,
-    INTERACTION,
-    LLM_REQUEST,
-    TOOL_RESULT,
     USER_PROMPT,
 )
 from claude_top.core.queries.clickhouse import rollups
@@ -26,20 +22,15 @@ from claude_top.core.queries.clickhouse.exprs import json_map, lit, session_cond
 from claude_top.core.queries.clickhouse.rows import matches, session_row
 from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter
 from claude_top.core.queries.groups import IDENTITY_KEYS
-from claude_top.core.store.rollup import REDACTED
 
 _WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
-_WHOLE_SQL = f"""argMinIf(sequence, time_ns, sequence IS NOT NULL) AS first_seq,
-  minIfOrNull(time_ns, sequence IS NOT NULL) AS first_seq_ns,
-  countIf(kind = {lit(USER_PROMPT)}) AS all_prompts,
-  countIf(kind = {lit(API_REQUEST)}) AS all_requests,
-  argMinIf(prompt, time_ns, kind = {lit(USER_PROMPT)} AND prompt_id IS NOT NULL
-    AND prompt IS NOT NULL AND prompt != {lit(REDACTED)}) AS first_prompt,
-  minIfOrNull(time_ns, kind = {lit(USER_PROMPT)} AND prompt_id IS NOT NULL AND prompt IS NOT NULL
-    AND prompt != {lit(REDACTED)}) AS prompt_ns,
-  argMaxIf(terminal, time_ns, kind = {lit(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal,
-  maxIfOrNull(time_ns, kind = {lit(USER_PROMPT)} AND terminal IS NOT NULL) AS terminal_ns"""
-"""What a session's whole life says (for `partial`, its first prompt and its terminal)."""
+_WHOLE_TIMES = ("first_seq_ns", "prompt_ns", "terminal_ns")
+_ALL_COUNTS = (
+    f"countIf(kind = {lit(USER_PROMPT)}) AS all_prompts, "
+    f"countIf(kind = {lit(API_REQUEST)}) AS all_requests"
+)
+"""A session's prompts and requests (with its first prompt, its first event's sequence and its
+latest terminal: what its whole life says, for `partial`)."""
 _EVENT_SUMS = (
     "api_requests",
     "unpriced",
@@ -108,11 +99,11 @@ class SessionListQueries:
         p: dict[str, Any] = {}
         since = window(f, p)
         where = f"session_id IS NOT NULL AND {session_cond(f, p)}"
-        parts = {"e": self._event_part(f, where, since, p)}
+        parts = {"e": self._event_part(f, where, since)}
         if self.x.traces:
-            parts["s"] = self._span_part(f, where, since, p)
+            parts["s"] = self._span_part(f, where, since)
         if self.x.sums:
-            parts["m"] = self._metric_part(where, since, p)
+            parts["m"] = self._metric_part(where, since)
         has = set(parts)
 
         def each(col: str) -> list[str]:
@@ -139,7 +130,7 @@ class SessionListQueries:
             *(f"e.`{c}` AS `{c}`" for c in _WHOLE),
         ]
         if f.since_ns is not None:  # to tell the window's from what came before
-            cols += [f"e.`{c}` AS `{c}`" for c in ("first_seq_ns", "prompt_ns", "terminal_ns")]
+            cols += [f"e.`{c}` AS `{c}`" for c in _WHOLE_TIMES]
         if f.needle is not None:
             cols.append("e.tools AS tools")
         if self._by_id():
@@ -163,29 +154,27 @@ class SessionListQueries:
             return f"argMax(cityHash64(resource), {time_col}) AS resource_id"
         return f"argMax(resource, {time_col}) AS resource"
 
+    def _resource(self, time_col: str) -> dict[str, str]:
+        """The rollup measures' resource id, or the Map itself where resources travel so."""
+        return {} if self._by_id() else {"resource_id": self._resource_col(time_col)}
+
     def _ident(self, time_col: str) -> str:
         return ", ".join(
             f"argMaxIf(`{k}`, {time_col}, `{k}` IS NOT NULL) AS `{k}`" for k in IDENTITY_KEYS
         )
 
-    def _event_part(self, f: Filter, where: str, since: bool, p: dict[str, Any]) -> str:
-        """Per session: its events' figures in the window."""
-        if self._rolled(rollups.EVENT_SESSIONS):
-            r = rollups.EVENT_SESSIONS
-            omit = () if f.needle is not None else ("tools",)
+    def _event_part(self, f: Filter, where: str, since: bool) -> str:
+        """Per session: its events' figures in the window (the tools' names only for the text
+        filter)."""
+        r = rollups.EVENT_SESSIONS
+        omit = () if f.needle is not None else ("tools",)
+        if self._rolled(r):
             return (
                 f"SELECT session_id, max(agent) AS agent, {r.merged(omit)}, "
                 "countIfMerge(prompts_state) AS all_prompts, "
                 "countIfMerge(api_requests_state) AS all_requests "
                 f"FROM ({self._covered(r, f, where)}) GROUP BY session_id"
             )
-        api = f"kind = {lit(API_REQUEST)}"
-        tools = f"kind = {lit(TOOL_RESULT)}"
-        names = (
-            f"groupUniqArrayIf(tool_name, {tools} AND tool_name IS NOT NULL) AS tools, "
-            if f.needle is not None
-            else ""
-        )
         columns = [
             "session_id",
             "cost_usd",
@@ -205,37 +194,26 @@ class SessionListQueries:
             *IDENTITY_KEYS,
         ]
         return f"""
-SELECT session_id, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-  countIf(kind = {lit(USER_PROMPT)}) AS prompts, countIf({api}) AS api_requests,
-  sumIf(cost_usd, {api}) AS cost_usd, countIf({api} AND cost_usd IS NULL) AS unpriced,
-  sumIf(input_tokens, {api}) AS input_tokens, sumIf(output_tokens, {api}) AS output_tokens,
-  sumIf(cache_read_tokens, {api}) AS cache_read_tokens,
-  sumIf(cache_creation_tokens, {api}) AS cache_creation_tokens,
-  countIf({tools}) AS tool_calls, countIf({tools} AND success = false) AS tool_errors,
-  groupUniqArrayIf(model, {api} AND model IS NOT NULL) AS models, {names}
-  max(agent) AS agent, countIf(kind = {lit(API_ERROR)}) AS api_errors, max(project) AS project,
-  {self._resource_col("time_ns")}, {self._ident("time_ns")}, {_WHOLE_SQL}
+SELECT session_id, max(agent) AS agent, {r.direct(omit=omit, **self._resource("time_ns"))},
+  {_ALL_COUNTS}
 FROM ({self.x.events(columns, where, since)})
 GROUP BY session_id"""
 
-    def _span_part(self, f: Filter, where: str, since: bool, p: dict[str, Any]) -> str:
+    def _span_part(self, f: Filter, where: str, since: bool) -> str:
         """Per session: its spans' figures in the window."""
-        if self._rolled(rollups.SPAN_SESSIONS):
-            r = rollups.SPAN_SESSIONS
+        r = rollups.SPAN_SESSIONS
+        if self._rolled(r):
             return (
                 f"SELECT session_id, max(agent) AS agent, {r.merged()} "
                 f"FROM ({self._covered(r, f, where)}) GROUP BY session_id"
             )
         columns = ["session_id", "end_ns", "role", "attempt", "resource", *IDENTITY_KEYS]
         return f"""
-SELECT session_id, min(start_ns) AS first_ns, max(end_ns) AS last_ns,
-  countIf(role = {lit(INTERACTION)}) AS interactions,
-  sumIf(attempt - 1, role = {lit(LLM_REQUEST)} AND attempt > 1) AS retries,
-  {self._resource_col("start_ns")}, max(agent) AS agent, {self._ident("start_ns")}
+SELECT session_id, max(agent) AS agent, {r.direct(**self._resource("start_ns"))}
 FROM ({self.x.spans(columns, where, since)})
 GROUP BY session_id"""
 
-    def _metric_part(self, where: str, since: bool, p: dict[str, Any]) -> str:
+    def _metric_part(self, where: str, since: bool) -> str:
         """Per session: its cost metric's increments in the window."""
         columns = [
             "session_id",
@@ -315,7 +293,7 @@ GROUP BY session_id"""
             return
         before = self._rows(
             f"""
-SELECT session_id, {_WHOLE_SQL}
+SELECT session_id, {rollups.EVENT_SESSIONS.direct(only=_WHOLE + _WHOLE_TIMES)}, {_ALL_COUNTS}
 FROM ({
                 self.x.events(
                     ["session_id", "sequence", "prompt", "prompt_id", "terminal"],
