@@ -193,3 +193,40 @@ async def test_a_narrow_header_still_says_it_is_the_team_view(tmp_path):
         line = str(header.render())
         assert "team view" in line and source.label not in line
         assert "window all" in line
+
+
+async def test_history_limits_and_a_tools_calls_in_the_team_view():
+    """`h` sums the team's requests per day, `l` says why plan limits are not there, Enter on
+    a tool lists its calls: nothing fails and nothing shows empty for want of a query."""
+    from claude_top.ui.screens.detail import DetailScreen
+    from claude_top.ui.screens.history import HistoryScreen
+    from claude_top.ui.screens.limits import NOT_IN_TEAM_VIEW, LimitsScreen
+
+    app = make_app(None, source=team_source())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        assert isinstance(app.screen, HistoryScreen)
+        h = app.screen.data.history
+        assert sum(h.requests) == len(TRUTH.api_requests())
+        assert abs(h.total - TRUTH.cost()) < 1e-9
+        assert sum(p["requests"] for p in app.screen.data.projects) == len(TRUTH.api_requests())
+        await pilot.press("escape", "l")
+        await settle(pilot)
+        assert isinstance(app.screen, LimitsScreen)
+        view = app.screen.query_one("#limits-view")
+        assert [t.plain for t in view.body(None, app.clock()).renderables] == [NOT_IN_TEAM_VIEW]
+        assert app.limits_monitor.state is None and app.limits_monitor.error is None
+        assert not app.screen.query_one("#gauges-pane").display
+        await pilot.press("escape")
+        await settle(pilot)
+        tools = app.main.table("tools")
+        tools.focus()
+        await settle(pilot)
+        tool = tools.cursor_key
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        assert len(app.screen.table.rows_by_key) == TRUTH.tool_calls()[tool]
+        assert not [n.message for n in app._notifications if n.severity == "error"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -515,3 +516,47 @@ def test_other_agents_are_named_and_said_to_be_unread(tmp_path, agent):
     assert overview["agents"] == [agent]
     assert overview["sessions"] == overview["api_requests"] == 0
     assert sessions == []
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
+
+
+def _same_rows(team: list[dict], local: list[dict]) -> None:
+    assert len(team) == len(local)
+    for t, lo in zip(team, local, strict=True):
+        t, lo = (
+            {k: v for k, v in t.items() if k != "key"},
+            {k: v for k, v in lo.items() if k != "key"},
+        )
+        assert t.keys() == lo.keys()
+        assert all(_close(t[k], lo[k]) for k in t), (t, lo)
+
+
+@pytest.mark.parametrize("typed", [False, True])
+def test_a_tools_calls_a_models_requests_and_the_cost_history_are_the_same(local, typed):
+    """Enter on a tool or a model, and `h`, read the same rows from both stores."""
+    team = clickhouse("current", typed=typed)
+    with local.reader() as lr, team.reader() as tr:
+        now = max(s["last_seen_ns"] for s in lr.sessions(Filter(), NOW)) + 60 * 10**9
+        for f in (Filter(), Filter.for_window(600, now), Filter(text="bash")):
+            for tool in TRUTH.tool_calls():
+                calls = lr.tool_calls(f, tool)
+                _same_rows(tr.tool_calls(f, tool), calls)
+                if f.since_ns is None and f.needle is None:
+                    assert len(calls) == TRUTH.tool_calls()[tool]
+            for model in {e["model"] for e in TRUTH.api_requests()}:
+                requests = lr.model_requests(f, model)
+                _same_rows(tr.model_requests(f, model), requests)
+            assert len({r["key"] for r in tr.model_requests(f, model)}) == len(requests)
+        for period, count in (("day", 30), ("week", 13), ("month", 12)):
+            lh, th = lr.cost_history(period, count, now), tr.cost_history(period, count, now)
+            assert (th.labels, th.starts, th.models) == (lh.labels, lh.starts, lh.models)
+            assert (th.requests, th.tokens) == (lh.requests, lh.tokens)
+            assert sum(th.requests) == len(TRUTH.api_requests())
+            for m in lh.models:
+                assert all(_close(a, b) for a, b in zip(th.cost[m], lh.cost[m], strict=True))
+            since = lh.starts[0] * 10**9
+            _same_rows(tr.top_projects(since, now, 20), lr.top_projects(since, now, 20))

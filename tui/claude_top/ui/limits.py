@@ -52,7 +52,7 @@ class LimitsMonitor:
         return (*self.app.ingest_mark(), getattr(statusline, "stored", 0))
 
     def tick(self) -> None:
-        if self._loading or self.app.paused:
+        if self._loading or self.app.paused or self.app.remote:  # a team's source has none
             return
         mark = self.mark()
         due = (

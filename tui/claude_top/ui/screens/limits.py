@@ -35,6 +35,11 @@ HOW_TO = (
     "the one you had. Without them (API keys), set budgets: `claude-top --budget "
     "5h=10,day=30,week=150,month=500`, or [budgets] in ~/.config/claude-top/config.toml."
 )
+NOT_IN_TEAM_VIEW = (
+    "Plan limits are not in the team view: they come from each person's Claude Code status "
+    "line, which reaches only the claude-top on their laptop (the collector does not carry "
+    "it). The team's cost per day, week or month is in the cost history (h)."
+)
 
 
 WIDE = 100
@@ -74,6 +79,8 @@ class LimitsView(Static):
 
     def body(self, state: Limits | None, now: int) -> Group:
         app = self.app
+        if app.remote:
+            return Group(Text(NOT_IN_TEAM_VIEW, style=theme_style(app, "muted")))
         if state is None:
             return Group(Text("loading…", style=theme_style(app, "muted")))
         out: list = []
@@ -260,6 +267,9 @@ class LimitsScreen(Screen):
         self.query_one("#limits-pane").border_subtitle = "~ estimated · ? stale"
         self.query_one("#gauges-pane").border_title = "Sessions: context window and prompt cache"
         self.query_one("#gauges-pane").border_subtitle = "last hour · ~ estimated from requests"
+        if self.app.remote:  # a team's source holds neither limits nor context gauges
+            self.query_one("#limits-pane").border_subtitle = ""
+            self.query_one("#gauges-pane").display = False
         self.set_interval(0.25, self._header)
         self._header()
 

@@ -203,6 +203,8 @@ class Exprs:
             "project": _str(f"{la}['project']"),
             "prompt": f"if(mapContains({la}, 'prompt'), {la}['prompt'], NULL)",
             "terminal": _str(f"{la}['terminal.type']"),
+            "input": f"multiIf(mapContains({la}, 'tool_input'), {la}['tool_input'], "
+            f"mapContains({la}, 'tool_parameters'), {la}['tool_parameters'], NULL)",
             "attributes": la,
             "resource": ra,
             "scope_name": _str("ScopeName"),

@@ -18,6 +18,7 @@ from claude_top.core.names import (
     USER_PROMPT,
 )
 from claude_top.core.queries.clickhouse import rollups
+from claude_top.core.queries.clickhouse.details import DetailQueries
 from claude_top.core.queries.clickhouse.export_rows import ExportQueries
 from claude_top.core.queries.clickhouse.exprs import (
     OTHER_AGENT,
@@ -39,10 +40,11 @@ from claude_top.core.queries.groups import IDENTITY_KEYS, NONE, group_sessions
 from claude_top.core.queries.sessions import custom_attributes
 
 
-class ClickHouseReader(SessionListQueries, SessionQueries, ExportQueries):
+class ClickHouseReader(SessionListQueries, SessionQueries, DetailQueries, ExportQueries):
     """`core.queries.reader.Reader` over the exporter's tables; every aggregate runs in
     ClickHouse. The sessions pane is in `sessions`, one session's turns and span trees in
-    `session`, the CSV export's rows in `export_rows`."""
+    `session`, a tool's calls, a model's requests and the cost history in `details`, the CSV
+    export's rows in `export_rows`."""
 
     def __init__(
         self, runner: QueryRunner, layout: Layout, verified: rollups.Verified | None = None

@@ -17,7 +17,7 @@ from claude_top.core.queries.clickhouse import rollups
 from claude_top.core.queries.clickhouse.exprs import Exprs
 from claude_top.core.queries.clickhouse.layout import EVENTS_TABLE, SPANS_TABLE, Layout
 
-_EVENTS_SKIP = ("attributes", "body", "scope_name", "service_name", "severity_number")
+_EVENTS_SKIP = ("attributes", "body", "scope_name", "service_name", "severity_number", "input")
 _SPANS_SKIP = ("attributes", "ev_times", "ev_names", "ev_attrs", "ln_traces", "ln_spans")
 _SPANS_SKIP += ("ln_attrs", "status_message", "scope_name", "service_name")
 
