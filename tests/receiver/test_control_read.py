@@ -12,8 +12,11 @@ import grpc
 import pytest
 
 from claude_top.core import wire
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.instance import Instance, InstanceError, read_instance
 from claude_top.core.queries import Filter
+from claude_top.core.queries.history import CostHistory
+from claude_top.core.queries.limits import Limits, Spent, Window
 from claude_top.core.queries.reader import READ_METHODS, LocalSource
 from claude_top.core.queries.remote import RemoteSource
 from claude_top.core.sources.otlp.signals import SIGNALS
@@ -93,6 +96,36 @@ def test_every_read_answers_as_the_local_store_does(serving, fixture_store):
                 assert (roots, source) == here.span_tree(sid, turn["key"])
                 assert roots and all(dataclasses.is_dataclass(r) for r in roots)
             asked |= {"turns", "span_tree"}
+        settings = LimitSettings(budgets={"day": 1.0, "5h": 0.5}, alert_at=(50.0, 90.0))
+        got, want = remote.limits(settings, NOW_NS), here.limits(settings, NOW_NS)
+        assert isinstance(got, Limits) and all(isinstance(w, Window) for w in got.windows)
+        assert [w.name for w in got.windows] == ["budget:5h", "budget:day"]
+        assert all(isinstance(w.spent, Spent) for w in got.windows)
+        assert got.alert_at == (50.0, 90.0)
+        assert _without_receipt(dataclasses.asdict(got)) == _without_receipt(
+            dataclasses.asdict(want)
+        )
+        for period in ("day", "week", "month"):
+            got, want = (
+                remote.cost_history(period, 12, NOW_NS),
+                here.cost_history(period, 12, NOW_NS),
+            )
+            assert isinstance(got, CostHistory) and sum(got.requests) == len(
+                Truth(*GRPC_FIXTURES).api_requests()
+            )
+            assert _without_receipt(dataclasses.asdict(got)) == _without_receipt(
+                dataclasses.asdict(want)
+            )
+        assert _without_receipt(remote.top_projects(0, NOW_NS, 5)) == _without_receipt(
+            here.top_projects(0, NOW_NS, 5)
+        )
+        assert remote.group_keys(Filter()) == here.group_keys(Filter())
+        for key in here.group_keys(Filter()):
+            got = remote.grouped(Filter(), key, NOW_NS)
+            assert _without_receipt(list(got)) == _without_receipt(
+                list(here.grouped(Filter(), key, NOW_NS))
+            )
+        asked |= {"limits", "cost_history", "top_projects", "group_keys", "grouped"}
     assert asked == set(READ_METHODS)
 
 

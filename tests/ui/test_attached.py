@@ -58,6 +58,30 @@ def _assert_shows_everything_acknowledged(app, ledger: Ledger, serve_pid: int) -
     assert f"attached to pid {serve_pid}" in header
 
 
+async def _the_limits_and_history_come_from_the_instance(pilot, ledger: Ledger) -> None:
+    """`l` and `h` read through the instance too (they failed: its reader lacked them)."""
+    from claude_top.ui.screens.history import HistoryScreen
+
+    app = pilot.app
+    for _ in range(100):
+        if app.limits_monitor.state is not None:
+            break
+        await pilot.pause(0.05)
+    assert app.limits_monitor.error is None
+    requests = sum(t.api_requests for t in ledger.sessions.values())
+    today = app.limits_monitor.state.today.requests  # the demo's clock runs ahead of now
+    assert 0 < today <= requests
+    await pilot.press("h")
+    for _ in range(100):
+        await settle(pilot)
+        if isinstance(app.screen, HistoryScreen) and app.screen.data is not None:
+            break
+    assert today <= sum(app.screen.data.history.requests) <= requests
+    assert not [n.message for n in app._notifications if "failed" in n.message]
+    await pilot.press("escape")
+    await settle(pilot)
+
+
 async def test_closing_and_reopening_the_ui_while_serve_runs_loses_nothing(tmp_path):
     db = tmp_path / "ct.duckdb"
     serve, port = start_serve(db)
@@ -73,6 +97,7 @@ async def test_closing_and_reopening_the_ui_while_serve_runs_loses_nothing(tmp_p
         async with app.run_test(size=(120, 40)) as pilot:
             await _until_shown(pilot, sender.ledger)
             _assert_shows_everything_acknowledged(app, sender.ledger, serve.pid)
+            await _the_limits_and_history_come_from_the_instance(pilot, sender.ledger)
             await pilot.press("q")
         assert app.return_code == 0
 

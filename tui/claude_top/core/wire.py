@@ -1,5 +1,6 @@
 """JSON for what crosses the control API, round-tripping what the queries return: datetimes,
-arrays of durations, span trees, filters, bytes and decimals come back as they went.
+arrays of durations, span trees, filters, the limits and cost history (with the settings
+they are asked with), bytes and decimals come back as they went.
 
 A value JSON cannot hold is written as `{"$t": kind, "v": value}`; a dict that happens to have a
 "$t" key is written as a tagged list of pairs, so nothing is read back as something else.
@@ -14,10 +15,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.queries.filters import Filter
+from claude_top.core.queries.history import CostHistory
+from claude_top.core.queries.limits import Forecast, Limits, SessionGauge, Spent, Window
 from claude_top.core.queries.spantree import TreeNode
 
 TAG = "$t"
+_RECORDS = {
+    cls.__name__: cls
+    for cls in (Limits, Window, Spent, Forecast, SessionGauge, CostHistory, LimitSettings)
+}
+"""The dataclasses that cross whole, by name (their tuples come back as tuples)."""
 CONTENT_TYPE = "application/json"
 
 
@@ -44,6 +53,10 @@ def _plain(obj: Any) -> Any:
         return _tagged("tree", _plain(fields))
     if isinstance(obj, Filter):
         return _tagged("filter", dataclasses.asdict(obj))
+    if type(obj).__name__ in _RECORDS and type(obj) is _RECORDS[type(obj).__name__]:
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        tuples = [k for k, v in fields.items() if isinstance(v, tuple)]
+        return _tagged("record", [type(obj).__name__, _plain(fields), tuples])
     if isinstance(obj, bytes):
         return _tagged("bytes", obj.hex())
     if isinstance(obj, Decimal):
@@ -69,6 +82,11 @@ def _revive(doc: dict) -> Any:
         return TreeNode(**value)
     if kind == "filter":
         return Filter(**value)
+    if kind == "record":
+        name, fields, tuples = value
+        for k in tuples:
+            fields[k] = tuple(fields[k])
+        return _RECORDS[name](**fields)
     if kind == "bytes":
         return bytes.fromhex(value)
     if kind == "decimal":

@@ -94,6 +94,11 @@ READ_METHODS = (
     "model_requests",
     "turns",
     "span_tree",
+    "limits",
+    "cost_history",
+    "top_projects",
+    "group_keys",
+    "grouped",
 )
 """The `Reader` methods, by name: what the control API's `POST /read` may run."""
 

@@ -10,8 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from claude_top.core import wire
+from claude_top.core.budgets import LimitSettings
 from claude_top.core.instance import Instance
 from claude_top.core.queries.filters import Filter
+from claude_top.core.queries.history import CostHistory
+from claude_top.core.queries.limits import Limits
 from claude_top.core.queries.spantree import TreeNode
 
 STATUS_TIMEOUT_S = 5.0
@@ -57,6 +60,24 @@ class RemoteReader:
     def span_tree(self, session_id: str, turn_key: str) -> tuple[list[TreeNode], str]:
         roots, source = self._read("span_tree", session_id, turn_key)
         return roots, source
+
+    def limits(self, settings: LimitSettings, now_ns: int) -> Limits:
+        return self._read("limits", settings, now_ns)
+
+    def cost_history(self, period: str, count: int, now_ns: int) -> CostHistory:
+        return self._read("cost_history", period, count, now_ns)
+
+    def top_projects(self, since_ns: int, now_ns: int, limit: int = 10) -> list[dict]:
+        return self._read("top_projects", since_ns, now_ns, limit)
+
+    def group_keys(self, f: Filter) -> list[str]:
+        return self._read("group_keys", f)
+
+    def grouped(
+        self, f: Filter, key: str, now_ns: int | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        sessions, models = self._read("grouped", f, key, now_ns)
+        return sessions, models
 
 
 class RemoteSource:
