@@ -535,10 +535,11 @@ def _same_rows(team: list[dict], local: list[dict]) -> None:
         assert all(_close(t[k], lo[k]) for k in t), (t, lo)
 
 
-@pytest.mark.parametrize("typed", [False, True])
-def test_a_tools_calls_a_models_requests_and_the_cost_history_are_the_same(local, typed):
-    """Enter on a tool or a model, and `h`, read the same rows from both stores."""
-    team = clickhouse("current", typed=typed)
+@pytest.mark.parametrize(("typed", "times"), [(False, 1), (True, 1), (True, 2)])
+def test_a_tools_calls_a_models_requests_and_the_cost_history_are_the_same(local, typed, times):
+    """Enter on a tool or a model, and `h`, read the same rows from both stores (the rows
+    inserted once, or twice as a collector's retries do)."""
+    team = clickhouse("current", typed=typed, times=times)
     with local.reader() as lr, team.reader() as tr:
         now = max(s["last_seen_ns"] for s in lr.sessions(Filter(), NOW)) + 60 * 10**9
         for f in (Filter(), Filter.for_window(600, now), Filter(text="bash")):

@@ -8,6 +8,7 @@ the tables were made and half through their views."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -252,3 +253,33 @@ def test_a_refresh_checks_each_rollup_once(made):
             r.runner.query = query
     checks = [q for q in asked if "countMerge(rows_state) AS n" in q]
     assert len(checks) == 3  # events and spans (overview), models (grouped): none twice
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_the_cost_history_from_the_rollup_is_the_typed_rows(made, tz, monkeypatch):
+    """Whole hours from the models rollup, the hour holding "now" (records after it left out)
+    from the typed rows: the same periods, costs, requests and tokens; in a time zone whose
+    days start on the half hour, every quarter hour from the typed rows."""
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        _same_cost_history(*made[:2])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _same_cost_history(rolled, plain) -> None:
+    mid = START + 13 * HOUR + (17 * 60 + 3) * 10**9  # records after it are not counted
+    with rolled.reader() as r, plain.reader() as p:
+        for now in (NOW, mid, START + 30 * HOUR - START % HOUR):
+            for period, count in (("day", 30), ("week", 13), ("month", 12), ("day", 1)):
+                rh, ph = r.cost_history(period, count, now), p.cost_history(period, count, now)
+                assert (rh.labels, rh.starts, rh.models) == (ph.labels, ph.starts, ph.models)
+                assert (rh.requests, rh.tokens) == (ph.requests, ph.tokens)
+                for m in ph.models:
+                    same(rh.cost[m], ph.cost[m])
+            assert 0 < sum(ph.requests) < N
+    with rolled.reader() as r:
+        requests = N // synthetic.PER_PROMPT * synthetic.KINDS.count("api_request")
+        assert sum(r.cost_history("month", 12, NOW).requests) == requests

@@ -11,7 +11,9 @@ from claude_top.core.format import NS_PER_S
 from claude_top.core.names import API_REQUEST, TOOL_RESULT
 from claude_top.core.queries import periods
 from claude_top.core.queries.breakdowns import DETAIL_ROWS
+from claude_top.core.queries.clickhouse import rollups
 from claude_top.core.queries.clickhouse.exprs import lit, session_cond, window
+from claude_top.core.queries.filters import Filter
 from claude_top.core.queries.history import UNKNOWN_PROJECT, CostHistory
 
 _BUCKET_S = 900
@@ -56,24 +58,88 @@ ORDER BY duration_ms DESC NULLS LAST, time_ns DESC LIMIT {int(limit)}""",
         columns = ["session_id", "prompt_id", "model", "cost_usd", "input_tokens"]
         columns += ["output_tokens", "cache_read_tokens", "cache_creation_tokens", "duration_ms"]
         columns += ["request_id"]
+        select = f"""{_key("time_ns", "session_id", "request_id", "cost_usd")} AS key, time_ns,
+  session_id, prompt_id, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
+  cache_creation_tokens, duration_ms"""
+        typed = self.layout.events_table
+        if typed is not None and all(typed.has(c) for c in [*columns, "kind", "agent", "_key"]):
+            # the newest rows first, a record's copies (the collector's retries) side by side:
+            # twice the rows asked for hold them unless most are copies
+            rows = self._rows(
+                f"SELECT {select}, _key FROM `{self.layout.database}`.`{typed.name}` "
+                f"WHERE {self.x.typed_time(since)} AND {where} "
+                f"ORDER BY Timestamp DESC, _key LIMIT {2 * int(limit)}",
+                p,
+            )
+            seen: set[int] = set()
+            out = []
+            for r in rows:
+                k = r.pop("_key")
+                if k not in seen:
+                    seen.add(k)
+                    out.append(r)
+            if len(out) >= limit or len(rows) < 2 * limit:
+                return out[:limit]
         return self._rows(
             f"""
-SELECT {_key("time_ns", "session_id", "request_id", "cost_usd")} AS key, time_ns,
-  session_id, prompt_id, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
-  cache_creation_tokens, duration_ms
+SELECT {select}
 FROM ({self.x.events(columns, where, since)})
 ORDER BY time_ns DESC LIMIT {int(limit)}""",
             p,
         )
 
     def cost_history(self, period: str, count: int, now_ns: int) -> CostHistory:
-        """The last `count` local periods up to `now_ns`, by model (every agent's requests)."""
+        """The last `count` local periods up to `now_ns`, by model (every agent's requests):
+        the whole hours from the models rollup where every period's edge is one, the rest
+        (the hour holding `now_ns`, or every quarter hour in a time zone with a half-hour
+        offset) from the requests themselves."""
         bounds = periods.last_periods(period, count, now_ns / NS_PER_S)
         out = CostHistory(period)
         out.starts = [s for s, _ in bounds]
         out.labels = [periods.label(period, s) for s in out.starts]
         lo, hi = bounds[0][0] * NS_PER_S, min(bounds[-1][1] * NS_PER_S, now_ns + 1)
+        rows = []
+        edges = [*out.starts, bounds[-1][1]]
+        if self._rolled(rollups.EVENT_MODELS) and all(e % 3600 == 0 for e in edges):
+            until_s = hi // NS_PER_S // 3600 * 3600
+            if until_s * NS_PER_S > lo:
+                rows += self._history_rolled(Filter(since_ns=lo), until_s)
+                lo = until_s * NS_PER_S
+        if lo < hi:
+            rows += self._history_rows(lo, hi)
+        n = len(bounds)
+        out.requests, out.tokens = [0] * n, [0] * n
+        for r in rows:
+            i = bisect_right(out.starts, r["b"]) - 1
+            out.cost.setdefault(r["model"], [0.0] * n)[i] += float(r["cost_usd"] or 0.0)
+            out.requests[i] += int(r["requests"])
+            out.tokens[i] += int(r["tokens"] or 0)
+        out.models = sorted(out.cost, key=lambda m: (-sum(out.cost[m]), m))
+        return out
+
+    def _history_rolled(self, f: Filter, until_s: int) -> list[dict]:
+        """Cost, requests and tokens per hour and model from the models rollup."""
+        r = rollups.EVENT_MODELS
         rows = self._rows(
+            f"""
+SELECT toUnixTimestamp(bucket) AS b, ifNull(model, '(unknown)') AS m,
+  countMerge(rows_state) AS n, sumMerge(cost_usd_state) AS c,
+  ifNull(sumMerge(input_tokens_state), 0) + ifNull(sumMerge(output_tokens_state), 0)
+    + ifNull(sumMerge(cache_read_tokens_state), 0)
+    + ifNull(sumMerge(cache_creation_tokens_state), 0) AS t
+FROM ({self._covered(r, f, "TRUE", until_s)})
+GROUP BY b, m""",
+            {},
+        )
+        return [
+            {"b": x["b"], "model": x["m"], "cost_usd": x["c"], "requests": x["n"], "tokens": x["t"]}
+            for x in rows
+        ]
+
+    def _history_rows(self, lo: int, hi: int) -> list[dict]:
+        """Cost, requests and tokens per quarter hour and model from the requests in
+        [lo, hi)."""
+        return self._rows(
             f"""
 SELECT intDiv(time_ns, {_BUCKET_S * NS_PER_S}) * {_BUCKET_S} AS b, ifNull(model, '(unknown)')
   AS model, sum(ifNull(cost_usd, 0)) AS cost_usd, count() AS requests,
@@ -96,15 +162,6 @@ FROM ({
 GROUP BY b, model""",
             {"since": lo, "hi": hi},
         )
-        n = len(bounds)
-        out.requests, out.tokens = [0] * n, [0] * n
-        for r in rows:
-            i = bisect_right(out.starts, r["b"]) - 1
-            out.cost.setdefault(r["model"], [0.0] * n)[i] += float(r["cost_usd"])
-            out.requests[i] += int(r["requests"])
-            out.tokens[i] += int(r["tokens"] or 0)
-        out.models = sorted(out.cost, key=lambda m: (-sum(out.cost[m]), m))
-        return out
 
     def top_projects(self, since_ns: int, now_ns: int, limit: int = 10) -> list[dict]:
         """The projects that cost the most since `since_ns` (a request's own project: the

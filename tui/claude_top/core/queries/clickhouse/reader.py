@@ -59,8 +59,11 @@ class ClickHouseReader(SessionListQueries, SessionQueries, DetailQueries, Export
     def _rolled(self, rollup: rollups.Rollup) -> bool:
         return rollup.name in self.layout.rollups
 
-    def _covered(self, rollup: rollups.Rollup, f: Filter, where: str) -> str:
-        """SQL of the rollup's (keys, states) rows covering the window exactly."""
+    def _covered(
+        self, rollup: rollups.Rollup, f: Filter, where: str, until_s: int | None = None
+    ) -> str:
+        """SQL of the rollup's (keys, states) rows covering the window exactly (with
+        `until_s`, the whole hours before it, by hour)."""
         db = f"`{self.layout.database}`"
         key = (rollup.name, f.since_ns)
         c = self._covers.get(key)
@@ -68,7 +71,7 @@ class ClickHouseReader(SessionListQueries, SessionQueries, DetailQueries, Export
             c = self._covers[key] = rollups.cover(
                 self.runner, db, rollup, f.since_ns, self.verified
             )
-        return rollups.rows(db, rollup, c, where)
+        return rollups.rows(db, rollup, c, where, until_s)
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict]:
         return self.runner.query(sql, params)

@@ -375,16 +375,21 @@ def _unverified(exact: list[int], edge_s: int | None) -> list[tuple[int, int | N
     return out
 
 
-def rows(db: str, rollup: Rollup, c: Cover, where: str) -> str:
+def rows(db: str, rollup: Rollup, c: Cover, where: str, until_s: int | None = None) -> str:
     """SQL of (keys, states) rows covering the window exactly, filtered by `where` (on the
-    keys): the rollup's exact hours, the rest aggregated from the typed table."""
+    keys): the rollup's exact hours, the rest aggregated from the typed table. With `until_s`
+    (a whole hour), only the hours before it, each row with its `bucket`."""
     keys = rollup.key_names
     cols = ", ".join(f"`{m}_state`" for m, _, _ in rollup.measures)
+    stale = [b for b in c.stale if until_s is None or b < until_s]
     conds = [where]
     if c.edge_ns is not None:
         conds.append(f"bucket >= {_utc(c.edge_ns // 1_000_000_000)}")
-    if c.stale:
-        conds.append(f"bucket NOT IN ({', '.join(_utc(b) for b in c.stale)})")
+    if until_s is not None:
+        conds.append(f"bucket < {_utc(until_s)}")
+        keys = f"bucket, {keys}"
+    if stale:
+        conds.append(f"bucket NOT IN ({', '.join(_utc(b) for b in stale)})")
     parts = [f"SELECT {keys}, {cols} FROM {db}.`{rollup.name}` WHERE {' AND '.join(conds)}"]
     raw = []
     if c.since_ns is not None and c.edge_ns != c.since_ns:
@@ -392,11 +397,14 @@ def rows(db: str, rollup: Rollup, c: Cover, where: str) -> str:
             f"(Timestamp >= fromUnixTimestamp64Nano({c.since_ns}) AND "
             f"Timestamp < fromUnixTimestamp64Nano({c.edge_ns}))"
         )
-    raw += [f"(Timestamp >= {_utc(b)} AND Timestamp < {_utc(b + 3600)})" for b in c.stale]
+    raw += [f"(Timestamp >= {_utc(b)} AND Timestamp < {_utc(b + 3600)})" for b in stale]
     if raw:
+        bucket = f"{BUCKET} AS bucket, " if until_s is not None else ""
+        if until_s is not None:
+            raw = [f"({' OR '.join(raw)}) AND Timestamp < {_utc(until_s)}"]
         parts.append(
-            f"SELECT {rollup.key_exprs}, {rollup.states()} FROM {db}.`{rollup.typed}` FINAL "
-            f"WHERE ({' OR '.join(raw)}) AND {rollup.where} AND {where} GROUP BY {keys}"
+            f"SELECT {bucket}{rollup.key_exprs}, {rollup.states()} FROM {db}.`{rollup.typed}` "
+            f"FINAL WHERE ({' OR '.join(raw)}) AND {rollup.where} AND {where} GROUP BY {keys}"
         )
     return "\nUNION ALL\n".join(parts)
 
