@@ -10,7 +10,8 @@ into `--path` (reused when it holds the same N).
 
 Times the `ClickHouseReader` methods the panes call (the same SQL the UI runs), for a 24h and an
 "all" window; a whole main-view refresh (`ui.data.load_main`); one session's turns and a turn's
-span tree; the grouped panes: over claude-top's typed tables and their per-hour rollups
+span tree; a model's requests and a tool's calls (Enter), the cost history and top projects
+(h); the grouped panes: over claude-top's typed tables and their per-hour rollups
 (`claude-top team-tables`, made here after the load, as a lead would), the first sessions query
 of a new source (which checks every hour of the window once); and for comparison over the
 typed tables without the rollups, and straight over the exporter's Maps (24h window). Needs the
@@ -147,6 +148,16 @@ def run(source, windows, now, sid, turn, repeat) -> None:
     with source.reader() as r:
         _line("turns(one session)", "-", timed(lambda: r.turns(sid), repeat))
         _line("span_tree(one turn)", "-", timed(lambda: r.span_tree(sid, turn), repeat))
+        for wname, f in windows.items():
+            model = r.models(f)[0]["model"]
+            ms = timed(lambda f=f, m=model: r.model_requests(f, m), 3)
+            _line("model_requests (Enter)", wname, ms)
+            _line("tool_calls(Bash) (Enter)", wname, timed(lambda f=f: r.tool_calls(f, "Bash"), 3))
+        for period, count in (("day", 30), ("week", 13), ("month", 12)):
+            ms = timed(lambda p=period, n=count: r.cost_history(p, n, now), repeat)
+            _line(f"cost_history per {period} (h)", "-", ms)
+        since = now - 30 * 86400 * 10**9
+        _line("top_projects (h)", "30d", timed(lambda: r.top_projects(since, now, 20), 3))
 
 
 def _line(name: str, window: str, ms: list[float]) -> None:
