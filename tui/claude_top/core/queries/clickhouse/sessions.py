@@ -141,10 +141,15 @@ class SessionListQueries:
             for c in reversed(res[:-1]):
                 pick = f"if(notEmpty({c}), {c}, {pick})"
             cols.append(f"{pick} AS resource")
-        joined = f"({parts['e']}) AS e"
-        for alias in ("s", "m"):
-            if alias in has:
-                joined += f"\nFULL OUTER JOIN ({parts[alias]}) AS {alias} USING (session_id)"
+        # every session any part names, each part joined on (LEFT JOINs, not FULL ones: their
+        # USING key is left empty for a row only the right side holds on some servers)
+        ids = " UNION ALL ".join(f"SELECT session_id FROM ({parts[a]})" for a in sorted(has))
+        joined = f"(SELECT DISTINCT session_id FROM ({ids})) AS k" + "".join(
+            f"\nLEFT JOIN ({parts[a]}) AS {a} ON {a}.session_id = k.session_id"
+            for a in ("e", "s", "m")
+            if a in has
+        )
+        cols[0] = "k.session_id AS session_id"
         return self._rows(
             f"SELECT {', '.join(cols)}\nFROM {joined}\nSETTINGS join_use_nulls = 1", p
         )
