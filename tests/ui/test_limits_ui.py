@@ -237,3 +237,28 @@ def test_terminal_notifications():
         terminal_notification("t", "b", {"TERM": "foot", "TMUX": "/tmp/x"})
         == "\x1bPtmux;\x1b\x1b]777;notify;t;t: b\x1b\x1b\\\x1b\\"
     )
+
+
+async def test_a_ui_that_cannot_write_the_alerts_down_gives_each_once(limits_store, monkeypatch):
+    """Reading through a source without the store (as a UI attached to an instance does), the
+    crossings are remembered in the UI: loading again does not alert them again."""
+    from claude_top.core import alerts
+    from claude_top.core.queries.reader import LocalSource
+
+    monkeypatch.setattr(alerts, "notify_send", lambda alert: False)
+    settings = LimitSettings(alert_at=(80.0, 95.0))
+    store_samples(limits_store, [_sample(97, 20)])
+    now = SAMPLES[-1][0] + 21 * S
+    app = make_app(None, source=LocalSource(limits_store), clock=lambda: now, limits=settings)
+    assert not app.remote and app.store is None
+    bells = []
+    monkeypatch.setattr(app, "bell", lambda: bells.append(1))
+    async with app.run_test(size=TERM) as pilot:
+        for _ in range(3):
+            app.limits_monitor.load()
+            await settle(pilot)
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.2)
+        given = app.limits_monitor.alerts
+        assert [(a.window, a.threshold) for a in given] == [("five_hour", 95.0)]
+        assert bells == [1]

@@ -37,6 +37,9 @@ class LimitsMonitor:
         self.alerts: list[core_alerts.Alert] = []
         """Every alert given since start, newest last."""
         self.error: str | None = None
+        self._given: set[str] = set()
+        """The alert keys given here: what a UI without the database (attached to an
+        instance) or with it read-only cannot write down, so each is given once."""
         self._loading = False
         self._mark: tuple | None = None
         self._loaded_at = 0.0
@@ -89,11 +92,14 @@ class LimitsMonitor:
         try:
             state = load_limits(self.app.source, self.settings, now_ns)
             store = self.app.store
-            fired: set[str] = set()
+            fired = set(self._given)
             if store is not None:
                 with store.reading() as cur:
-                    fired = core_alerts.fired_keys(cur)
+                    fired |= core_alerts.fired_keys(cur)
             new = core_alerts.crossings(state, self.settings.alert_at, fired)
+            for a in new:  # and the lower thresholds it jumped past
+                base = a.key.rsplit(":", 1)[0]
+                self._given |= {f"{base}:{t:g}" for t in self.settings.alert_at if t <= a.threshold}
             if new and store is not None and not store.read_only:
                 core_alerts.remember(store, new, self.settings.alert_at)
         except Exception as exc:
