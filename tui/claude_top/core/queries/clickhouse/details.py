@@ -12,7 +12,7 @@ from claude_top.core.names import API_REQUEST, TOOL_RESULT
 from claude_top.core.queries import periods
 from claude_top.core.queries.breakdowns import DETAIL_ROWS
 from claude_top.core.queries.clickhouse import rollups
-from claude_top.core.queries.clickhouse.exprs import lit, session_cond, window
+from claude_top.core.queries.clickhouse.exprs import TOKENS, lit, session_cond, window
 from claude_top.core.queries.filters import Filter
 from claude_top.core.queries.history import UNKNOWN_PROJECT, CostHistory
 
@@ -150,10 +150,7 @@ FROM ({
                     [
                         "model",
                         "cost_usd",
-                        "input_tokens",
-                        "output_tokens",
-                        "cache_read_tokens",
-                        "cache_creation_tokens",
+                        *TOKENS,
                     ],
                     f"kind = {lit(API_REQUEST)} AND time_ns < {{hi:Int64}}",
                     True,

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from claude_top.core.queries.clickhouse.exprs import json_map, session_cond, unread, window
+from claude_top.core.queries.clickhouse.exprs import TOKENS, json_map, session_cond, unread, window
 from claude_top.core.queries.filters import Filter
 from claude_top.core.schema import COST_REPORTED, SOURCE_OTEL
 
@@ -40,10 +40,7 @@ class ExportQueries:
             "model",
             "tool_name",
             "tool_use_id",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
+            *TOKENS,
             "success",
             "attempt",
             "agent_id",
@@ -108,10 +105,7 @@ class ExportQueries:
                             "model",
                             "tool_name",
                             "tool_use_id",
-                            "input_tokens",
-                            "output_tokens",
-                            "cache_read_tokens",
-                            "cache_creation_tokens",
+                            *TOKENS,
                             "success",
                             "attempt",
                             "agent_id",
@@ -145,10 +139,7 @@ class ExportQueries:
             "tool_name",
             "tool_use_id",
             "cost_usd",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
+            *TOKENS,
             "duration_ms",
             "success",
             "decision",

@@ -142,6 +142,8 @@ UNREAD = (
     "are not taken from a collector's tables yet)"
 )
 """Why a record of another agent in a team's ClickHouse adds nothing to the panes."""
+TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+"""A request's token columns, in claude-top's meaning (input without the cache reads)."""
 OTHER_AGENT = f"ifNull(agent, '') != {lit(CLAUDE_CODE)}"
 """A row of an agent the team view does not read."""
 

@@ -3,6 +3,7 @@ events', spans' and metric points' figures, the models pane's shares, the text f
 
 from __future__ import annotations
 
+from claude_top.core.queries.clickhouse.exprs import TOKENS
 from claude_top.core.queries.filters import as_datetime
 from claude_top.core.queries.groups import IDENTITY_KEYS
 from claude_top.core.queries.sessions import custom_attributes
@@ -83,10 +84,7 @@ def model_rows(rows: list[dict]) -> list[dict]:
         row = {k: r[k] for k in r}
         for k in (
             "api_requests",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
+            *TOKENS,
         ):
             row[k] = int(r[k])
         row["cost_usd"] = float(r["cost_usd"])

@@ -12,7 +12,7 @@ from claude_top.core.names import (
     TOOL_SPAN,
     USER_PROMPT,
 )
-from claude_top.core.queries.clickhouse.exprs import json_map, lit
+from claude_top.core.queries.clickhouse.exprs import TOKENS, json_map, lit
 from claude_top.core.queries.spantree import TreeNode, build_tree
 from claude_top.core.queries.turns import turns_from_rollups
 
@@ -150,10 +150,7 @@ SELECT * FROM ({
                             "session_id",
                             "model",
                             "tool_name",
-                            "input_tokens",
-                            "output_tokens",
-                            "cache_read_tokens",
-                            "cache_creation_tokens",
+                            *TOKENS,
                             "success",
                             "attempt",
                             "agent_id",
@@ -184,10 +181,7 @@ FROM ({
                         "session_id",
                         "model",
                         "cost_usd",
-                        "input_tokens",
-                        "output_tokens",
-                        "cache_read_tokens",
-                        "cache_creation_tokens",
+                        *TOKENS,
                         "duration_ms",
                         "attributes",
                         "trace_id",

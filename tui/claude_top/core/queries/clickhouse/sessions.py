@@ -18,7 +18,14 @@ from claude_top.core.names import (
     USER_PROMPT,
 )
 from claude_top.core.queries.clickhouse import rollups
-from claude_top.core.queries.clickhouse.exprs import json_map, lit, session_cond, unread, window
+from claude_top.core.queries.clickhouse.exprs import (
+    TOKENS,
+    json_map,
+    lit,
+    session_cond,
+    unread,
+    window,
+)
 from claude_top.core.queries.clickhouse.rows import matches, session_row
 from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter
 from claude_top.core.queries.groups import IDENTITY_KEYS
@@ -34,10 +41,7 @@ latest terminal: what its whole life says, for `partial`)."""
 _EVENT_SUMS = (
     "api_requests",
     "unpriced",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
+    *TOKENS,
     "tool_calls",
     "tool_errors",
     "api_errors",
@@ -183,10 +187,7 @@ class SessionListQueries:
         columns = [
             "session_id",
             "cost_usd",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
+            *TOKENS,
             "success",
             "model",
             "tool_name",
