@@ -424,8 +424,16 @@ def test_codex_events_tools_and_span_tree(codex: Run):
     }
     tools = {t["tool_name"]: (int(t["calls"]), int(t["errors"])) for t in codex.tools}
     assert tools == {"exec_command": (2, 0), "no_such_tool": (1, 1)}
-    # the folded turn: one turn span, one model request a reply, a tool span a dispatched call
-    assert len(codex.role("interaction")) == 1
+    # the folded turn: one turn span, one model request a reply, a tool span a dispatched call.
+    # Codex 0.169.0 exits once `codex.exec` ends; when its session task outlives that (seen
+    # under load), `session_loop` and `session_task.turn` are never exported and their children
+    # arrive orphaned. The tree then roots the turn at its prompt (the drill-down test).
+    turn_spans = codex.role("interaction")
+    received = {s["span_id"] for s in codex.spans}
+    orphaned = [
+        s for s in codex.spans if s["parent_span_id"] and s["parent_span_id"] not in received
+    ]
+    assert len(turn_spans) == (0 if orphaned else 1)
     assert len(codex.role("llm_request")) == len(codex.api.answered())
     dispatched = [r.call_id for r, _ in codex.api.tool_replies()]  # the unknown tool's too
     assert sorted(s["tool_use_id"] for s in codex.role("tool")) == sorted(dispatched)
