@@ -165,6 +165,28 @@ async def test_history_keys_and_export(limits_store, tmp_path):
     assert projects[SAMPLES[-1][2]["workspace"]["project_dir"]] == round(limits_cost, 9)
 
 
+async def test_history_says_when_the_range_holds_no_request(limits_store):
+    """A year after the capture the 30 and 90 days hold no request: both tables say so; the
+    365 days hold them all, and the notes go."""
+    app = make_app(limits_store, clock=lambda: AT + 200 * 86400 * S)
+    async with app.run_test(size=TERM) as pilot:
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        notes = [app.screen.query_one(f"#history-{n}-empty") for n in ("periods", "projects")]
+        for days in (30, 90):
+            assert app.screen.data.query.range_days == days
+            assert [(str(n.render()), n.display) for n in notes] == [
+                (f"No API requests in the last {days} days (t: range).", True)
+            ] * 2
+            await pilot.press("t")
+            await settle(pilot)
+        assert app.screen.data.query.range_days == 365
+        every = [a for n in (*GRPC_FIXTURES, STATUSLINE_CAPTURE) for a in api_request_records(n)]
+        assert sum(app.screen.data.history.requests) == len(every)
+        assert [n.display for n in notes] == [False, False]
+
+
 # --- alerts --------------------------------------------------------------------------------
 
 

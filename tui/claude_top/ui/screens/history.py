@@ -17,6 +17,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
 
 from claude_top.core import format as fmt
 from claude_top.core.format import NS_PER_S
@@ -69,8 +70,10 @@ class HistoryScreen(LiveScreen):
             yield Legend(id="history-legend")
         with Horizontal(id="history-tables"):
             with Vertical(id="history-periods-pane", classes="pane"):
+                yield Static("", id="history-periods-empty", classes="empty-note")
                 yield PeriodsTable(id="history-periods")
             with Vertical(id="history-projects-pane", classes="pane"):
+                yield Static("", id="history-projects-empty", classes="empty-note")
                 yield ProjectsTable(id="history-projects")
         yield KeysFooter()
 
@@ -107,6 +110,11 @@ class HistoryScreen(LiveScreen):
         self.query_one(Legend).show(h)
         self.query_one(PeriodsTable).set_rows(period_rows(h))
         self.query_one(ProjectsTable).set_rows(data.projects)
+        note = "" if sum(h.requests) else f"No API requests in the last {self.range_days} days"
+        for name in ("periods", "projects"):
+            empty = self.query_one(f"#history-{name}-empty", Static)
+            empty.update(f"{note} (t: range)." if note else "")
+            empty.display = bool(note)
         self._titles()
 
     def _titles(self) -> None:
