@@ -64,8 +64,12 @@ def insert(
         f"{person} % 4 + 1), 'workflow_id', concat('wf-', toString({person} % 17)), "
         f"'stage', arrayElement(['dev', 'ci', 'review'], {person} % 3 + 1))"
     )
+    tool_input = (  # only a tool_result carries one, as OTEL_LOG_TOOL_DETAILS=1 sends it
+        f"if({kind} = 'tool_result', map('tool_input', concat('{{\"command\":\"make step-', "
+        "toString(number), ' --jobs 4 && ./run-checks --verbose\"}')), map())"
+    )
     attrs = (
-        f"map('event.name', {kind}, 'session.id', {sid}, 'prompt.id', "
+        f"mapConcat(map('event.name', {kind}, 'session.id', {sid}, 'prompt.id', "
         f"concat('p-', toString(intDiv(number, {PER_PROMPT}))), 'event.sequence', "
         f"toString(number % {PER_SESSION}), 'event.timestamp', '2026-01-01T00:00:00Z', "
         f"'user.email', concat('user', toString({person}), '@example.com'), "
@@ -80,7 +84,7 @@ def insert(
         "'tool_use_id', concat('toolu_', toString(intDiv(number, 2))), "
         "'duration_ms', toString(number % 4000), "
         "'success', if(number % 13 = 0, 'false', 'true'), "
-        f"'prompt', concat('do thing ', toString(intDiv(number, {PER_PROMPT}))))"
+        f"'prompt', concat('do thing ', toString(intDiv(number, {PER_PROMPT})))), {tool_input})"
     )
     trace = f"leftPad(hex(intDiv(number, {PER_PROMPT})), 32, '0')"
     session.query(

@@ -535,6 +535,25 @@ def _same_rows(team: list[dict], local: list[dict]) -> None:
         assert all(_close(t[k], lo[k]) for k in t), (t, lo)
 
 
+def test_a_typed_table_made_before_it_kept_the_input_is_named_and_read_around(local, monkeypatch):
+    """claude_top_events as an earlier claude-top made it (no `input`): the source says so and
+    a tool's calls, input included, come from the Maps."""
+    from claude_top.core.queries.clickhouse import tables
+
+    monkeypatch.setattr(tables, "_EVENTS_SKIP", (*tables._EVENTS_SKIP, "input"))
+    team = clickhouse("current", typed=True)
+    assert not team.layout.events_table.has("input")
+    assert (
+        "claude_top_events lacks input (made by an earlier claude-top): a tool's calls are read "
+        "from the Maps, slower (claude-top team-tables --rebuild makes it again)"
+    ) in team.describe()
+    with local.reader() as lr, team.reader() as tr:
+        for tool, calls in TRUTH.tool_calls().items():
+            got = tr.tool_calls(Filter(), tool)
+            _same_rows(got, lr.tool_calls(Filter(), tool))
+            assert len(got) == calls and all(r["input"] for r in got)
+
+
 @pytest.mark.parametrize(("typed", "times"), [(False, 1), (True, 1), (True, 2)])
 def test_a_tools_calls_a_models_requests_and_the_cost_history_are_the_same(local, typed, times):
     """Enter on a tool or a model, and `h`, read the same rows from both stores (the rows

@@ -182,7 +182,7 @@ def test_a_rollup_of_another_version_is_named_and_not_read():
     assert source.layout.rollups == ROLLUPS - {SPAN_SESSIONS.name}
     assert (
         f"{SPAN_SESSIONS.name} lacks retries_state (made by another claude-top version; "
-        "claude-top team-tables --print shows today's): not read"
+        "claude-top team-tables --rebuild makes today's): not read"
     ) in source.describe()
     assert_same_panes(source, plain)
 

@@ -123,3 +123,59 @@ def test_team_tables_made_by_the_command_give_the_same_export(tmp_path):
         assert int(r["api_requests"]) == len(truth.api_requests(sid))
     tools = {r["tool_name"]: int(r["calls"]) for r in rows(tmp_path / "team" / "tools.csv")}
     assert tools == truth.tool_calls()
+
+
+def test_team_tables_rebuild_makes_an_earlier_claude_tops_tables_again(tmp_path, monkeypatch):
+    """Typed tables an earlier claude-top made (no `input`), rebuilt by `team-tables --rebuild`:
+    claude-top's tables and views dropped and made again, the exporter's untouched, nothing
+    counted twice."""
+    from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource, tables
+
+    session, db = cr.session(), cr.new_database("cli_rebuild")
+    cr.create_tables(session, "current", db)
+    cr.load(session, REQUESTS, "current", db)
+    with monkeypatch.context() as m:
+        m.setattr(tables, "_EVENTS_SKIP", (*tables._EVENTS_SKIP, "input"))
+        earlier = ClickHouseSource(ChdbRunner(session, db), "chdb")
+        for _, sql in tables.statements(earlier.layout):
+            session.query(sql)
+    exporter_rows = _exporter_rows(session, db)
+    with ClickHouseHTTP({"lead": "pw"}) as ch:
+        url = f"clickhouse://lead:pw@127.0.0.1:{ch.port}/{db}"
+        before = claude_top("export", "--source", url, "--out", str(tmp_path / "before"))
+        assert "claude_top_events lacks input" in before.stdout
+        shown = claude_top("team-tables", "--source", url, "--rebuild", "--print")
+        assert shown.returncode == 0, shown.stderr
+        drops = [line for line in shown.stdout.splitlines() if line.startswith("DROP")]
+        assert drops[0] == f"DROP TABLE IF EXISTS `{db}`.`claude_top_event_models_mv`;"
+        ours = session.query(
+            f"SELECT name FROM system.tables WHERE database = '{db}' "
+            "AND startsWith(name, 'claude_top_')",
+            "CSV",
+        ).bytes()
+        assert len(drops) == 15  # 7 tables, 8 views
+        assert {d.split("`")[3] for d in drops} == set(ours.decode().replace('"', "").split())
+        made = claude_top("team-tables", "--source", url, "--rebuild")
+        assert made.returncode == 0, made.stderr
+        assert "drop claude_top_events_mv: done" in made.stderr
+        assert "fill claude_top_events: done" in made.stderr
+        after = claude_top("export", "--source", url, "--out", str(tmp_path / "after"))
+        assert after.returncode == 0, after.stderr
+        assert "lacks input" not in after.stdout
+    assert _exporter_rows(session, db) == exporter_rows
+    for name in ("sessions.csv", "tools.csv", "models.csv"):
+        assert rows(tmp_path / "after" / name) == rows(tmp_path / "before" / name)
+    truth = Truth(*GRPC_FIXTURES)
+    tools = {r["tool_name"]: int(r["calls"]) for r in rows(tmp_path / "after" / "tools.csv")}
+    assert tools == truth.tool_calls()
+
+
+def _exporter_rows(session, db: str) -> dict[str, int]:
+    got = session.query(
+        f"SELECT table, sum(rows) FROM system.parts WHERE database = '{db}' AND active "
+        "AND startsWith(table, 'otel_') GROUP BY table",
+        "CSV",
+    ).bytes()
+    return dict(
+        (t.strip('"'), int(n)) for t, n in (line.split(",") for line in got.decode().split())
+    )

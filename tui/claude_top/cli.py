@@ -338,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     team.add_argument("--source", required=True, metavar="URL", help="clickhouse://...")
     team.add_argument("--print", action="store_true", help="print the SQL, run nothing")
+    team.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="drop claude-top's own tables and views first and make them again from the "
+        "exporter's (after an upgrade that changed them; the exporter's are never touched)",
+    )
     _add_service(sub)
     return parser
 

@@ -1,9 +1,11 @@
 """`claude-top team-tables --source clickhouse://...`: make claude-top's typed tables beside
 the exporter's (`core.queries.clickhouse.tables`), once, with a user allowed to CREATE; or
-`--print` the SQL for whoever runs the database."""
+`--print` the SQL for whoever runs the database; `--rebuild` drops claude-top's own tables
+first (after an upgrade that changed them)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -13,7 +15,7 @@ from claude_top.core.queries.reader import SourceUnavailable
 
 def run_team_tables(args) -> int:
     from claude_top.core.queries.clickhouse import ClickHouseSource
-    from claude_top.core.queries.clickhouse.tables import statements
+    from claude_top.core.queries.clickhouse.tables import drop_statements, statements
 
     try:
         source = ClickHouseSource.open(args.source)
@@ -23,11 +25,18 @@ def run_team_tables(args) -> int:
         if source.problem:
             return fail("team-tables", f"{source.label}: {source.problem}")
         print(source.describe(), file=sys.stderr)
-        todo = statements(source.layout)
+        layout = source.layout
+        todo = []
+        if args.rebuild:
+            todo = drop_statements(layout)
+            layout = dataclasses.replace(
+                layout, events_table=None, spans_table=None, ours={}, rollups=set()
+            )
+        todo += statements(layout)
         if args.print:
             print(";\n\n".join(sql for _, sql in todo) + ";")
             return EXIT_OK
-        for t in (source.layout.events_table, source.layout.spans_table):
+        for t in (layout.events_table, layout.spans_table):
             if t is not None:
                 print(f"fill {t.name}: already there, not filled again", file=sys.stderr)
         for what, sql in todo:

@@ -39,14 +39,10 @@ class DetailQueries:
         )
         columns = ["session_id", "prompt_id", "tool_name", "tool_use_id", "duration_ms"]
         columns += ["success", "error", "input"]
-        return self._rows(
-            f"""
-SELECT {_key("time_ns", "session_id", "tool_use_id", "duration_ms", "input")} AS key,
-  time_ns, session_id, prompt_id, tool_name, duration_ms, success, error, input
-FROM ({self.x.events(columns, where, since)})
-ORDER BY duration_ms DESC NULLS LAST, time_ns DESC LIMIT {int(limit)}""",
-            p,
-        )
+        select = f"""{_key("time_ns", "session_id", "tool_use_id", "duration_ms", "input")} AS key,
+  time_ns, session_id, prompt_id, tool_name, duration_ms, success, error, input"""
+        order = "duration_ms DESC NULLS LAST, time_ns DESC"
+        return self._top(select, columns, where, order, since, p, limit)
 
     def model_requests(self, f, model: str, limit: int = DETAIL_ROWS) -> list[dict]:
         p: dict[str, Any] = {"model": model}
@@ -61,14 +57,30 @@ ORDER BY duration_ms DESC NULLS LAST, time_ns DESC LIMIT {int(limit)}""",
         select = f"""{_key("time_ns", "session_id", "request_id", "cost_usd")} AS key, time_ns,
   session_id, prompt_id, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
   cache_creation_tokens, duration_ms"""
+        return self._top(select, columns, where, "time_ns DESC", since, p, limit, "Timestamp DESC")
+
+    def _top(
+        self,
+        select: str,
+        columns: list[str],
+        where: str,
+        order: str,
+        since: bool,
+        p: dict[str, Any],
+        limit: int,
+        typed_order: str | None = None,
+    ) -> list[dict]:
+        """The first `limit` events in `order`, each record once. From the typed table when it
+        has the columns: its rows in that order with a record's copies (the collector's
+        retries) side by side, twice the rows asked for holding them unless most are copies;
+        else (or then) through `events`, which counts each record once first. `typed_order`: the
+        same order in the typed table's sort key (read in order there)."""
         typed = self.layout.events_table
         if typed is not None and all(typed.has(c) for c in [*columns, "kind", "agent", "_key"]):
-            # the newest rows first, a record's copies (the collector's retries) side by side:
-            # twice the rows asked for hold them unless most are copies
             rows = self._rows(
                 f"SELECT {select}, _key FROM `{self.layout.database}`.`{typed.name}` "
                 f"WHERE {self.x.typed_time(since)} AND {where} "
-                f"ORDER BY Timestamp DESC, _key LIMIT {2 * int(limit)}",
+                f"ORDER BY {typed_order or order}, _key LIMIT {2 * int(limit)}",
                 p,
             )
             seen: set[int] = set()
@@ -84,7 +96,7 @@ ORDER BY duration_ms DESC NULLS LAST, time_ns DESC LIMIT {int(limit)}""",
             f"""
 SELECT {select}
 FROM ({self.x.events(columns, where, since)})
-ORDER BY time_ns DESC LIMIT {int(limit)}""",
+ORDER BY {order} LIMIT {int(limit)}""",
             p,
         )
 

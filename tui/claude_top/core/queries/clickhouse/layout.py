@@ -209,6 +209,11 @@ def detect(
     ):
         if typed in found and key in found[typed] and "Timestamp" in found[typed]:
             setattr(layout, attr, Table(typed, found[typed], sort.get(typed, "")))
+    if layout.events_table is not None and not layout.events_table.has("input"):
+        layout.notes.append(
+            f"{EVENTS_TABLE} lacks input (made by an earlier claude-top): a tool's calls are "
+            "read from the Maps, slower (claude-top team-tables --rebuild makes it again)"
+        )
     for name, columns in found.items():
         if name.startswith("claude_top_"):
             layout.ours[name] = Table(name, columns, sort.get(name, ""))

@@ -212,7 +212,7 @@ def usable(layout: Layout) -> None:
         if missing:
             layout.notes.append(
                 f"{rollup.name} lacks {', '.join(missing)} (made by another claude-top "
-                "version; claude-top team-tables --print shows today's): not read"
+                "version; claude-top team-tables --rebuild makes today's): not read"
             )
         else:
             layout.rollups.add(rollup.name)

@@ -17,7 +17,7 @@ from claude_top.core.queries.clickhouse import rollups
 from claude_top.core.queries.clickhouse.exprs import Exprs
 from claude_top.core.queries.clickhouse.layout import EVENTS_TABLE, SPANS_TABLE, Layout
 
-_EVENTS_SKIP = ("attributes", "body", "scope_name", "service_name", "severity_number", "input")
+_EVENTS_SKIP = ("attributes", "body", "scope_name", "service_name", "severity_number")
 _SPANS_SKIP = ("attributes", "ev_times", "ev_names", "ev_attrs", "ln_traces", "ln_spans")
 _SPANS_SKIP += ("ln_attrs", "status_message", "scope_name", "service_name")
 
@@ -45,6 +45,14 @@ def statements(layout: Layout) -> list[tuple[str, str]]:
     for what, sql in out:  # the resources table is made with the first typed table
         once.setdefault(what, sql)
     return list(once.items())
+
+
+def drop_statements(layout: Layout) -> list[tuple[str, str]]:
+    """(what, SQL) to drop every table and view of claude-top's in the database (the exporter's
+    are never touched), views first, so that `statements` makes them afresh."""
+    db = f"`{layout.database}`"
+    names = sorted(layout.ours, key=lambda n: (not n.endswith("_mv"), n))
+    return [(f"drop {n}", f"DROP TABLE IF EXISTS {db}.`{n}`") for n in names]
 
 
 def _table(db: str, name: str, key: str, select: str, layout: Layout) -> list[tuple[str, str]]:
