@@ -24,6 +24,7 @@ from claude_top.core.queries.clickhouse.rollups import (
 )
 from claude_top.core.queries.clickhouse.tables import statements
 from claude_top.core.queries.filters import Filter
+from claude_top.core.queries.groups import group_sessions
 from clickhouse_http import ClickHouseHTTP
 
 N = 6000
@@ -117,6 +118,12 @@ def assert_same_panes(rolled: ClickHouseSource, plain: ClickHouseSource) -> None
             same(r.models(f), p.models(f))
             for key in ("team", "user.email", "workflow_id", "absent"):
                 same(r.models_by(f, key), p.models_by(f, key))
+                # grouped in ClickHouse as group_sessions groups the rows (resources by id
+                # through the rollups, as Maps through the typed tables)
+                grouped = group_sessions(rs, key)
+                assert sum(g["sessions"] for g in grouped) == sum(s["has_work"] for s in rs)
+                same(r.session_groups(f, key, NOW), grouped)
+                same(p.session_groups(f, key, NOW), grouped)
             tools = r.tools(f)
             same(tools, p.tools(f))
             for t in tools:

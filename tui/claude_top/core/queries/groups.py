@@ -9,6 +9,7 @@ group's value (`session_id` holds it, `label` says it, `sessions` counts them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import duckdb
@@ -24,7 +25,7 @@ from claude_top.core.queries.filters import (
 
 IDENTITY_KEYS = ("user.email", "user.account_uuid", "organization.id")
 NONE = "(none)"
-_SUMS = (
+SUMMED = (
     "prompts",
     "api_requests",
     "cost_usd",
@@ -38,6 +39,7 @@ _SUMS = (
     "api_errors",
     "retries",
 )
+"""A session row's columns a group's row sums."""
 
 
 def value_of(row: dict, key: str) -> str:
@@ -51,48 +53,84 @@ def value_of(row: dict, key: str) -> str:
 
 def group_sessions(rows: list[dict], key: str) -> list[dict]:
     """One row per value of `key`, its sessions' columns summed; latest activity first."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(value_of(r, key), []).append(r)
-    out = []
-    for value, members in groups.items():
-        g: dict[str, Any] = {k: sum(m.get(k) or 0 for m in members) for k in _SUMS}
-        firsts = [m["first_seen_ns"] for m in members if m.get("first_seen_ns") is not None]
-        lasts = [m["last_seen_ns"] for m in members if m.get("last_seen_ns") is not None]
-        last = max(lasts) if lasts else None
-        best = max(members, key=lambda m: m.get("last_seen_ns") or 0)
-        models = sorted({x for m in members for x in (m.get("models") or "").split(", ") if x})
-        den = g["input_tokens"] + g["cache_read_tokens"] + g["cache_creation_tokens"]
-        working = [m for m in members if m.get("has_work")]
-        g.update(
-            session_id=value,
-            label=f"{key}={value}",
-            group_key=key,
-            sessions=len(working),
-            first_seen_ns=min(firsts) if firsts else None,
-            last_seen_ns=last,
-            last_received_ns=last,
-            first_seen=as_datetime(min(firsts) if firsts else None),
-            last_seen=as_datetime(last),
-            models=", ".join(models),
-            status="active" if any(m.get("status") == "active" for m in members) else "idle",
-            cache_hit_ratio=g["cache_read_tokens"] / den if den > 0 else None,
-            metric_cost_usd=None,
-            has_work=bool(working),
-            partial=False,
-            terminal=None,
-            agent=best.get("agent"),
-            source=best.get("source"),
-            project=None,
-            first_prompt=None,
-            resource_attributes=None,
-            custom={"sessions": len(working)},
-            identity={},
-        )
-        out.append(g)
+    return group_parts(((value_of(r, key), _part(r)) for r in rows), key)
+
+
+def _part(row: dict) -> dict:
+    """A session row as the part of its group it is."""
+    part = {k: row.get(k) or 0 for k in SUMMED}
+    part.update(
+        first_seen_ns=row.get("first_seen_ns"),
+        last_seen_ns=row.get("last_seen_ns"),
+        models=(row.get("models") or "").split(", "),
+        working=1 if row.get("has_work") else 0,
+        active=row.get("status") == "active",
+        agent=row.get("agent"),
+        source=row.get("source"),
+    )
+    return part
+
+
+def group_parts(parts: Iterable[tuple[str, dict]], key: str) -> list[dict]:
+    """The grouped rows from parts of groups: (value, figures over some of its sessions: the
+    summed columns, `first_seen_ns`, `last_seen_ns`, `models` (names), `working` (sessions
+    that did something), `active`, and the `agent` and `source` of its latest session), as a
+    store that sums sessions in its own engine gives them; latest activity first."""
+    groups: dict[str, dict] = {}
+    for value, part in parts:
+        g = groups.get(value)
+        if g is None:
+            g = groups[value] = dict.fromkeys(SUMMED, 0)
+            g.update(first=None, last=None, best=part, best_ns=part["last_seen_ns"] or 0)
+            g.update(models=set(), working=0, active=False)
+        for k in SUMMED:
+            g[k] += part[k]
+        first, last = part["first_seen_ns"], part["last_seen_ns"]
+        if first is not None and (g["first"] is None or first < g["first"]):
+            g["first"] = first
+        if last is not None and (g["last"] is None or last > g["last"]):
+            g["last"] = last
+        if (last or 0) > g["best_ns"]:
+            g["best"], g["best_ns"] = part, last or 0
+        g["models"].update(m for m in part["models"] if m)
+        g["working"] += part["working"]
+        g["active"] = g["active"] or bool(part["active"])
+    out = [_group_row(value, key, g) for value, g in groups.items()]
     out.sort(key=lambda g: g["session_id"])
     out.sort(key=lambda g: -(g["last_seen_ns"] or 0))
     return out
+
+
+def _group_row(value: str, key: str, g: dict) -> dict[str, Any]:
+    row: dict[str, Any] = {k: g[k] for k in SUMMED}
+    first, last, working = g["first"], g["last"], g["working"]
+    den = row["input_tokens"] + row["cache_read_tokens"] + row["cache_creation_tokens"]
+    row.update(
+        session_id=value,
+        label=f"{key}={value}",
+        group_key=key,
+        sessions=working,
+        first_seen_ns=first,
+        last_seen_ns=last,
+        last_received_ns=last,
+        first_seen=as_datetime(first),
+        last_seen=as_datetime(last),
+        models=", ".join(sorted(g["models"])),
+        status="active" if g["active"] else "idle",
+        cache_hit_ratio=row["cache_read_tokens"] / den if den > 0 else None,
+        metric_cost_usd=None,
+        has_work=bool(working),
+        partial=False,
+        terminal=None,
+        agent=g["best"].get("agent"),
+        source=g["best"].get("source"),
+        project=None,
+        first_prompt=None,
+        resource_attributes=None,
+        custom={"sessions": working},
+        identity={},
+    )
+    return row
 
 
 # --- the local store -------------------------------------------------------------------------

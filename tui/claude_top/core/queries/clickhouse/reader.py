@@ -37,7 +37,7 @@ from claude_top.core.queries.clickhouse.runner import QueryRunner
 from claude_top.core.queries.clickhouse.session import SessionQueries
 from claude_top.core.queries.clickhouse.sessions import SessionListQueries
 from claude_top.core.queries.filters import Filter
-from claude_top.core.queries.groups import IDENTITY_KEYS, NONE, group_sessions
+from claude_top.core.queries.groups import IDENTITY_KEYS, NONE
 from claude_top.core.queries.sessions import custom_attributes
 
 
@@ -363,7 +363,7 @@ FROM ({x.events(["resource", *IDENTITY_KEYS], "TRUE", since)})""",
     def grouped(
         self, f: Filter, key: str, now_ns: int | None = None
     ) -> tuple[list[dict], list[dict]]:
-        return group_sessions(self.sessions(f, now_ns), key), self.models_by(f, key)
+        return self.session_groups(f, key, now_ns), self.models_by(f, key)
 
     def models_by(self, f: Filter, key: str) -> list[dict]:
         """The models pane grouped by `key` (an identity or resource attribute): one row per

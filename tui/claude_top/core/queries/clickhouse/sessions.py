@@ -14,11 +14,13 @@ from typing import Any
 
 from claude_top.core.names import (
     API_REQUEST,
+    CLAUDE_CODE,
     COST_METRIC,
     USER_PROMPT,
 )
 from claude_top.core.queries.clickhouse import rollups
 from claude_top.core.queries.clickhouse.exprs import (
+    OTHER_AGENT,
     TOKENS,
     json_map,
     lit,
@@ -28,7 +30,15 @@ from claude_top.core.queries.clickhouse.exprs import (
 )
 from claude_top.core.queries.clickhouse.rows import matches, session_row
 from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter
-from claude_top.core.queries.groups import IDENTITY_KEYS
+from claude_top.core.queries.groups import (
+    IDENTITY_KEYS,
+    NONE,
+    SUMMED,
+    group_parts,
+    group_sessions,
+    value_of,
+)
+from claude_top.core.queries.sessions import custom_attributes
 
 _WHOLE = ("first_seq", "all_prompts", "all_requests", "first_prompt", "terminal")
 _WHOLE_TIMES = ("first_seq_ns", "prompt_ns", "terminal_ns")
@@ -46,6 +56,8 @@ _EVENT_SUMS = (
     "tool_errors",
     "api_errors",
 )
+_GROUP_SUMS = tuple(c for c in SUMMED if c != "prompts")
+"""The summed columns a session row has as they are (its prompts are worked out)."""
 _NS_MAX = "9223372036854775807"
 _NS_MIN = "-9223372036854775808"
 
@@ -100,6 +112,11 @@ class SessionListQueries:
         """Per session in the window: its events', spans' and metric points' figures joined
         and combined (first and last time, counts and sums, the first agent and identity any
         part names), with what its whole life says as far as its events in the window say."""
+        sql, p = self._session_query(f)
+        return self._rows(f"{sql}\nSETTINGS join_use_nulls = 1", p)
+
+    def _session_query(self, f: Filter) -> tuple[str, dict[str, Any]]:
+        """The SQL of `_session_rows` (without its settings) and its parameters."""
         p: dict[str, Any] = {}
         since = window(f, p)
         where = f"session_id IS NOT NULL AND {session_cond(f, p)}"
@@ -154,9 +171,55 @@ class SessionListQueries:
             if a in has
         )
         cols[0] = "k.session_id AS session_id"
-        return self._rows(
-            f"SELECT {', '.join(cols)}\nFROM {joined}\nSETTINGS join_use_nulls = 1", p
+        return f"SELECT {', '.join(cols)}\nFROM {joined}", p
+
+    def _resource_columns(self) -> list[str]:
+        """The columns of a session row its resource's attributes are found by."""
+        if not self._by_id():
+            return ["resource"]
+        parts = ["e", *(["s"] if self.x.traces else []), *(["m"] if self.x.sums else [])]
+        return [f"{a}_resource_id" for a in parts]
+
+    def session_groups(self, f: Filter, key: str, now_ns: int | None = None) -> list[dict]:
+        """The sessions pane grouped by `key`, as `group_sessions` makes it of the sessions'
+        rows: summed in ClickHouse per what decides a session's group (its value of an
+        identity key, or its resource), those parts folded into groups here."""
+        if f.needle is not None:  # the text filter reads what only whole rows say
+            return group_sessions(self.sessions(f, now_ns), key)
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        active_since = now_ns - ACTIVE_WITHIN_S * 1_000_000_000
+        sql, p = self._session_query(f)
+        if key in IDENTITY_KEYS:
+            by, pick = [f"`{key}`"], []
+        elif self._by_id():
+            by, pick = self._resource_columns(), []
+        else:
+            by, pick = ["cityHash64(resource)"], ["any(resource) AS resource"]
+        prompts = "if(user_prompts > 0, user_prompts, interactions)"
+        sums = ", ".join(f"sum(`{c}`) AS `{c}`" for c in _GROUP_SUMS)
+        parts = self._rows(
+            f"""
+SELECT {", ".join([*by, *pick])}, sum({prompts}) AS prompts, {sums},
+  min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+  groupUniqArrayArray(splitByString(', ', models)) AS models,
+  countIf({prompts} > 0 OR api_requests > 0) AS working,
+  max(ifNull(last_seen_ns >= {int(active_since)}, 0)) AS active
+FROM ({sql})
+WHERE NOT ({OTHER_AGENT})
+GROUP BY {", ".join(by)}
+SETTINGS join_use_nulls = 1""",
+            p,
         )
+        if key in IDENTITY_KEYS:
+            values = [NONE if r[key] in (None, "") else str(r[key]) for r in parts]
+        else:
+            values = [
+                value_of({"custom": custom_attributes(resource, rkey)}, key)
+                for resource, rkey in self._resources(parts)
+            ]
+        for r in parts:
+            r.update(agent=CLAUDE_CODE, source="otel")
+        return group_parts(zip(values, parts, strict=True), key)
 
     def _resource_col(self, time_col: str) -> str:
         if self._by_id():
