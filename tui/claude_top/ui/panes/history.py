@@ -86,6 +86,8 @@ class CostHistoryChart(PlotextPlot):
             plt.stacked_bar(x, bars, color=colours, width=1 if per > 1 or len(x) > 40 else 0.8)
             top = max(sum(b[i] for b in bars) for i in range(len(x)))
             plt.ylim(0, top * 1.05)
+            y_values, y_labels = y_ticks(top * 1.05, max(FRAME_ROWS + 1, height) - FRAME_ROWS)
+            plt.yticks(y_values, y_labels)
             ticks = tick_positions(len(x), max(2, (width - Y_LABEL_COLS) // 10))
             plt.xticks(ticks, [short_label(labels[i - 1]) for i in ticks])
             every = f" ({per} {NOUN[h.period]}s a bar)" if per > 1 else ""
@@ -108,6 +110,21 @@ def bucket_labels(labels: list[str], per_bar: int) -> list[str]:
     for end in range(len(labels), 0, -per_bar):
         out.append(labels[max(0, end - per_bar)])
     return out[::-1]
+
+
+def y_ticks(top: float, rows: int) -> tuple[list[float], list[str]]:
+    """Round cost values from 0 to `top` a step apart (1, 2, 2.5 or 5 times a power of ten),
+    at most one every other row of the `rows` the plot has, so each lands on a row of its own
+    (plotext's own drop some, leaving an axis with uneven steps), and their labels."""
+    if top <= 0:
+        return [0.0], ["0"]
+    most = max(2, min(6, rows // 2 + 1))
+    raw = top / (most - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+    values = [k * step for k in range(int(top / step + 1e-9) + 1)]
+    decimals = next(d for d in range(12) if abs(round(step, d) - step) <= step * 1e-6)
+    return values, [f"{v:.{decimals}f}" for v in values]
 
 
 def tick_positions(n: int, most: int) -> list[int]:

@@ -127,7 +127,7 @@ class HistoryScreen(LiveScreen):
             days = max(1, (d.query.now_ns // NS_PER_S - h.starts[0]) / 86400)
             chart.border_subtitle = (
                 f"{fmt.cost(h.total)} · {fmt.plural(sum(h.requests), 'request')} · "
-                f"{fmt.cost(h.total / days)} a day · d w m: per day/week/month · t: range"
+                f"{fmt.cost(h.total / days)} a day · d/w/m: period · t: range"
             )
         self.query_one("#history-periods-pane").border_title = f"Per {noun}"
         self.query_one("#history-projects-pane").border_title = "Top projects"
