@@ -9,7 +9,7 @@ import plotext as plt
 import pytest
 
 from claude_top.ui.panes.charts import FRAME_ROWS
-from claude_top.ui.panes.history import y_ticks
+from claude_top.ui.panes.history import stacked_bars, y_ticks
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,20 @@ def test_every_label_is_drawn_on_its_own_row_evenly_spaced(top, height, labels):
 
 def test_an_empty_chart_has_one_tick():
     assert y_ticks(0.0, 6) == ([0.0], ["0"])
+
+
+def test_a_day_without_cost_has_no_bar_and_every_bar_stands_on_the_axis():
+    """Costs of the limits capture's two days (11-22: $0.0678 + $0.0371, 12-05: $0.0427) on a
+    ten-day chart whose first day, like most, had none."""
+    days = 10
+    sonnet4, sonnet5, opus = [0.0] * days, [0.0] * days, [0.0] * days
+    sonnet4[5], opus[5], sonnet5[9] = 0.0678, 0.0371, 0.0427
+    plt.clear_figure()
+    stacked_bars(plt, [sonnet4, sonnet5, opus], ["blue", "green", "orange"], 0.8)
+    plt.ylim(0, 0.1049 * 1.05)
+    plt.plotsize(60, 12)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", plt.build()).splitlines()
+    bottom = [line for line in lines if "┤" in line][-1]  # the row of 0
+    plot = bottom[bottom.index("┤") + 1 : -1]
+    runs = [m.start() + len(m.group()) / 2 for m in re.finditer("█+", plot)]
+    assert [int(c / (len(plot) / days)) for c in runs] == [5, 9]  # only the two days, from 0

@@ -83,7 +83,7 @@ class CostHistoryChart(PlotextPlot):
             labels = bucket_labels(h.labels, per)
             x = list(range(1, len(labels) + 1))
             colours = [_theme_rgb(self.app, c) for c in MODEL_COLOURS[: len(names)]]
-            plt.stacked_bar(x, bars, color=colours, width=1 if per > 1 or len(x) > 40 else 0.8)
+            stacked_bars(plt, bars, colours, width=1 if per > 1 or len(x) > 40 else 0.8)
             top = max(sum(b[i] for b in bars) for i in range(len(x)))
             plt.ylim(0, top * 1.05)
             y_values, y_labels = y_ticks(top * 1.05, max(FRAME_ROWS + 1, height) - FRAME_ROWS)
@@ -96,6 +96,24 @@ class CostHistoryChart(PlotextPlot):
         plt._set_size(width, max(FRAME_ROWS + 1, height))
         plt.theme(self._get_plotext_theme_name(self.app.theme))
         return Text.from_ansi(plt.build())
+
+
+def stacked_bars(plt, series: list[list[float]], colours: list, width: float) -> None:
+    """`series` stacked at x = 1..n, the first at the bottom: each layer's running total drawn
+    as a bar, the highest first, leaving out the layers that are 0 there (plotext's
+    `stacked_bar` draws a zero on the bottom row, showing a cost on a day that had none, and
+    covers the bottom of the bar below it)."""
+    n = len(series[0]) if series else 0
+    totals = [0.0] * n
+    layers = []
+    for values in series:
+        totals = [t + v for t, v in zip(totals, values, strict=True)]
+        layers.append((totals, values))
+    for (heights, values), colour in reversed(list(zip(layers, colours, strict=True))):
+        shown = [i for i in range(n) if values[i] > 0]
+        if shown:
+            plt.bar([i + 1 for i in shown], [heights[i] for i in shown], color=colour, width=width)
+    plt.xlim(0.5, n + 0.5)
 
 
 def short_label(label: str) -> str:
