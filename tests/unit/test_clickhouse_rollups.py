@@ -228,6 +228,8 @@ def test_the_team_server_over_http_gives_the_same_panes(made):
                 for f in windows()[:3]:
                     same(h.sessions(f, NOW), r.sessions(f, NOW))
                     same(h.models_by(f, "team"), r.models_by(f, "team"))
+                    for key in ("team", "user.email"):
+                        same(h.session_groups(f, key, NOW), r.session_groups(f, key, NOW))
                     same(h.tools(f), r.tools(f))
             assert len(team_http.verified.resources) == N // 500 + 1  # a person each, the spans'
             held = set(team_http.verified.resources)
