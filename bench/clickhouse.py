@@ -14,8 +14,9 @@ span tree; a model's requests and a tool's calls (Enter), the cost history and t
 (h); the grouped panes: over claude-top's typed tables and their per-hour rollups
 (`claude-top team-tables`, made here after the load, as a lead would), the first sessions query
 of a new source (which checks every hour of the window once); and for comparison over the
-typed tables without the rollups, and straight over the exporter's Maps (24h window). Needs the
-`test` extra (chdb).
+typed tables without the rollups, and straight over the exporter's Maps (24h window); and the
+main panes through clickhouse-connect over HTTP (the client a lead runs, in front of the same
+engine: the tests' HTTP front end, one query at a time). Needs the `test` extra (chdb).
 
     python bench/clickhouse.py [--events 10000000] [--path /tmp/claude-top-ch-10m] [--repeat 7]
 """
@@ -38,6 +39,7 @@ from claude_top.core.queries.clickhouse import ChdbRunner, ClickHouseSource  # n
 from claude_top.core.queries.clickhouse.tables import statements  # noqa: E402
 from claude_top.core.queries.filters import Filter  # noqa: E402
 from claude_top.ui.data import MainQuery, load_main  # noqa: E402
+from clickhouse_http import ClickHouseHTTP  # noqa: E402
 
 DB = "bench"
 
@@ -109,6 +111,21 @@ def main() -> None:
                 timed(lambda r=r, f=f: r.sessions(f, now), 1),
             )
     run(source, windows, now, sid, turn, args.repeat)
+    print("\nthrough clickhouse-connect over HTTP (the client a lead runs; the tests' front end):")
+    with ClickHouseHTTP(session=session) as ch:
+        http = ClickHouseSource.open(f"clickhouse://default@127.0.0.1:{ch.port}/{DB}")
+        try:
+            for wname, f in windows.items():
+                for name, fn in {
+                    "sessions": lambda r, f=f: r.sessions(f, now),
+                    "grouped(team)": lambda r, f=f: r.grouped(f, "team", now),
+                    "models": lambda r, f=f: r.models(f),
+                    "tools": lambda r, f=f: r.tools(f),
+                }.items():
+                    with http.reader() as r:
+                        _line(name, wname, timed(lambda r=r, fn=fn: fn(r), args.repeat))
+        finally:
+            http.close()
     typed = ClickHouseSource(runner, "typed")
     typed.layout.rollups = set()
     print("\nover the typed tables without the rollups:")

@@ -18,10 +18,11 @@ _SETTINGS = {"prefer_column_name_to_alias"}
 
 
 class ClickHouseHTTP:
-    """Listens on 127.0.0.1 (an ephemeral port); `users` maps a user to its password."""
+    """Listens on 127.0.0.1 (an ephemeral port); `users` maps a user to its password; in front
+    of `session` (a chdb session; the process's by default)."""
 
-    def __init__(self, users: dict[str, str] | None = None) -> None:
-        self.session = cr.session()
+    def __init__(self, users: dict[str, str] | None = None, session=None) -> None:
+        self.session = session if session is not None else cr.session()
         self.users = users or {"default": ""}
         self.lock = threading.Lock()
         self.queries: list[str] = []
