@@ -54,7 +54,8 @@ def test_a_day_without_cost_has_no_bar_and_every_bar_stands_on_the_axis():
     sonnet4, sonnet5, opus = [0.0] * days, [0.0] * days, [0.0] * days
     sonnet4[5], opus[5], sonnet5[9] = 0.0678, 0.0371, 0.0427
     plt.clear_figure()
-    stacked_bars(plt, [sonnet4, sonnet5, opus], ["blue", "green", "orange"], 0.8)
+    top = stacked_bars(plt, [sonnet4, sonnet5, opus], ["blue", "green", "orange"], 0.8)
+    assert top == pytest.approx(0.0678 + 0.0371)  # the tallest stack, 11-22
     plt.ylim(0, 0.1049 * 1.05)
     plt.plotsize(60, 12)
     lines = re.sub(r"\x1b\[[0-9;]*m", "", plt.build()).splitlines()

@@ -45,9 +45,12 @@ SUMMED = (
 def value_of(row: dict, key: str) -> str:
     """A session row's value for a group key (NONE when it has none)."""
     if key in IDENTITY_KEYS:
-        value = (row.get("identity") or {}).get(key)
-    else:
-        value = (row.get("custom") or {}).get(key)
+        return group_value((row.get("identity") or {}).get(key))
+    return group_value((row.get("custom") or {}).get(key))
+
+
+def group_value(value: Any) -> str:
+    """The group an attribute's value puts a session in (NONE when it has none)."""
     return NONE if value in (None, "") else str(value)
 
 

@@ -81,14 +81,13 @@ class CostHistoryChart(PlotextPlot):
             per = self.per_bar(width)
             bars = [bucket(s, per) for s in series]
             labels = bucket_labels(h.labels, per)
-            x = list(range(1, len(labels) + 1))
+            n = len(labels)
             colours = [_theme_rgb(self.app, c) for c in MODEL_COLOURS[: len(names)]]
-            stacked_bars(plt, bars, colours, width=1 if per > 1 or len(x) > 40 else 0.8)
-            top = max(sum(b[i] for b in bars) for i in range(len(x)))
+            top = stacked_bars(plt, bars, colours, width=1 if per > 1 or n > 40 else 0.8)
             plt.ylim(0, top * 1.05)
             y_values, y_labels = y_ticks(top * 1.05, max(FRAME_ROWS + 1, height) - FRAME_ROWS)
             plt.yticks(y_values, y_labels)
-            ticks = tick_positions(len(x), max(2, (width - Y_LABEL_COLS) // 10))
+            ticks = tick_positions(n, max(2, (width - Y_LABEL_COLS) // 10))
             plt.xticks(ticks, [short_label(labels[i - 1]) for i in ticks])
             every = f" ({per} {NOUN[h.period]}s a bar)" if per > 1 else ""
             plt.title(f"cost (USD) per {NOUN[h.period]}{every}")
@@ -98,11 +97,11 @@ class CostHistoryChart(PlotextPlot):
         return Text.from_ansi(plt.build())
 
 
-def stacked_bars(plt, series: list[list[float]], colours: list, width: float) -> None:
+def stacked_bars(plt, series: list[list[float]], colours: list, width: float) -> float:
     """`series` stacked at x = 1..n, the first at the bottom: each layer's running total drawn
     as a bar, the highest first, leaving out the layers that are 0 there (plotext's
     `stacked_bar` draws a zero on the bottom row, showing a cost on a day that had none, and
-    covers the bottom of the bar below it)."""
+    covers the bottom of the bar below it). Returns the tallest stack."""
     n = len(series[0]) if series else 0
     totals = [0.0] * n
     layers = []
@@ -114,6 +113,7 @@ def stacked_bars(plt, series: list[list[float]], colours: list, width: float) ->
         if shown:
             plt.bar([i + 1 for i in shown], [heights[i] for i in shown], color=colour, width=width)
     plt.xlim(0.5, n + 0.5)
+    return max(totals, default=0.0)
 
 
 def short_label(label: str) -> str:

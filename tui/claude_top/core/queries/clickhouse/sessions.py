@@ -32,11 +32,10 @@ from claude_top.core.queries.clickhouse.rows import matches, session_row
 from claude_top.core.queries.filters import ACTIVE_WITHIN_S, Filter
 from claude_top.core.queries.groups import (
     IDENTITY_KEYS,
-    NONE,
     SUMMED,
     group_parts,
     group_sessions,
-    value_of,
+    group_value,
 )
 from claude_top.core.queries.sessions import custom_attributes
 
@@ -120,11 +119,12 @@ class SessionListQueries:
         p: dict[str, Any] = {}
         since = window(f, p)
         where = f"session_id IS NOT NULL AND {session_cond(f, p)}"
-        parts = {"e": self._event_part(f, where, since)}
-        if self.x.traces:
-            parts["s"] = self._span_part(f, where, since)
-        if self.x.sums:
-            parts["m"] = self._metric_part(where, since)
+        make = {
+            "e": lambda: self._event_part(f, where, since),
+            "s": lambda: self._span_part(f, where, since),
+            "m": lambda: self._metric_part(where, since),
+        }
+        parts = {a: make[a]() for a in self._parts()}
         has = set(parts)
 
         def each(col: str) -> list[str]:
@@ -173,12 +173,10 @@ class SessionListQueries:
         cols[0] = "k.session_id AS session_id"
         return f"SELECT {', '.join(cols)}\nFROM {joined}", p
 
-    def _resource_columns(self) -> list[str]:
-        """The columns of a session row its resource's attributes are found by."""
-        if not self._by_id():
-            return ["resource"]
-        parts = ["e", *(["s"] if self.x.traces else []), *(["m"] if self.x.sums else [])]
-        return [f"{a}_resource_id" for a in parts]
+    def _parts(self) -> list[str]:
+        """The parts a session row joins: its events (e), spans (s) and metric points (m), as
+        far as the layout has them."""
+        return ["e", *(["s"] if self.x.traces else []), *(["m"] if self.x.sums else [])]
 
     def session_groups(self, f: Filter, key: str, now_ns: int | None = None) -> list[dict]:
         """The sessions pane grouped by `key`, as `group_sessions` makes it of the sessions'
@@ -192,7 +190,7 @@ class SessionListQueries:
         if key in IDENTITY_KEYS:
             by, pick = [f"`{key}`"], []
         elif self._by_id():
-            by, pick = self._resource_columns(), []
+            by, pick = [f"{a}_resource_id" for a in self._parts()], []
         else:
             by, pick = ["cityHash64(resource)"], ["any(resource) AS resource"]
         prompts = "if(user_prompts > 0, user_prompts, interactions)"
@@ -211,10 +209,10 @@ SETTINGS join_use_nulls = 1""",
             p,
         )
         if key in IDENTITY_KEYS:
-            values = [NONE if r[key] in (None, "") else str(r[key]) for r in parts]
+            values = [group_value(r[key]) for r in parts]
         else:
             values = [
-                value_of({"custom": custom_attributes(resource, rkey)}, key)
+                group_value(custom_attributes(resource, rkey).get(key))
                 for resource, rkey in self._resources(parts)
             ]
         for r in parts:
